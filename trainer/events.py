@@ -1,0 +1,129 @@
+"""What a training run emits, as plain pydantic models (no torch).
+
+The trainer builds these; reporters serialise them (JSON lines for the CLI, HTTP for the worker).
+Non-finite floats are written as the strings "NaN", "Infinity" and "-Infinity", so the JSON stays
+valid and the values survive the round trip (pydantic reads those strings back as floats).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# One JSON encoding for non-finite numbers across the project.
+JSON_CONFIG = ConfigDict(ser_json_inf_nan="strings", frozen=True)
+
+
+class _Event(BaseModel):
+    model_config = JSON_CONFIG
+
+
+class ParamHistogram(_Event):
+    """Distribution of one parameter tensor at one epoch: explicit bins plus summary numbers."""
+
+    param: str
+    epoch: int
+    edges: list[float]  # len(counts) + 1 bin edges, ascending
+    counts: list[int]
+    numel: int
+    mean: float
+    std: float
+    min: float
+    max: float
+    l1: float  # sum |w|
+    l2: float  # sqrt(sum w^2)
+    near_zero: float  # fraction of |w| below the spec's near_zero threshold
+
+
+class LRChange(_Event):
+    epoch: int
+    old_lr: float
+    new_lr: float
+    reason: str
+
+
+class RunStarted(_Event):
+    event: Literal["run_started"] = "run_started"
+    spec_hash: str
+    task: str
+    device: str
+    device_name: str
+    epochs: int
+    n_train: int
+    n_val: int
+    n_classes: int | None
+    class_names: list[str] | None
+    input_shape: list[int]
+    n_parameters: int
+
+
+class EpochEnd(_Event):
+    event: Literal["epoch"] = "epoch"
+    epoch: int  # 1-based
+    epochs: int
+    # e.g. train_loss, val_loss, train_accuracy, val_accuracy, gap, lr, epoch_seconds, ...
+    metrics: dict[str, float]
+    histograms: list[ParamHistogram] = Field(default_factory=list)
+    lr_changes: list[LRChange] = Field(default_factory=list)
+    eta_seconds: float
+
+
+class ClassReport(_Event):
+    label: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+class ROCCurve(_Event):
+    label: str
+    fpr: list[float]
+    tpr: list[float]
+    auc: float
+
+
+class WeightMatrix(_Event):
+    """A linear layer's weights, average-pooled to at most 64x64, for a heat-map (seed 003)."""
+
+    param: str
+    shape: list[int]  # the layer's real (out_features, in_features)
+    values: list[list[float]]
+
+
+class Evaluation(_Event):
+    event: Literal["evaluation"] = "evaluation"
+    epoch: int  # whose weights were evaluated
+    best_epoch: int
+    best_val_loss: float
+    labels: list[str] | None = None
+    confusion_matrix: list[list[int]] | None = None  # rows: true class, columns: predicted
+    per_class: list[ClassReport] | None = None
+    accuracy: float | None = None
+    macro_f1: float | None = None
+    roc: list[ROCCurve] | None = None
+    macro_auc: float | None = None
+    rmse: float | None = None
+    mae: float | None = None
+    r2: float | None = None
+    weight_matrices: list[WeightMatrix] = Field(default_factory=list)
+
+
+class RunEnded(_Event):
+    event: Literal["run_ended"] = "run_ended"
+    # completed: ran every epoch; early_stopped: the stopping rule fired; cancelled: asked to stop.
+    status: Literal["completed", "early_stopped", "cancelled"]
+    epochs_run: int
+    best_epoch: int
+    reason: str
+    seconds: float
+
+
+Event = Annotated[RunStarted | EpochEnd | Evaluation | RunEnded, Field(discriminator="event")]
+
+
+class EventEnvelope(BaseModel):
+    """Parses any one event, e.g. a line of the CLI's JSON-lines output."""
+
+    event: Event

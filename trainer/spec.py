@@ -1,0 +1,294 @@
+"""The training-job spec: what a user submits, validated once, shared by api, worker and trainer.
+
+This module must stay free of torch (and of anything heavy): the API imports it to validate
+specs without a deep-learning stack installed. Every error pydantic raises names the field
+(`loc`), so a 422 from the API can point at e.g. ``optimizer.lr``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+Task = Literal["classification", "regression"]
+DatasetName = Literal["digits", "mnist", "fashion_mnist", "cifar10", "synthetic", "diabetes"]
+Activation = Literal["relu", "tanh", "sigmoid", "gelu", "leaky_relu"]
+Metric = Literal[
+    "val_loss", "train_loss", "val_accuracy", "train_accuracy", "val_rmse", "val_mae", "gap"
+]
+
+CLASSIFICATION_DATASETS: frozenset[str] = frozenset({"digits", "mnist", "fashion_mnist", "cifar10"})
+REGRESSION_DATASETS: frozenset[str] = frozenset({"diabetes"})
+# Datasets with an official held-out test split that can serve as the validation set.
+OFFICIAL_TEST_SPLIT: frozenset[str] = frozenset({"mnist", "fashion_mnist", "cifar10"})
+TORCHVISION_DATASETS = OFFICIAL_TEST_SPLIT
+# Per-example shape of the image data sets (digits are 8x8 grey images).
+IMAGE_SHAPES: dict[str, list[int]] = {
+    "digits": [1, 8, 8],
+    "mnist": [1, 28, 28],
+    "fashion_mnist": [1, 28, 28],
+    "cifar10": [3, 32, 32],
+}
+ACCURACY_METRICS = frozenset({"val_accuracy", "train_accuracy"})
+REGRESSION_METRICS = frozenset({"val_rmse", "val_mae"})
+# Metrics where larger is better; the rest are minimised.
+MAXIMISED_METRICS = ACCURACY_METRICS
+
+Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class _Strict(BaseModel):
+    # Unknown keys are errors: a typo such as "dropuot" must not silently train without dropout.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SyntheticSpec(_Strict):
+    """Seeded random data (scikit-learn's make_classification / make_regression)."""
+
+    n_samples: PositiveInt = 2000
+    # Per-sample shape: [features] for an MLP, [channels, height, width] for a CNN.
+    shape: list[PositiveInt] = Field(default_factory=lambda: [64], min_length=1, max_length=3)
+    n_classes: Annotated[int, Field(ge=2, le=1000)] = 10
+    n_informative: PositiveInt | None = None
+    class_sep: Annotated[float, Field(gt=0)] = 1.0
+    # Fraction of labels flipped at random: caps the reachable accuracy, like real label noise.
+    label_noise: Probability = 0.0
+    # Regression only: std of the gaussian noise added to the target.
+    noise: Annotated[float, Field(ge=0)] = 0.0
+
+
+class DataSpec(_Strict):
+    name: DatasetName = "digits"
+    # Where torchvision data sets live; None means the trainer's configured data directory.
+    data_dir: str | None = None
+    download: bool = False
+    # Fraction of the (shuffled) data held out for validation ...
+    val_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
+    # ... or, for mnist / fashion_mnist / cifar10, their official test split instead.
+    use_official_test: bool = False
+    # Train on only this many examples: a small subset provokes overfitting on purpose.
+    train_subset: PositiveInt | None = None
+    # standard: zero mean, unit variance from the training split; unit: [0, 1];
+    # symmetric: [-1, 1] as Normalize((0.5,), (0.5,)) in seed 000; none: raw values.
+    normalize: Literal["standard", "unit", "symmetric", "none"] = "standard"
+    synthetic: SyntheticSpec | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> DataSpec:
+        if self.use_official_test and self.name not in OFFICIAL_TEST_SPLIT:
+            raise ValueError(
+                f"use_official_test: dataset {self.name!r} has no official test split "
+                f"(only {sorted(OFFICIAL_TEST_SPLIT)})"
+            )
+        if self.synthetic is not None and self.name != "synthetic":
+            raise ValueError("synthetic: only allowed when name is 'synthetic'")
+        return self
+
+
+class InitSpec(_Strict):
+    # normal: N(0, std) weights and zero biases, as in seed 003.
+    scheme: Literal["default", "normal", "xavier_uniform", "kaiming_normal"] = "default"
+    std: Annotated[float, Field(gt=0)] = 0.01
+
+
+class MLPSpec(_Strict):
+    kind: Literal["mlp"] = "mlp"
+    hidden: list[PositiveInt] = Field(default_factory=lambda: [128], max_length=16)
+    activation: Activation = "relu"
+    # Dropout after each hidden layer, and on the input as in seed 001.
+    dropout: Probability = 0.0
+    input_dropout: Probability = 0.0
+    init: InitSpec = Field(default_factory=InitSpec)
+
+
+class CNNSpec(_Strict):
+    kind: Literal["cnn"] = "cnn"
+    # Each conv block: 3x3 conv (same padding), activation, 2x2 max-pool.
+    channels: list[PositiveInt] = Field(
+        default_factory=lambda: [16, 32], min_length=1, max_length=6
+    )
+    hidden: list[PositiveInt] = Field(default_factory=lambda: [64], max_length=8)
+    activation: Activation = "relu"
+    dropout: Probability = 0.0
+    init: InitSpec = Field(default_factory=InitSpec)
+
+
+def _model_kind(value: object) -> str | None:
+    # "kind" may be left out: a model spec without one is an MLP.
+    if isinstance(value, dict):
+        return value.get("kind", "mlp")
+    return getattr(value, "kind", None)
+
+
+ModelSpec = Annotated[
+    Annotated[MLPSpec, Tag("mlp")] | Annotated[CNNSpec, Tag("cnn")],
+    Discriminator(_model_kind),
+]
+
+
+class OptimizerSpec(_Strict):
+    name: Literal["sgd", "adam", "adamw"] = "adam"
+    lr: Annotated[float, Field(gt=0.0, le=10.0)] = 1e-3
+    # The optimizer's own decay (seed 004: SGD(weight_decay=5e-4)); distinct from
+    # regularization.l2, which is a penalty term added to the loss (seed 001).
+    weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    nesterov: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> OptimizerSpec:
+        if self.name != "sgd" and (self.momentum or self.nesterov):
+            raise ValueError(f"momentum: only sgd takes momentum/nesterov, not {self.name}")
+        if self.nesterov and not self.momentum:
+            raise ValueError("nesterov: needs momentum > 0")
+        return self
+
+
+class RegularizationSpec(_Strict):
+    # lambda * sum|w| and lambda * sum w^2 added to the training loss (seed 001 uses 1e-4 / 1e-2).
+    l1: Annotated[float, Field(ge=0.0)] = 0.0
+    l2: Annotated[float, Field(ge=0.0)] = 0.0
+    # Seed 001 penalises every parameter, biases included; "weights" skips biases.
+    apply_to: Literal["all", "weights"] = "all"
+
+
+class NoSchedule(_Strict):
+    kind: Literal["none"] = "none"
+
+
+class ReduceOnPlateauSpec(_Strict):
+    """torch.optim.lr_scheduler.ReduceLROnPlateau, defaults from seed 001."""
+
+    kind: Literal["reduce_on_plateau"] = "reduce_on_plateau"
+    monitor: Metric = "val_loss"
+    factor: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
+    patience: Annotated[int, Field(ge=0)] = 0
+    threshold: Annotated[float, Field(ge=0.0)] = 1e-3
+    threshold_mode: Literal["abs", "rel"] = "abs"
+    min_lr: Annotated[float, Field(ge=0.0)] = 1e-5
+    cooldown: Annotated[int, Field(ge=0)] = 0
+
+
+class StepSpec(_Strict):
+    kind: Literal["step"] = "step"
+    step_size: PositiveInt = 10
+    gamma: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
+
+
+class CosineSpec(_Strict):
+    kind: Literal["cosine"] = "cosine"
+    # Period in epochs; None means the run's epoch count.
+    t_max: PositiveInt | None = None
+    eta_min: Annotated[float, Field(ge=0.0)] = 0.0
+
+
+LRScheduleSpec = Annotated[
+    NoSchedule | ReduceOnPlateauSpec | StepSpec | CosineSpec, Field(discriminator="kind")
+]
+
+
+class EarlyStoppingSpec(_Strict):
+    monitor: Metric = "val_loss"
+    patience: Annotated[int, Field(ge=0)] = 5
+    min_delta: Annotated[float, Field(ge=0.0)] = 0.0
+    # Evaluate (confusion matrix, ROC, ...) the best epoch's weights rather than the last.
+    restore_best: bool = True
+
+
+class HistogramSpec(_Strict):
+    enabled: bool = True
+    bins: Annotated[int, Field(ge=2, le=1024)] = 64
+    include: list[Literal["weight", "bias"]] = Field(
+        default_factory=lambda: ["weight", "bias"],  # type: ignore[arg-type]
+        min_length=1,
+    )
+    every: PositiveInt = 1
+    # |w| below this counts as "near zero": the sparsity L1 is expected to produce.
+    near_zero: Annotated[float, Field(gt=0.0)] = 1e-3
+
+
+class JobSpec(_Strict):
+    """A complete, validated description of one training run. ``JobSpec()`` trains a digits MLP."""
+
+    task: Task = "classification"
+    dataset: DataSpec = Field(default_factory=DataSpec)
+    model: ModelSpec = Field(default_factory=MLPSpec)
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    # None picks the task's usual loss: cross_entropy, or mse for regression.
+    loss: Literal["cross_entropy", "mse", "l1"] | None = None
+    regularization: RegularizationSpec = Field(default_factory=RegularizationSpec)
+    lr_schedule: LRScheduleSpec = Field(default_factory=NoSchedule)
+    early_stopping: EarlyStoppingSpec | None = None
+    epochs: Annotated[int, Field(gt=0, le=10_000)] = 20
+    batch_size: Annotated[int, Field(gt=0, le=1_000_000)] = 64
+    seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    histograms: HistogramSpec = Field(default_factory=HistogramSpec)
+    # How train loss/accuracy are measured: "eval_pass" re-scores the training set in eval mode
+    # after each epoch, so dropout does not inflate train loss and the gap is honest;
+    # "running" is the mean over the epoch's batches (what the seeds print). Both are reported;
+    # this picks which one is called train_loss.
+    train_metrics: Literal["eval_pass", "running"] = "eval_pass"
+
+    @model_validator(mode="after")
+    def _check(self) -> JobSpec:
+        classification = self.task == "classification"
+        name = self.dataset.name
+        if not classification and name in CLASSIFICATION_DATASETS:
+            raise ValueError(f"task: regression needs a regression dataset, not {name!r}")
+        if classification and name in REGRESSION_DATASETS:
+            raise ValueError(f"task: {name!r} is a regression dataset")
+        loss = self.resolved_loss
+        if classification and loss != "cross_entropy":
+            raise ValueError(f"loss: classification uses cross_entropy, not {loss}")
+        if not classification and loss == "cross_entropy":
+            raise ValueError("loss: regression uses mse or l1, not cross_entropy")
+        monitors: list[tuple[str, str]] = []
+        if self.early_stopping:
+            monitors.append(("early_stopping.monitor", self.early_stopping.monitor))
+        if isinstance(self.lr_schedule, ReduceOnPlateauSpec):
+            monitors.append(("lr_schedule.monitor", self.lr_schedule.monitor))
+        for where, metric in monitors:
+            if not classification and metric in ACCURACY_METRICS:
+                raise ValueError(f"{where}: regression has no {metric}")
+            if classification and metric in REGRESSION_METRICS:
+                raise ValueError(f"{where}: classification has no {metric}")
+        if isinstance(self.model, CNNSpec):
+            shape = self.input_shape()
+            if shape is None or len(shape) != 3:
+                raise ValueError(
+                    "model: a cnn needs image data ([channels, height, width]); "
+                    f"dataset {name!r} gives {shape}"
+                )
+            smallest = min(shape[1:]) >> len(self.model.channels)
+            if smallest < 1:
+                raise ValueError(
+                    f"model.channels: {len(self.model.channels)} pooling blocks shrink a "
+                    f"{shape[1]}x{shape[2]} image to nothing"
+                )
+        return self
+
+    def input_shape(self) -> list[int] | None:
+        """Shape of one example, known without loading data (None for tabular real data)."""
+        if self.dataset.name == "synthetic":
+            synthetic = self.dataset.synthetic or SyntheticSpec()
+            return list(synthetic.shape)
+        return IMAGE_SHAPES.get(self.dataset.name)
+
+    @property
+    def resolved_loss(self) -> str:
+        if self.loss is not None:
+            return self.loss
+        return "cross_entropy" if self.task == "classification" else "mse"
+
+    def canonical_json(self) -> str:
+        """Every field spelled out, keys sorted: equal specs give equal text."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    def spec_hash(self) -> str:
+        """Stable identity of the experiment, so repeats of the same spec can be found."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()

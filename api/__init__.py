@@ -1,0 +1,1 @@
+"""fitlens tracking API: FastAPI + SQLModel. Never imports torch."""

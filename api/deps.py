@@ -1,0 +1,49 @@
+"""FastAPI dependencies: the store, the enqueuer, settings, and ETag handling."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated
+
+from fastapi import Depends, Path, Request, Response
+
+from api.core.config import Settings
+from api.queue import Enqueuer
+from api.store import TrackingStore
+
+
+def get_store(request: Request) -> TrackingStore:
+    return request.app.state.store
+
+
+def get_enqueuer(request: Request) -> Enqueuer:
+    return request.app.state.enqueuer
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+# Ids and steps are 64-bit in the database; anything larger is a 422, never an overflow.
+MAX_ID = 2**62
+RunId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+StoreDep = Annotated[TrackingStore, Depends(get_store)]
+EnqueuerDep = Annotated[Enqueuer, Depends(get_enqueuer)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def etag(request: Request, revisions: str) -> str:
+    """Weak ETag from the data's revision(s) and the exact request (path + query)."""
+    digest = hashlib.blake2b(
+        f"{request.url.path}?{request.url.query}|{revisions}".encode(), digest_size=12
+    ).hexdigest()
+    return f'W/"{digest}"'
+
+
+def not_modified(request: Request, tag: str) -> Response | None:
+    """A 304 when the client already holds this version, else None."""
+    sent = request.headers.get("if-none-match")
+    if sent and (sent.strip() == "*" or tag in [t.strip() for t in sent.split(",")]):
+        return Response(status_code=304, headers={"ETag": tag})
+    return None

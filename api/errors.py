@@ -1,0 +1,109 @@
+"""Every error is JSON with a message that names the problem; nothing answers a bare 500."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.store import Conflict, Invalid, NotFound
+
+log = logging.getLogger("fitlens.api")
+
+
+def _finite(obj: Any) -> Any:
+    """Replace NaN / +-Infinity by the strings "NaN" / "Infinity" / "-Infinity"."""
+    if isinstance(obj, float):
+        if math.isnan(obj):
+            return "NaN"
+        if math.isinf(obj):
+            return "Infinity" if obj > 0 else "-Infinity"
+        return obj
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+class SafeJSONResponse(JSONResponse):
+    """Strict JSON always: non-finite floats become strings instead of a serialisation error."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        except ValueError:
+            text = json.dumps(
+                _finite(content), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+            )
+        return text.encode("utf-8")
+
+
+def error(status: int, message: str, errors: list[dict[str, str]] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"detail": message}
+    if errors is not None:
+        body["errors"] = errors
+    return SafeJSONResponse(status_code=status, content=body)
+
+
+def _field(loc: tuple[Any, ...] | list[Any]) -> str:
+    # ("body", "spec", "optimizer", "lr") -> "spec.optimizer.lr"; keep query/path names.
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:] or parts
+    return ".".join(parts) or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for err in exc.errors():
+            field = _field(err.get("loc", ()))
+            msg = str(err.get("msg", "invalid"))
+            # Model-level checks already start with the field they are about ("loss: ...").
+            errors.append({"field": field, "message": msg})
+        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+        return error(422, f"invalid request: {summary}", errors)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return error(404, str(exc))
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return error(409, str(exc))
+
+    @app.exception_handler(Invalid)
+    async def _bad_param(_: Request, exc: Invalid) -> JSONResponse:
+        return error(422, str(exc), [{"field": exc.field, "message": exc.message}])
+
+    # Safety net for values the database cannot hold (a NUL byte in PostgreSQL text, an integer
+    # past 64 bits): the input is at fault, so 422, and nothing was written.
+    @app.exception_handler(DataError)
+    async def _unstorable(_: Request, exc: DataError) -> JSONResponse:
+        reason = str(exc.orig).splitlines()[0] if exc.orig else "value cannot be stored"
+        return error(422, f"invalid request: {reason}")
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(_: Request, exc: OverflowError) -> JSONResponse:
+        return error(422, f"invalid request: a number is out of range ({exc})")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        response = error(exc.status_code, str(exc.detail))
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return error(500, f"internal error: {type(exc).__name__}")

@@ -1,0 +1,146 @@
+"""Database tables (SQLModel). The schema itself is created by the Alembic migrations.
+
+Non-finite metric values: NaN is stored as NULL (SQLite cannot store NaN at all; NULL also keeps
+it out of MIN/MAX), +-Infinity are stored as they are (both databases support them).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import BigInteger, Column, Float, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Project(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, unique=True, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Run(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    name: str = Field(max_length=200, index=True)
+    status: str = Field(max_length=20, index=True)  # queued/running/succeeded/failed/cancelled
+    spec_json: str = Field(sa_column=Column(Text, nullable=False))
+    spec_hash: str = Field(max_length=64, index=True)
+    notes: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    # Spec fields copied into columns so runs can be filtered on them with plain SQL.
+    task: str = Field(max_length=20)
+    dataset: str = Field(max_length=40, index=True)
+    model_kind: str = Field(max_length=20)
+    optimizer: str = Field(max_length=20)
+    lr: float
+    weight_decay: float
+    dropout: float  # the larger of the hidden and input dropout rates
+    l1: float
+    l2: float
+    lr_schedule: str = Field(max_length=40)
+    early_stopping: bool
+    epochs: int
+    batch_size: int
+    seed: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # Lifecycle.
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+    worker_host: str | None = Field(default=None, max_length=200)
+    device: str | None = Field(default=None, max_length=200)
+    progress_epoch: int = 0
+    progress_total: int = 0
+    failure_reason: str | None = Field(default=None, sa_column=Column(Text))
+    attempt: int = 0
+    # Bumped on every change to the run or its data: the basis of ETags for cheap polling.
+    revision: int = 0
+
+
+class RunTag(SQLModel, table=True):
+    run_id: int = Field(foreign_key="run.id", primary_key=True, ondelete="CASCADE")
+    tag: str = Field(max_length=100, primary_key=True, index=True)
+
+
+class MetricPoint(SQLModel, table=True):
+    __tablename__ = "metric_point"
+    run_id: int = Field(foreign_key="run.id", primary_key=True, ondelete="CASCADE")
+    key: str = Field(max_length=100, primary_key=True)
+    step: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    value: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    wall_time: float
+
+
+class MetricSeries(SQLModel, table=True):
+    """One row per (run, key): totals that make summaries and decisions O(1)."""
+
+    __tablename__ = "metric_series"
+    run_id: int = Field(foreign_key="run.id", primary_key=True, ondelete="CASCADE")
+    key: str = Field(max_length=100, primary_key=True)
+    count: int
+    first_step: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_step: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_value: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    min_value: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    min_step: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    max_value: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    max_step: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class MetricRollup(SQLModel, table=True):
+    """Pre-aggregated min/max per bucket of 16^level steps, kept up to date on ingest.
+
+    A curve read over a million points reads a few thousand of these rows instead.
+    """
+
+    __tablename__ = "metric_rollup"
+    run_id: int = Field(foreign_key="run.id", primary_key=True, ondelete="CASCADE")
+    key: str = Field(max_length=100, primary_key=True)
+    level: int = Field(primary_key=True)
+    bucket: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    count: int
+    min_value: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    min_step: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    max_value: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    max_step: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    first_step: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class Histogram(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("run_id", "param", "step"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id", index=True, ondelete="CASCADE")
+    param: str = Field(max_length=200)
+    step: int
+    edges_json: str = Field(sa_column=Column(Text, nullable=False))
+    counts_json: str = Field(sa_column=Column(Text, nullable=False))
+    numel: int = Field(sa_column=Column(BigInteger, nullable=False))
+    mean: float | None = None
+    std: float | None = None
+    min: float | None = None
+    max: float | None = None
+    l1: float | None = None
+    l2: float | None = None
+    near_zero: float | None = None
+
+
+class Evaluation(SQLModel, table=True):
+    run_id: int = Field(foreign_key="run.id", primary_key=True, ondelete="CASCADE")
+    payload_json: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class RunEvent(SQLModel, table=True):
+    """Things that happen to a run at a step: LR changes, status transitions."""
+
+    __tablename__ = "run_event"
+    __table_args__ = (Index("ix_run_event_run_kind", "run_id", "kind"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id", ondelete="CASCADE")
+    kind: str = Field(max_length=40)
+    step: int | None = None
+    payload_json: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)

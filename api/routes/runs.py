@@ -1,0 +1,108 @@
+"""Jobs in, runs listed, read, edited and cancelled."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from api.deps import EnqueuerDep, RunId, SettingsDep, StoreDep, etag, not_modified
+from api.schemas import JobCreate, RunLinks, RunOut, RunPage, RunPatch, RunStatus
+from api.store import RunFilter
+
+router = APIRouter(tags=["runs"])
+
+
+def with_links(run: RunOut, prefix: str) -> RunOut:
+    base = f"{prefix}/runs/{run.id}"
+    return run.model_copy(
+        update={
+            "links": RunLinks(
+                self=base,
+                curves=f"{base}/curves",
+                histograms=f"{base}/histograms",
+                evaluation=f"{base}/evaluation",
+                events=f"{base}/events",
+                metrics_csv=f"{base}/metrics.csv",
+            )
+        }
+    )
+
+
+@router.post("/jobs", status_code=201, response_model=RunOut)
+def submit_job(
+    job: JobCreate,
+    store: StoreDep,
+    enqueuer: EnqueuerDep,
+    settings: SettingsDep,
+    response: Response,
+) -> RunOut:
+    """Validate and store a job spec as a new queued run, then hand it to the queue."""
+    run = store.create_run(job.spec, job.project, job.name, job.tags, job.notes)
+    enqueuer.enqueue(run.id, job.spec)
+    response.headers["Location"] = f"{settings.api_prefix}/runs/{run.id}"
+    return with_links(run, settings.api_prefix)
+
+
+@router.get("/runs", response_model=RunPage)
+def list_runs(
+    store: StoreDep,
+    settings: SettingsDep,
+    project: str | None = None,
+    status: Annotated[list[RunStatus] | None, Query()] = None,
+    tag: Annotated[
+        list[str] | None, Query(description="repeat for several; all must match")
+    ] = None,
+    name: Annotated[str | None, Query(description="case-insensitive substring")] = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    spec_hash: str | None = None,
+    where: Annotated[
+        str | None,
+        Query(
+            description="spec filters, comma-separated: dataset=digits,dropout>0,l2>=1e-4",
+            max_length=1000,
+        ),
+    ] = None,
+    sort: Annotated[str, Query(description="created_at, name or id; '-' for descending")] = (
+        "-created_at"
+    ),
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> RunPage:
+    filters = RunFilter(
+        project=project,
+        status=status or (),
+        tags=tag or (),
+        name=name,
+        created_after=created_after,
+        created_before=created_before,
+        spec_hash=spec_hash,
+        where=where,
+    )
+    runs, next_cursor = store.list_runs(filters, sort, cursor, limit)
+    return RunPage(
+        items=[with_links(r, settings.api_prefix) for r in runs], next_cursor=next_cursor
+    )
+
+
+@router.get("/runs/{run_id}", response_model=RunOut, responses={304: {}, 404: {}})
+def get_run(
+    run_id: RunId, request: Request, response: Response, store: StoreDep, settings: SettingsDep
+) -> RunOut | Response:
+    tag = etag(request, str(store.run_revision(run_id)))
+    if (cached := not_modified(request, tag)) is not None:
+        return cached
+    response.headers["ETag"] = tag
+    return with_links(store.get_run(run_id), settings.api_prefix)
+
+
+@router.patch("/runs/{run_id}", response_model=RunOut)
+def edit_run(run_id: RunId, patch: RunPatch, store: StoreDep, settings: SettingsDep) -> RunOut:
+    return with_links(store.update_run(run_id, patch), settings.api_prefix)
+
+
+@router.post("/runs/{run_id}/cancel", response_model=RunOut)
+def cancel_run(run_id: RunId, store: StoreDep, settings: SettingsDep) -> RunOut:
+    return with_links(store.cancel_run(run_id), settings.api_prefix)

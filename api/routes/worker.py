@@ -1,0 +1,96 @@
+"""What workers post: status, metrics, histograms, evaluation and events. All idempotent."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from api.deps import RunId, SettingsDep, StoreDep
+from api.errors import error
+from api.schemas import (
+    METRIC_BATCH,
+    EventBatch,
+    HistogramBatch,
+    IngestResult,
+    StatusOut,
+    StatusUpdate,
+)
+from trainer.events import Evaluation as EvaluationBody
+
+router = APIRouter(tags=["worker"])
+
+
+@router.post("/runs/{run_id}/status", response_model=StatusOut)
+def post_status(run_id: RunId, update: StatusUpdate, store: StoreDep) -> StatusOut:
+    """running (worker host, device), heartbeat (progress), succeeded, or failed (reason).
+
+    A cancelled run answers 409 to every status but tells the worker ``cancel_requested``
+    through GET /runs/{id} as well; a heartbeat is how a worker learns it between epochs.
+    """
+    run = store.set_status(run_id, update)
+    return StatusOut(
+        id=run.id,
+        status=run.status,
+        cancel_requested=run.status == "cancelled",
+        revision=run.revision,
+    )
+
+
+@router.post(
+    "/runs/{run_id}/metrics",
+    response_model=IngestResult,
+    responses={409: {}, 413: {}, 404: {}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/MetricBatch"}}
+            },
+        }
+    },
+)
+async def post_metrics(
+    run_id: RunId, request: Request, store: StoreDep, settings: SettingsDep
+) -> IngestResult | JSONResponse:
+    """A batch of (key, step, value, wall_time) points (body: MetricBatch). Re-posting a
+    (key, step) keeps one. NaN and +-Infinity are accepted as JSON tokens or strings."""
+    try:
+        batch = METRIC_BATCH.validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from None
+    points = batch["points"]
+    if len(points) > settings.max_metric_batch:
+        return error(
+            413, f"points: {len(points)} points in one request; at most {settings.max_metric_batch}"
+        )
+    # The database work is blocking: keep it off the event loop.
+    accepted, duplicates, revision = await run_in_threadpool(store.add_metrics, run_id, points)
+    return IngestResult(accepted=accepted, duplicates=duplicates, revision=revision)
+
+
+@router.post("/runs/{run_id}/histograms", response_model=IngestResult)
+def post_histograms(run_id: RunId, batch: HistogramBatch, store: StoreDep) -> IngestResult:
+    accepted, duplicates = store.add_histograms(run_id, batch.histograms)
+    return IngestResult(
+        accepted=accepted, duplicates=duplicates, revision=store.run_revision(run_id)
+    )
+
+
+@router.post("/runs/{run_id}/evaluation", status_code=204)
+def post_evaluation(run_id: RunId, evaluation: EvaluationBody, store: StoreDep) -> None:
+    """Confusion matrix, per-class metrics, ROC curves, weight heat-maps, best epoch."""
+    store.set_evaluation(run_id, evaluation)
+
+
+@router.post("/runs/{run_id}/events", response_model=IngestResult)
+def post_events(run_id: RunId, batch: EventBatch, store: StoreDep) -> IngestResult:
+    """Run events such as learning-rate changes; one per (kind, step)."""
+    added = store.add_events(run_id, batch.events)
+    return IngestResult(
+        accepted=added, duplicates=len(batch.events) - added, revision=store.run_revision(run_id)
+    )

@@ -12,15 +12,17 @@ from api.queue import Enqueuer
 from api.store import TrackingStore
 
 
-def get_store(request: Request) -> TrackingStore:
+# Dependencies are async on purpose: FastAPI runs sync ones in the threadpool, a thread hop
+# per dependency per request (measurable on a 304 poll).
+async def get_store(request: Request) -> TrackingStore:
     return request.app.state.store
 
 
-def get_enqueuer(request: Request) -> Enqueuer:
+async def get_enqueuer(request: Request) -> Enqueuer:
     return request.app.state.enqueuer
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 

@@ -565,20 +565,19 @@ class TrackingStore:
             )
         else:
             bw = _ROLLUP_BASE**level
-            parts = session.execute(
-                select(
-                    MetricRollup.first_step,
-                    MetricRollup.min_step,
-                    MetricRollup.min_value,
-                    MetricRollup.max_step,
-                    MetricRollup.max_value,
-                ).where(
-                    MetricRollup.run_id == run_id,
-                    MetricRollup.key == s.key,
-                    MetricRollup.level == level,
-                    col(MetricRollup.bucket).between(lo // bw, hi // bw),
+            # Thousands of rows on a hot read path: fetched through the driver directly, which
+            # is several times cheaper per row than SQLAlchemy's result processing.
+            mark = "?" if self._dialect == "sqlite" else "%s"
+            parts = (
+                session.connection()
+                .exec_driver_sql(
+                    "SELECT first_step, min_step, min_value, max_step, max_value "
+                    f"FROM metric_rollup WHERE run_id = {mark} AND key = {mark} AND level = {mark} "
+                    f"AND bucket BETWEEN {mark} AND {mark}",
+                    (run_id, s.key, level, lo // bw, hi // bw),
                 )
-            ).all()
+                .all()
+            )
         steps, values = _merge_buckets(parts, lo, hi, width, n_buckets)
         return Series(key=s.key, steps=steps, values=values, total_points=s.count, downsampled=True)
 

@@ -40,3 +40,24 @@ def test_train_speed_prints_both_timings_ratio_and_accuracies() -> None:
     expected = float(seed.group(1)) / float(ours.group(1))
     assert abs(float(ratio.group(1)) - expected) <= 0.05 * expected
     assert 50 < float(ours.group(2)) <= 100
+
+
+def run_module(*args: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_ingest_bench_starts_the_real_server_and_prints_a_rate() -> None:
+    out = run_module("bench.ingest", "--points", "20000", "--batch", "5000")
+    assert "ingested 20,000 points in 4 requests" in out
+    rate = re.search(r"ingest rate: ([\d,]+) points/s", out)
+    assert rate and int(rate.group(1).replace(",", "")) > 0
+
+
+def test_read_bench_prints_curve_and_poll_timings() -> None:
+    out = run_module("bench.read", "--points", "20000", "--repeat", "5")
+    assert re.search(r"curves, 20,000 -> \d+ points: p50 [\d.]+ ms", out), out
+    assert re.search(r"304 poll \(If-None-Match\): server p50 [\d.]+ ms", out), out

@@ -2,6 +2,9 @@
 
 Shapes are ready for any plotting library: each series is ``steps`` (x) and ``values`` (y).
 Non-finite values are the strings "NaN", "Infinity", "-Infinity" (strict JSON has no NaN).
+
+Polled routes are async: the ETag check is one primary-key lookup, done on the event loop to
+spare a thread hop per poll; the real read runs in the threadpool.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from api.deps import MAX_ID, RunId, SettingsDep, StoreDep, etag, not_modified
@@ -51,7 +55,7 @@ def _ids(raw: str, field: str = "runs") -> list[int]:
 
 
 @router.get("/runs/{run_id}/curves", response_model=Curves, responses={304: {}, 404: {}})
-def curves(
+async def curves(
     run_id: RunId,
     request: Request,
     response: Response,
@@ -68,7 +72,9 @@ def curves(
     if (cached := not_modified(request, tag)) is not None:
         return cached
     response.headers["ETag"] = tag
-    series = store.get_curves(run_id, _csv_list(keys, "keys") or None, max_points, start, end)
+    series = await run_in_threadpool(
+        store.get_curves, run_id, _csv_list(keys, "keys") or None, max_points, start, end
+    )
     return Curves(run_id=run_id, revision=revision, series=series)
 
 
@@ -77,7 +83,7 @@ def curves(
     response_model=HistogramSeries | HistogramIndex,
     responses={304: {}, 404: {}},
 )
-def histograms(
+async def histograms(
     run_id: RunId,
     request: Request,
     response: Response,
@@ -94,14 +100,14 @@ def histograms(
         return cached
     response.headers["ETag"] = tag
     if param is None:
-        return store.histogram_index(run_id)
+        return await run_in_threadpool(store.histogram_index, run_id)
     try:
         wanted = [int(s) for s in _csv_list(steps, "steps", limit=10_000)]
     except ValueError:
         raise Invalid("steps", "comma-separated integers") from None
     if any(not 0 <= s <= MAX_ID for s in wanted):
         raise Invalid("steps", f"steps are between 0 and {MAX_ID}")
-    return store.get_histograms(run_id, param, wanted or None, shared_bins)
+    return await run_in_threadpool(store.get_histograms, run_id, param, wanted or None, shared_bins)
 
 
 @router.get("/histograms/overlay", response_model=HistogramOverlay)
@@ -163,7 +169,7 @@ def metrics_csv(run_id: RunId, store: StoreDep) -> StreamingResponse:
 
 
 @router.get("/compare", response_model=Comparison, responses={304: {}, 404: {}})
-def compare(
+async def compare(
     request: Request,
     response: Response,
     store: StoreDep,
@@ -181,7 +187,7 @@ def compare(
         return cached
     response.headers["ETag"] = tag
     key_list = _csv_list(keys, "keys")
-    compared = store.compare(ids, key_list, max_points)
+    compared = await run_in_threadpool(store.compare, ids, key_list, max_points)
     for item in compared:
         item.run = with_links(item.run, settings.api_prefix)
     return Comparison(keys=key_list, runs=compared)

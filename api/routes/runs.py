@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
 from api.deps import EnqueuerDep, RunId, SettingsDep, StoreDep, etag, not_modified
 from api.schemas import JobCreate, RunLinks, RunOut, RunPage, RunPatch, RunStatus
@@ -88,14 +89,14 @@ def list_runs(
 
 
 @router.get("/runs/{run_id}", response_model=RunOut, responses={304: {}, 404: {}})
-def get_run(
+async def get_run(
     run_id: RunId, request: Request, response: Response, store: StoreDep, settings: SettingsDep
 ) -> RunOut | Response:
     tag = etag(request, str(store.run_revision(run_id)))
     if (cached := not_modified(request, tag)) is not None:
         return cached
     response.headers["ETag"] = tag
-    return with_links(store.get_run(run_id), settings.api_prefix)
+    return with_links(await run_in_threadpool(store.get_run, run_id), settings.api_prefix)
 
 
 @router.patch("/runs/{run_id}", response_model=RunOut)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from fastapi.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.core.config import Settings, get_settings
@@ -14,20 +20,38 @@ from api.queue import Enqueuer, make_enqueuer
 from api.routes import health, reads, runs, worker
 from api.schemas import MetricBatch
 from api.store import TrackingStore
+from trainer.spec import JobSpec
+
+log = logging.getLogger("fitlens.api")
 
 
 def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = None) -> FastAPI:
     settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        reaper = None
+        if settings.reaper_interval > 0:
+            reaper = asyncio.create_task(
+                reap_forever(app.state.store, app.state.enqueuer, settings)
+            )
+        yield
+        if reaper is not None:
+            reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reaper
+
     app = FastAPI(
         title="fitlens",
         version="0.1.0",
         description="Experiment tracking that makes overfitting, and what fixes it, visible.",
         default_response_class=SafeJSONResponse,
+        lifespan=lifespan,
     )
     engine = make_engine(settings.database_url)
     app.state.settings = settings
     app.state.store = TrackingStore(engine, settings.default_project)
-    app.state.enqueuer = enqueuer or make_enqueuer(settings.queue)
+    app.state.enqueuer = enqueuer or make_enqueuer(settings)
 
     app.add_middleware(TimingAndBodyLimit, max_body_bytes=settings.max_body_bytes)
     install_error_handlers(app)
@@ -38,6 +62,22 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     app.include_router(health.router)
     _document_raw_bodies(app)
     return app
+
+
+async def reap_forever(store: TrackingStore, enqueuer: Enqueuer, settings: Settings) -> None:
+    """Every reaper_interval seconds: runs whose worker went silent are requeued (and sent to
+    the queue again) or failed; see TrackingStore.reap_stale. Safe with several API replicas:
+    each run is re-checked under its lock."""
+    while True:
+        await asyncio.sleep(settings.reaper_interval)
+        try:
+            requeued = await run_in_threadpool(
+                store.reap_stale, settings.heartbeat_timeout, settings.max_attempts
+            )
+            for run_id, spec_json in requeued:
+                enqueuer.enqueue(run_id, JobSpec.model_validate_json(spec_json))
+        except Exception:  # keep reaping; a database blip must not end the loop
+            log.exception("reaper pass failed")
 
 
 class TimingAndBodyLimit:

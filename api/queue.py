@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from api.core.config import Settings
 from trainer.spec import JobSpec
 
 
@@ -32,9 +33,30 @@ class RecordingQueue:
         self.items.append((run_id, spec))
 
 
-def make_enqueuer(kind: str) -> Enqueuer:
-    if kind == "none":
+class CeleryQueue:
+    """Sends the run id to the workers' broker, by task name: the API never imports the task
+    code (or torch). Routed to the "gpu" or "cpu" queue by the spec's device."""
+
+    def __init__(self, broker_url: str, broker_dir: str, auto_queue: str = "cpu") -> None:
+        from celery import Celery
+
+        from worker.contract import broker_transport_options
+
+        self.app = Celery("fitlens-api", broker=broker_url)
+        self.app.conf.broker_transport_options = broker_transport_options(broker_url, broker_dir)
+        self.auto_queue = auto_queue
+
+    def enqueue(self, run_id: int, spec: JobSpec) -> None:
+        from worker.contract import TASK_NAME, queue_for
+
+        self.app.send_task(TASK_NAME, args=[run_id], queue=queue_for(spec.device, self.auto_queue))
+
+
+def make_enqueuer(settings: Settings) -> Enqueuer:
+    if settings.queue == "none":
         return NoQueue()
-    if kind == "memory":
+    if settings.queue == "memory":
         return RecordingQueue()
-    raise ValueError(f"FITLENS_QUEUE: unknown queue {kind!r} (none, memory)")
+    if settings.queue == "celery":
+        return CeleryQueue(settings.broker_url, settings.broker_dir, settings.auto_queue)
+    raise ValueError(f"FITLENS_QUEUE: unknown queue {settings.queue!r} (none, memory, celery)")

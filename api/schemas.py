@@ -110,6 +110,8 @@ class StatusUpdate(_In):
     epoch: int | None = Field(default=None, ge=0, le=1_000_000)
     epochs: int | None = Field(default=None, ge=0, le=1_000_000)
     reason: Text | None = Field(default=None, max_length=10_000)
+    # The attempt a worker got from its "running" post; later posts name it (stale ones: 409).
+    attempt: int | None = Field(default=None, ge=1, le=1_000_000)
 
     @model_validator(mode="after")
     def _reason_for_failure(self) -> StatusUpdate:
@@ -121,8 +123,7 @@ class StatusUpdate(_In):
 class StatusOut(BaseModel):
     id: int
     status: RunStatus
-    # True once a user cancelled: the worker stops at the next epoch boundary.
-    cancel_requested: bool
+    attempt: int
     revision: int
 
 

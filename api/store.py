@@ -20,7 +20,7 @@ import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -305,6 +305,8 @@ class TrackingStore:
             return self._run_out(session, run)
 
     def set_status(self, run_id: int, update: StatusUpdate) -> RunOut:
+        """Worker-reported transitions. ``running`` starts a new attempt (from ``queued`` only);
+        later posts name that attempt, so a redelivered or zombie worker cannot write into it."""
         now = utcnow()
         with Session(self.engine) as session:
             run = self._run(session, run_id, lock=True)
@@ -312,40 +314,127 @@ class TrackingStore:
                 if run.status == update.status:  # a retried final post: already done
                     return self._run_out(session, run)
                 raise Conflict(f"run {run_id} is {run.status}; it cannot become {update.status}")
-            if update.status in ("heartbeat", "succeeded") and run.status != "running":
-                raise Conflict(f"run {run_id} is {run.status}, not running")
             if update.status == "running":
-                if run.status == "queued":
-                    run.attempt += 1
-                    run.started_at = now
-                run.worker_host = update.worker_host or run.worker_host
-                run.device = update.device or run.device
-            if update.epoch is not None:
-                run.progress_epoch = update.epoch
-            if update.epochs is not None:
-                run.progress_total = update.epochs
-            run.heartbeat_at = now
-            if update.status in ("running", "succeeded", "failed") and run.status != update.status:
+                if run.status == "running":
+                    if update.attempt == run.attempt:  # a retried start
+                        return self._run_out(session, run)
+                    raise Conflict(f"run {run_id} is already running (attempt {run.attempt})")
+                run.attempt += 1
+                run.started_at = now
+                run.worker_host = update.worker_host
+                run.device = update.device
+                run.status = "running"
                 self._event(
                     session,
                     run_id,
                     "status",
                     None,
-                    {"status": update.status, "reason": update.reason},
+                    {
+                        "status": "running",
+                        "attempt": run.attempt,
+                        "worker_host": update.worker_host,
+                        "device": update.device,
+                    },
                 )
-            if update.status in ("succeeded", "failed"):
-                run.status = update.status
-                run.finished_at = now
-                run.failure_reason = update.reason if update.status == "failed" else None
-            elif update.status == "running":
-                run.status = "running"
+            else:
+                if update.status in ("heartbeat", "succeeded") and run.status != "running":
+                    raise Conflict(f"run {run_id} is {run.status}, not running")
+                self._check_attempt(run, update.attempt)
+                if update.status in ("succeeded", "failed"):
+                    run.status = update.status
+                    run.finished_at = now
+                    run.failure_reason = update.reason if update.status == "failed" else None
+                    self._event(
+                        session,
+                        run_id,
+                        "status",
+                        None,
+                        {"status": update.status, "reason": update.reason, "attempt": run.attempt},
+                    )
+            if update.epoch is not None:
+                run.progress_epoch = update.epoch
+            if update.epochs is not None:
+                run.progress_total = update.epochs
+            run.heartbeat_at = now
             run.revision += 1
             session.commit()
             return self._run_out(session, run)
 
+    def reap_stale(self, timeout_s: float, max_attempts: int) -> list[tuple[int, str]]:
+        """Runs whose worker went silent (no heartbeat for ``timeout_s``) do not stay running:
+        with attempts left they go back to ``queued`` with their data cleared, to be run again
+        from the start; otherwise they fail with the reason. Returns (run id, spec JSON) of the
+        requeued runs, for the caller to enqueue again."""
+        cutoff = utcnow() - timedelta(seconds=timeout_s)
+        requeued = []
+        with Session(self.engine) as session:
+            stale = (
+                session.execute(
+                    select(Run.id).where(Run.status == "running", col(Run.heartbeat_at) < cutoff)
+                )
+                .scalars()
+                .all()
+            )
+        for run_id in stale:
+            with Session(self.engine) as session:
+                run = self._run(session, run_id, lock=True)
+                if (
+                    run.status != "running"
+                    or run.heartbeat_at is None
+                    or run.heartbeat_at >= cutoff
+                ):
+                    continue  # it moved on while we looked
+                silent = f"no heartbeat from {run.worker_host or 'its worker'} for {timeout_s:g}s"
+                if run.attempt < max_attempts:
+                    self._clear_data(session, run_id)
+                    run.status = "queued"
+                    run.started_at = run.heartbeat_at = None
+                    run.worker_host = run.device = None
+                    run.progress_epoch = 0
+                    reason = f"worker lost ({silent}) in attempt {run.attempt}; requeued"
+                    self._event(
+                        session,
+                        run_id,
+                        "status",
+                        None,
+                        {"status": "queued", "reason": reason, "attempt": run.attempt},
+                    )
+                    requeued.append((run_id, run.spec_json))
+                else:
+                    run.status = "failed"
+                    run.finished_at = utcnow()
+                    run.failure_reason = (
+                        f"worker lost ({silent}) in attempt {run.attempt} of "
+                        f"{max_attempts}; not retried"
+                    )
+                    self._event(
+                        session,
+                        run_id,
+                        "status",
+                        None,
+                        {"status": "failed", "reason": run.failure_reason, "attempt": run.attempt},
+                    )
+                run.revision += 1
+                session.commit()
+        return requeued
+
+    def _clear_data(self, session: Session, run_id: int) -> None:
+        for model in (MetricPoint, MetricSeries, MetricRollup, Histogram, Evaluation):
+            session.execute(delete(model).where(model.run_id == run_id))
+        session.execute(
+            delete(RunEvent).where(RunEvent.run_id == run_id, RunEvent.kind != "status")
+        )
+
+    @staticmethod
+    def _check_attempt(run: Run, attempt: int | None) -> None:
+        if attempt is not None and attempt != run.attempt:
+            raise Conflict(f"run {run.id} is on attempt {run.attempt}; attempt {attempt} is stale")
+
     # ---- metrics ----
 
-    def add_metrics(self, run_id: int, points: Sequence[MetricPointDict]) -> tuple[int, int, int]:
+    def add_metrics(
+        self, run_id: int, points: Sequence[MetricPointDict], attempt: int | None = None
+    ) -> tuple[int, int, int]:
         """Store new points; (run, key, step) already stored are kept as they were.
 
         Returns (accepted, duplicates, revision).
@@ -360,7 +449,7 @@ class TrackingStore:
         with Session(self.engine) as session:
             # The run's row lock serialises ingestion per run, so "which points are new" below
             # stays true until commit (SQLite: the write lock, taken by BEGIN IMMEDIATE).
-            self._writable_run(session, run_id, lock=True)
+            self._writable_run(session, run_id, lock=True, attempt=attempt)
             conn = session.connection()
             new = self._new_points(conn, run_id, unique)
             if new:
@@ -596,7 +685,9 @@ class TrackingStore:
 
     # ---- histograms ----
 
-    def add_histograms(self, run_id: int, histograms: Sequence[HistogramIn]) -> tuple[int, int]:
+    def add_histograms(
+        self, run_id: int, histograms: Sequence[HistogramIn], attempt: int | None = None
+    ) -> tuple[int, int]:
         rows: dict[tuple[str, int], dict[str, Any]] = {}
         for h in histograms:
             rows.setdefault(
@@ -615,7 +706,7 @@ class TrackingStore:
                 },
             )
         with Session(self.engine) as session:
-            self._writable_run(session, run_id)
+            self._writable_run(session, run_id, attempt=attempt)
             inserted = 0
             if rows:
                 stmt = (
@@ -702,10 +793,12 @@ class TrackingStore:
 
     # ---- evaluation and events ----
 
-    def set_evaluation(self, run_id: int, evaluation: EvaluationBody) -> None:
+    def set_evaluation(
+        self, run_id: int, evaluation: EvaluationBody, attempt: int | None = None
+    ) -> None:
         payload = evaluation.model_dump_json()
         with Session(self.engine) as session:
-            self._writable_run(session, run_id)
+            self._writable_run(session, run_id, attempt=attempt)
             existing = session.get(Evaluation, run_id)
             if existing is None:
                 session.add(Evaluation(run_id=run_id, payload_json=payload))
@@ -722,9 +815,9 @@ class TrackingStore:
                 raise NotFound(f"run {run_id} has no evaluation yet")
             return EvaluationBody.model_validate_json(row.payload_json)
 
-    def add_events(self, run_id: int, events: Sequence[EventIn]) -> int:
+    def add_events(self, run_id: int, events: Sequence[EventIn], attempt: int | None = None) -> int:
         with Session(self.engine) as session:
-            self._writable_run(session, run_id)
+            self._writable_run(session, run_id, attempt=attempt)
             existing = {
                 (k, s)
                 for k, s in session.execute(
@@ -815,10 +908,13 @@ class TrackingStore:
             raise NotFound(f"run {run_id} not found")
         return run
 
-    def _writable_run(self, session: Session, run_id: int, lock: bool = False) -> Run:
+    def _writable_run(
+        self, session: Session, run_id: int, lock: bool = False, attempt: int | None = None
+    ) -> Run:
         run = self._run(session, run_id, lock=lock)
         if run.status in FINISHED:
             raise Conflict(f"run {run_id} is {run.status}; it takes no more data")
+        self._check_attempt(run, attempt)
         return run
 
     def _bump(self, session: Session, run_id: int) -> int:

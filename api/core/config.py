@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,8 +23,22 @@ class Settings(BaseSettings):
     # Largest request body accepted, in bytes (413 beyond), checked before parsing.
     max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
     default_project: str = "default"
-    # Which enqueuer POST /jobs uses: "none" stores the run as queued and nothing more.
+    # Which enqueuer POST /jobs uses: "celery" sends runs to the workers' broker; "none" stores
+    # them as queued and nothing more.
     queue: str = "none"
+    # Broker for the "celery" queue: Redis in deployments (e.g. redis://host:6379/0); the
+    # default is a folder on disk, so one machine needs no server (see broker_dir).
+    broker_url: str = Field(
+        default="filesystem://", validation_alias=AliasChoices("FITLENS_BROKER_URL", "REDIS_URL")
+    )
+    broker_dir: str = ".fitlens/broker"
+    # Where runs with device "auto" go: "cpu" or "gpu".
+    auto_queue: str = "cpu"
+    # A running run whose worker has not sent a heartbeat for this long is requeued (while it
+    # has attempts left) or failed; the check runs every reaper_interval seconds (0: never).
+    heartbeat_timeout: float = Field(default=120.0, gt=0)
+    reaper_interval: float = Field(default=10.0, ge=0)
+    max_attempts: int = Field(default=2, ge=1)
 
 
 @lru_cache(maxsize=1)

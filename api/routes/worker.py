@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -22,21 +24,17 @@ from trainer.events import Evaluation as EvaluationBody
 
 router = APIRouter(tags=["worker"])
 
+# Workers send the attempt their "running" post got; data from any other attempt is refused.
+AttemptQuery = Annotated[int | None, Query(ge=1, le=1_000_000, description="the worker's attempt")]
+
 
 @router.post("/runs/{run_id}/status", response_model=StatusOut)
 def post_status(run_id: RunId, update: StatusUpdate, store: StoreDep) -> StatusOut:
-    """running (worker host, device), heartbeat (progress), succeeded, or failed (reason).
-
-    A cancelled run answers 409 to every status but tells the worker ``cancel_requested``
-    through GET /runs/{id} as well; a heartbeat is how a worker learns it between epochs.
-    """
+    """running (worker host, device) starts an attempt and answers its number; heartbeat
+    (progress), succeeded, or failed (reason) name that attempt. A cancelled run answers 409:
+    that is how a worker, heartbeating, learns to stop."""
     run = store.set_status(run_id, update)
-    return StatusOut(
-        id=run.id,
-        status=run.status,
-        cancel_requested=run.status == "cancelled",
-        revision=run.revision,
-    )
+    return StatusOut(id=run.id, status=run.status, attempt=run.attempt, revision=run.revision)
 
 
 @router.post(
@@ -53,7 +51,11 @@ def post_status(run_id: RunId, update: StatusUpdate, store: StoreDep) -> StatusO
     },
 )
 async def post_metrics(
-    run_id: RunId, request: Request, store: StoreDep, settings: SettingsDep
+    run_id: RunId,
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    attempt: AttemptQuery = None,
 ) -> IngestResult | JSONResponse:
     """A batch of (key, step, value, wall_time) points (body: MetricBatch). Re-posting a
     (key, step) keeps one. NaN and +-Infinity are accepted as JSON tokens or strings."""
@@ -69,28 +71,36 @@ async def post_metrics(
             413, f"points: {len(points)} points in one request; at most {settings.max_metric_batch}"
         )
     # The database work is blocking: keep it off the event loop.
-    accepted, duplicates, revision = await run_in_threadpool(store.add_metrics, run_id, points)
+    accepted, duplicates, revision = await run_in_threadpool(
+        store.add_metrics, run_id, points, attempt
+    )
     return IngestResult(accepted=accepted, duplicates=duplicates, revision=revision)
 
 
 @router.post("/runs/{run_id}/histograms", response_model=IngestResult)
-def post_histograms(run_id: RunId, batch: HistogramBatch, store: StoreDep) -> IngestResult:
-    accepted, duplicates = store.add_histograms(run_id, batch.histograms)
+def post_histograms(
+    run_id: RunId, batch: HistogramBatch, store: StoreDep, attempt: AttemptQuery = None
+) -> IngestResult:
+    accepted, duplicates = store.add_histograms(run_id, batch.histograms, attempt)
     return IngestResult(
         accepted=accepted, duplicates=duplicates, revision=store.run_revision(run_id)
     )
 
 
 @router.post("/runs/{run_id}/evaluation", status_code=204)
-def post_evaluation(run_id: RunId, evaluation: EvaluationBody, store: StoreDep) -> None:
+def post_evaluation(
+    run_id: RunId, evaluation: EvaluationBody, store: StoreDep, attempt: AttemptQuery = None
+) -> None:
     """Confusion matrix, per-class metrics, ROC curves, weight heat-maps, best epoch."""
-    store.set_evaluation(run_id, evaluation)
+    store.set_evaluation(run_id, evaluation, attempt)
 
 
 @router.post("/runs/{run_id}/events", response_model=IngestResult)
-def post_events(run_id: RunId, batch: EventBatch, store: StoreDep) -> IngestResult:
+def post_events(
+    run_id: RunId, batch: EventBatch, store: StoreDep, attempt: AttemptQuery = None
+) -> IngestResult:
     """Run events such as learning-rate changes; one per (kind, step)."""
-    added = store.add_events(run_id, batch.events)
+    added = store.add_events(run_id, batch.events, attempt)
     return IngestResult(
         accepted=added, duplicates=len(batch.events) - added, revision=store.run_revision(run_id)
     )

@@ -26,7 +26,7 @@ def test_status_transitions_and_progress(client: TestClient) -> None:
     assert response.json() == {
         "id": rid,
         "status": "running",
-        "cancel_requested": False,
+        "attempt": 1,
         "revision": response.json()["revision"],
     }
     client.post(f"{API}/runs/{rid}/status", json={"status": "heartbeat", "epoch": 3, "epochs": 5})

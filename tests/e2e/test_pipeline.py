@@ -1,0 +1,111 @@
+"""The whole pipeline with real parts: HTTP in, Redis queue, Celery worker, trainer, metrics
+back over HTTP, curves out. Plus the two ways a job ends early: a dead worker and a cancel."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from tests.e2e.conftest import Worker, wait_for
+
+METRIC_KEYS = {"train_loss", "val_loss", "train_accuracy", "val_accuracy", "gap", "lr"}
+
+
+def run_state(api: httpx.Client, run_id: int) -> dict[str, Any]:
+    return api.get(f"/runs/{run_id}").json()  # type: ignore[no-any-return]
+
+
+def finished(api: httpx.Client, run_id: int) -> dict[str, Any] | None:
+    run = run_state(api, run_id)
+    return run if run["status"] in ("succeeded", "failed", "cancelled") else None
+
+
+def statuses(api: httpx.Client, run_id: int) -> list[str]:
+    events = api.get(f"/runs/{run_id}/events", params={"kind": "status"}).json()
+    return [e["payload"]["status"] for e in events]
+
+
+def test_a_job_runs_end_to_end(api: httpx.Client, start_worker: Callable[[str], Worker]) -> None:
+    start_worker("w-happy")
+    epochs = 4
+    run = api.post(
+        "/jobs", json={"spec": {"model": {"hidden": [32, 16]}, "epochs": epochs}, "name": "e2e"}
+    ).json()
+    assert run["status"] == "queued"
+    done = wait_for(lambda: finished(api, run["id"]), 120, "the run to finish")
+    assert done["status"] == "succeeded", done["failure_reason"]
+    assert done["attempt"] == 1 and done["worker_host"] and done["device"].startswith("cpu")
+    assert done["progress"] == {"epoch": epochs, "epochs": epochs}
+    assert statuses(api, run["id"]) == ["queued", "running", "succeeded"]
+
+    series = api.get(f"/runs/{run['id']}/curves").json()["series"]
+    by_key = {s["key"]: s for s in series}
+    assert by_key.keys() >= METRIC_KEYS
+    for s in series:  # one point per epoch per key
+        assert s["steps"] == list(range(1, epochs + 1)), s["key"]
+
+    index = api.get(f"/runs/{run['id']}/histograms").json()["params"]
+    numel = {
+        "fc1.weight": 64 * 32,
+        "fc1.bias": 32,
+        "fc2.weight": 32 * 16,
+        "fc2.bias": 16,
+        "fc3.weight": 16 * 10,
+        "fc3.bias": 10,
+    }
+    assert set(index) == set(numel)
+    for param, size in numel.items():
+        hist = api.get(f"/runs/{run['id']}/histograms", params={"param": param}).json()
+        assert [h["step"] for h in hist["steps"]] == list(range(1, epochs + 1))
+        assert all(sum(h["counts"]) == size == h["numel"] for h in hist["steps"])
+
+    evaluation = api.get(f"/runs/{run['id']}/evaluation").json()["evaluation"]
+    assert sum(map(sum, evaluation["confusion_matrix"])) == 360  # 20% of 1,797 digits
+    assert len(evaluation["roc"]) == 10 and evaluation["epoch"] == epochs
+
+
+def test_a_killed_worker_leaves_an_honest_run(
+    api: httpx.Client, start_worker: Callable[[str], Worker]
+) -> None:
+    doomed = start_worker("w-doomed")
+    epochs = 30
+    spec = {"model": {"hidden": [1024, 1024]}, "epochs": epochs, "histograms": {"every": 10}}
+    run_id = api.post("/jobs", json={"spec": spec}).json()["id"]
+    wait_for(lambda: run_state(api, run_id)["progress"]["epoch"] >= 2, 120, "epoch 2")
+    doomed.kill()  # SIGKILL to the worker and its pool: no goodbye, no ack
+    assert run_state(api, run_id)["status"] == "running"
+
+    # The API notices the silence and requeues the run, its partial data cleared.
+    wait_for(lambda: run_state(api, run_id)["status"] == "queued", 30, "the run to be requeued")
+    assert api.get(f"/runs/{run_id}/curves").json()["series"] == []
+
+    start_worker("w-rescuer")
+    done = wait_for(lambda: finished(api, run_id), 180, "the re-run to finish")
+    assert done["status"] == "succeeded", done["failure_reason"]
+    assert done["attempt"] == 2
+    assert statuses(api, run_id) == ["queued", "running", "queued", "running", "succeeded"]
+    for s in api.get(f"/runs/{run_id}/curves").json()["series"]:
+        assert s["steps"] == list(range(1, epochs + 1)), s["key"]  # no duplicate epochs
+
+
+def test_cancelling_a_running_job_stops_its_worker(
+    api: httpx.Client, start_worker: Callable[[str], Worker]
+) -> None:
+    worker = start_worker("w-cancel")
+    epochs = 200
+    spec = {"model": {"hidden": [1024, 1024]}, "epochs": epochs, "histograms": {"enabled": False}}
+    run_id = api.post("/jobs", json={"spec": spec}).json()["id"]
+    wait_for(lambda: run_state(api, run_id)["progress"]["epoch"] >= 1, 120, "epoch 1")
+    cancelled = api.post(f"/runs/{run_id}/cancel").json()
+    assert cancelled["status"] == "cancelled"
+
+    wait_for(lambda: f"run {run_id} stopped" in worker.output(), 30, "the worker to stop")
+    points = api.get(f"/runs/{run_id}/curves", params={"keys": "val_loss"}).json()
+    stored = points["series"][0]["total_points"]
+    assert 1 <= stored < epochs
+    assert run_state(api, run_id)["status"] == "cancelled"
+    # The worker is free again: the next job runs.
+    next_id = api.post("/jobs", json={"spec": {"epochs": 2, "model": {"hidden": [8]}}}).json()["id"]
+    assert wait_for(lambda: finished(api, next_id), 60, "the next job")["status"] == "succeeded"

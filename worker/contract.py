@@ -1,0 +1,32 @@
+"""What the API's enqueuer and the workers must agree on. Celery only: no torch, no trainer.
+
+The API sends tasks by name (it never imports the task code), so this module is the contract.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+TASK_NAME = "fitlens.train_run"
+QUEUES = ("cpu", "gpu")
+
+
+def queue_for(device: str, auto_queue: str = "cpu") -> str:
+    """Runs that ask for cuda go to GPU workers, cpu to CPU workers, auto where configured."""
+    return {"cuda": "gpu", "cpu": "cpu"}.get(device, auto_queue)
+
+
+def broker_transport_options(broker_url: str, broker_dir: str) -> dict[str, Any]:
+    if broker_url.startswith("filesystem://"):
+        # kombu's filesystem transport: messages are files in one folder both sides share.
+        folder = Path(broker_dir).resolve()
+        for sub in ("queue", "processed"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        return {
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "processed_folder": str(folder / "processed"),
+            "store_processed": False,
+        }
+    return {}

@@ -1,0 +1,78 @@
+"""The training task: fetch the run, start an attempt, train with the API reporter, finish."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+
+from pydantic import ValidationError
+
+from trainer.loop import device_name, resolve_device, train
+from trainer.spec import JobSpec
+from worker.celery_app import app
+from worker.client import ApiClient, RunGone
+from worker.config import get_settings
+from worker.contract import TASK_NAME
+from worker.reporter import ApiReporter, Heartbeat
+
+log = logging.getLogger("fitlens.worker")
+
+
+@app.task(name=TASK_NAME)
+def train_run(run_id: int) -> str:
+    """Run one job end to end. Returns what happened, for the worker's log."""
+    settings = get_settings()
+    client = ApiClient(settings)
+    try:
+        return run_job(client, run_id, settings.heartbeat_interval)
+    finally:
+        client.close()
+
+
+def run_job(client: ApiClient, run_id: int, heartbeat_interval: float) -> str:
+    run = client.get_run(run_id)
+    if run["status"] != "queued":
+        # A second delivery of a job that already started or ended: nothing to do.
+        return f"run {run_id} is {run['status']}; skipped"
+    try:
+        spec = JobSpec.model_validate(run["spec"])
+        device = resolve_device(spec.device)
+    except (ValidationError, RuntimeError) as exc:
+        client.status(run_id, status="failed", reason=f"cannot start: {exc}")
+        return f"run {run_id} failed to start"
+    try:
+        started = client.status(
+            run_id,
+            status="running",
+            worker_host=socket.gethostname(),
+            device=device_name(device),
+            epochs=spec.epochs,
+        )
+    except RunGone as exc:
+        return f"run {run_id} not started: {exc.detail}"
+    attempt = int(started["attempt"])
+
+    with Heartbeat(client, run_id, attempt, spec.epochs, heartbeat_interval) as heartbeat:
+        try:
+            result = train(
+                spec,
+                [ApiReporter(client, run_id, attempt, heartbeat)],
+                should_stop=heartbeat.should_stop,
+            )
+        except RunGone as exc:  # cancelled (or taken over) while posting an epoch
+            return f"run {run_id} stopped: {exc.detail}"
+        except Exception as exc:
+            log.exception("run %s failed", run_id)
+            with contextlib.suppress(RunGone):
+                client.status(
+                    run_id, status="failed", attempt=attempt, reason=f"{type(exc).__name__}: {exc}"
+                )
+            return f"run {run_id} failed: {exc}"
+    if result.status == "cancelled":
+        return f"run {run_id} stopped: {heartbeat.reason or 'cancelled'}"
+    try:
+        client.status(run_id, status="succeeded", attempt=attempt, epoch=result.epochs_run)
+    except RunGone as exc:
+        return f"run {run_id} ended, but: {exc.detail}"
+    return f"run {run_id} {result.status} after {result.epochs_run} epochs"

@@ -14,7 +14,7 @@ from tests.api.conftest import API, post_points, submit
 
 
 def store_of(client: TestClient) -> TrackingStore:
-    return client.app.state.store  # type: ignore[attr-defined,no-any-return]
+    return client.app.state.store  # type: ignore[attr-defined]
 
 
 def begin(client: TestClient, run_id: int, host: str = "w1") -> int:

@@ -14,7 +14,7 @@ METRIC_KEYS = {"train_loss", "val_loss", "train_accuracy", "val_accuracy", "gap"
 
 
 def run_state(api: httpx.Client, run_id: int) -> dict[str, Any]:
-    return api.get(f"/runs/{run_id}").json()  # type: ignore[no-any-return]
+    return api.get(f"/runs/{run_id}").json()
 
 
 def finished(api: httpx.Client, run_id: int) -> dict[str, Any] | None:

@@ -1,0 +1,23 @@
+# One Dockerfile, two images:
+#   docker build --target api .     the tracking API (no torch: small and quick to start)
+#   docker build --target worker .  a training worker (torch with CUDA; runs on CPU too)
+FROM python:3.11-slim AS base
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+COPY pyproject.toml README.md alembic.ini ./
+COPY trainer trainer
+COPY api api
+COPY worker worker
+COPY migrations migrations
+COPY examples examples
+
+FROM base AS api
+RUN pip install ".[api]"
+EXPOSE 8000
+# Migrations run in their own one-shot service (see docker-compose.yml), hence --no-migrate.
+CMD ["python", "-m", "api", "--host", "0.0.0.0", "--port", "8000", "--no-migrate"]
+
+FROM base AS worker
+RUN pip install ".[worker]"
+# One training job at a time: with one GPU per container, one job per GPU.
+CMD ["celery", "-A", "worker.celery_app", "worker", "-Q", "gpu,cpu", "--concurrency", "1", "--loglevel", "INFO"]

@@ -1,0 +1,51 @@
+"""The README's first command (minus setup): the embedded pipeline ends with the table."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.server import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_demo_runs_the_seed_comparison_through_the_pipeline(tmp_path: Path) -> None:
+    env_keep = {"PATH", "HOME", "LANG", "PYTHONPATH"}
+    env = {k: v for k, v in os.environ.items() if k in env_keep}  # embedded defaults only
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "worker.demo",
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--port",
+            str(free_port()),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    # Per-epoch progress for every run, then each one's end.
+    for name in (
+        "seed001_no_regularization",
+        "seed001_dropout",
+        "seed001_l1",
+        "seed001_l2",
+        "seed001_reduce_lr_on_plateau",
+    ):
+        assert re.search(rf"\[{name}\s*\] epoch 30 ", out), name
+        assert re.search(rf"\[{name}\s*\] succeeded", out), name
+        row = re.search(rf"^{name}\s+(\d+)\s+([\d.]+)\s+([+-][\d.]+)\s+([\d.]+)%$", out, re.M)
+        assert row, name
+        assert 1 <= int(row.group(1)) <= 30 and 50 < float(row.group(4)) <= 100
+    assert "compare: http://127.0.0.1:" in out
+    assert (tmp_path / "state" / "fitlens.db").exists()  # SQLite: no server needed

@@ -1,0 +1,233 @@
+"""The main job on one machine with nothing installed by hand: ``python -m worker.demo``.
+
+Starts the API (SQLite file) and a Celery worker (a broker folder on disk, or Redis when
+REDIS_URL is set), submits seed 001's comparison on the digits data (no regularization,
+dropout, L1, L2, ReduceLROnPlateau) over HTTP, prints each run's epochs as the worker reports
+them, and ends with a comparison table and the URLs of the curves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = [
+    "seed001_no_regularization",
+    "seed001_dropout",
+    "seed001_l1",
+    "seed001_l2",
+    "seed001_reduce_lr_on_plateau",
+]
+
+
+def _port(preferred: int) -> int:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+
+
+def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        args,
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m worker.demo", description=__doc__)
+    parser.add_argument("--state-dir", default=".fitlens", help="database, broker folder, logs")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--keep-serving",
+        action="store_true",
+        help="leave the API running at the end (Ctrl-C to stop)",
+    )
+    args = parser.parse_args()
+
+    state = (ROOT / args.state_dir).resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    port = _port(args.port)
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DATABASE_URL": os.environ.get("DATABASE_URL", f"sqlite:///{state / 'fitlens.db'}"),
+        "FITLENS_QUEUE": "celery",
+        "FITLENS_BROKER_DIR": str(state / "broker"),
+        "FITLENS_API_URL": base,
+        "FITLENS_HEARTBEAT_INTERVAL": os.environ.get("FITLENS_HEARTBEAT_INTERVAL", "2"),
+    }
+    broker = env.get("FITLENS_BROKER_URL") or env.get("REDIS_URL") or "a folder on disk"
+    print(
+        f"fitlens demo: API on {base} (database {env['DATABASE_URL']}), "
+        f"worker broker: {broker}; logs in {state}"
+    )
+    api = _start([sys.executable, "-m", "api", "--port", str(port)], env, state / "api.log")
+    worker = _start(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker.celery_app",
+            "worker",
+            "-Q",
+            "cpu,gpu",
+            "--concurrency",
+            "1",
+            "--loglevel",
+            "INFO",
+        ],
+        env,
+        state / "worker.log",
+    )
+    try:
+        http = httpx.Client(base_url=f"{base}/api/v1", timeout=30)
+        _wait_healthy(base, api)
+        tag = f"demo-{uuid.uuid4().hex[:6]}"
+        runs = {}
+        for name in SEEDS:
+            spec = json.loads((ROOT / "examples" / f"{name}.json").read_text())
+            run = (
+                http.post(
+                    "/jobs",
+                    json={"spec": spec, "name": name, "tags": ["demo", tag], "project": "demo"},
+                )
+                .raise_for_status()
+                .json()
+            )
+            runs[run["id"]] = name
+        print(f"submitted {len(runs)} runs (tag {tag}); the worker starts in a few seconds\n")
+        _follow(http, runs, worker)
+        _table(http, base, runs)
+        if args.keep_serving:
+            print(f"\nthe API keeps serving on {base} (Ctrl-C to stop)")
+            api.wait()
+        else:
+            print(
+                f"\nthe runs stay in {env['DATABASE_URL']}; browse them later with "
+                f"DATABASE_URL={env['DATABASE_URL']} python -m api"
+            )
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        _stop(worker)
+        _stop(api)
+
+
+def _wait_healthy(base: str, api: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if api.poll() is not None:
+            break
+        time.sleep(0.2)
+    raise SystemExit("the API did not start; see its log")
+
+
+def _follow(http: httpx.Client, runs: dict[int, str], worker: subprocess.Popen[bytes]) -> None:
+    """Print each run's new epochs as they arrive (polling with ETags), until all have ended."""
+    shown = dict.fromkeys(runs, 0)
+    etags: dict[int, str] = {}
+    width = max(len(n) for n in runs.values())
+    done: set[int] = set()
+    deadline = time.monotonic() + 1800
+    while len(done) < len(runs):
+        if worker.poll() is not None:
+            raise SystemExit("the worker stopped; see its log")
+        if time.monotonic() > deadline:
+            raise SystemExit("the demo took more than 30 minutes")
+        for run_id, name in runs.items():
+            if run_id in done:
+                continue
+            response = http.get(
+                f"/runs/{run_id}/curves",
+                params={"keys": "train_loss,val_loss,train_accuracy,val_accuracy,gap,lr"},
+                headers={"If-None-Match": etags.get(run_id, "")},
+            )
+            if response.status_code == 200:
+                etags[run_id] = response.headers.get("etag", "")
+                series = {s["key"]: s for s in response.json()["series"]}
+                steps = series["val_loss"]["steps"]
+                for i, step in enumerate(steps):
+                    if step <= shown[run_id]:
+                        continue
+                    v = {k: series[k]["values"][i] for k in series if i < len(series[k]["values"])}
+                    print(
+                        f"[{name:<{width}}] epoch {step:>2}  train_loss {v['train_loss']:.4f}  "
+                        f"val_loss {v['val_loss']:.4f}  train_acc {100 * v['train_accuracy']:5.1f}%"
+                        f"  val_acc {100 * v['val_accuracy']:5.1f}%  gap {v['gap']:+.4f}  "
+                        f"lr {v['lr']:.2e}",
+                        flush=True,
+                    )
+                    shown[run_id] = step
+            run = http.get(f"/runs/{run_id}").json()
+            if run["status"] in ("succeeded", "failed", "cancelled"):
+                done.add(run_id)
+                extra = f": {run['failure_reason']}" if run["failure_reason"] else ""
+                print(f"[{name:<{width}}] {run['status']}{extra}", flush=True)
+        time.sleep(0.3)
+
+
+def _table(http: httpx.Client, base: str, runs: dict[int, str]) -> None:
+    ids = ",".join(str(i) for i in runs)
+    comparison = http.get("/compare", params={"runs": ids, "keys": "val_loss,train_loss"}).json()
+    header = (
+        f"{'run':<30} {'best epoch':>10} {'min val loss':>12} {'final gap':>10} "
+        f"{'final val acc':>13}"
+    )
+    print(f"\n{header}\n{'-' * len(header)}")
+    for row in comparison["runs"]:
+        s: dict[str, Any] = row["summary"]
+        print(
+            f"{row['run']['name']:<30} {_fmt(s['best_epoch'], 'd'):>10} "
+            f"{_fmt(s['min_val_loss'], '.4f'):>12} {_fmt(s['final_gap'], '+.4f'):>10} "
+            f"{_fmt(s['final_val_accuracy'], '.2%'):>13}"
+        )
+    print(f"\ncompare: {base}/api/v1/compare?runs={ids}&keys=val_loss,train_loss")
+    for run_id, name in runs.items():
+        print(f"curves ({name}): {base}/api/v1/runs/{run_id}/curves?keys=train_loss,val_loss")
+
+
+def _fmt(value: Any, spec: str) -> str:
+    if value is None or isinstance(value, str):  # missing, or "NaN"/"Infinity"
+        return str(value if value is not None else "-")
+    return format(value, spec)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

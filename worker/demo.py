@@ -11,18 +11,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
+from worker import launch
+
+ROOT = launch.ROOT
 SEEDS = [
     "seed001_no_regularization",
     "seed001_dropout",
@@ -30,36 +29,6 @@ SEEDS = [
     "seed001_l2",
     "seed001_reduce_lr_on_plateau",
 ]
-
-
-def _port(preferred: int) -> int:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", preferred))
-            return preferred
-        except OSError:
-            s.bind(("127.0.0.1", 0))
-            return int(s.getsockname()[1])
-
-
-def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        args,
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def main() -> int:
@@ -75,7 +44,7 @@ def main() -> int:
 
     state = (ROOT / args.state_dir).resolve()
     state.mkdir(parents=True, exist_ok=True)
-    port = _port(args.port)
+    port = launch.free_port(args.port)
     base = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
@@ -91,28 +60,15 @@ def main() -> int:
         f"fitlens demo: API on {base} (database {env['DATABASE_URL']}), "
         f"worker broker: {broker}; logs in {state}"
     )
-    api = _start([sys.executable, "-m", "api", "--port", str(port)], env, state / "api.log")
-    worker = _start(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "worker.celery_app",
-            "worker",
-            "-Q",
-            "cpu,gpu",
-            "--concurrency",
-            "1",
-            "--loglevel",
-            "INFO",
-        ],
-        env,
-        state / "worker.log",
-    )
+    api_log, worker_log = (state / "api.log").open("w"), (state / "worker.log").open("w")
+    api = launch.start_api(port, env, api_log)
+    worker = launch.start_worker(env, worker_log)
     try:
         http = httpx.Client(base_url=f"{base}/api/v1", timeout=30)
-        _wait_healthy(base, api)
+        try:
+            launch.wait_healthy(base, api)
+        except RuntimeError as exc:
+            raise SystemExit(f"{exc}; see {state / 'api.log'}") from None
         tag = f"demo-{uuid.uuid4().hex[:6]}"
         runs = {}
         for name in SEEDS:
@@ -141,22 +97,10 @@ def main() -> int:
     except KeyboardInterrupt:
         return 130
     finally:
-        _stop(worker)
-        _stop(api)
-
-
-def _wait_healthy(base: str, api: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if api.poll() is not None:
-            break
-        time.sleep(0.2)
-    raise SystemExit("the API did not start; see its log")
+        launch.stop(worker)
+        launch.stop(api)
+        api_log.close()
+        worker_log.close()
 
 
 def _follow(http: httpx.Client, runs: dict[int, str], worker: subprocess.Popen[bytes]) -> None:

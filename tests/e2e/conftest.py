@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -16,9 +13,9 @@ import httpx
 import pytest
 import redis
 
-from bench.server import free_port
+from worker import launch
+from worker.launch import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("FITLENS_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 
@@ -32,7 +29,7 @@ def pipeline_env() -> Iterator[dict[str, str]]:
     port = free_port()
     env = {
         **os.environ,
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": str(launch.ROOT),
         "DATABASE_URL": f"sqlite:///{Path(tmp) / 'e2e.db'}",
         "FITLENS_QUEUE": "celery",
         "REDIS_URL": REDIS_URL,
@@ -51,74 +48,28 @@ def pipeline_env() -> Iterator[dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def api(pipeline_env: dict[str, str]) -> Iterator[httpx.Client]:
-    port = pipeline_env["FITLENS_PORT"]
-    log = open(Path(pipeline_env["FITLENS_TMP"]) / "api.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api", "--port", port],
-        cwd=ROOT,
-        env=pipeline_env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1", timeout=30)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "API did not start"
-        time.sleep(0.2)
-    yield client
-    client.close()
-    proc.terminate()
-    proc.wait(timeout=10)
-    log.close()
+    port = int(pipeline_env["FITLENS_PORT"])
+    with open(Path(pipeline_env["FITLENS_TMP"]) / "api.log", "w") as log:
+        proc = launch.start_api(port, pipeline_env, log)
+        launch.wait_healthy(f"http://127.0.0.1:{port}", proc)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1", timeout=30) as client:
+            yield client
+        launch.stop(proc, grace=10)
 
 
 class Worker:
+    """A real `celery worker` process (in its own process group; see worker.launch)."""
+
     def __init__(self, env: dict[str, str], name: str) -> None:
         self.log_path = Path(env["FITLENS_TMP"]) / f"{name}.log"
-        self.log = open(self.log_path, "w")  # noqa: SIM115
-        # Its own session (process group), so a kill takes the pool's children with it, as
-        # when a machine or container dies.
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "worker.celery_app",
-                "worker",
-                "-Q",
-                "cpu,gpu",
-                "--concurrency",
-                "1",
-                "--hostname",
-                f"{name}@%h",
-                "--loglevel",
-                "INFO",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = launch.start_worker(env, self.log, name=name)
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
+        launch.kill(self.proc)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        launch.stop(self.proc)
         self.log.close()
 
     def output(self) -> str:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.server import free_port
+from worker.launch import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,0 +1,105 @@
+"""Starting and stopping fitlens processes (the API, Celery workers) on this machine.
+
+Used by the embedded demo, the benchmarks and the end-to-end tests, so they all start things
+the same way: in a process group of their own (a stop or kill takes a worker's pool children
+with it, as when a machine or container dies), and the API counted as up once /healthz says so.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port(preferred: int = 0) -> int:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", preferred))
+        except OSError:
+            s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(
+    args: list[str], env: dict[str, str], log: IO[str] | None = None
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        args,
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT if log else None,
+        start_new_session=True,
+    )
+
+
+def start_api(
+    port: int, env: dict[str, str], log: IO[str] | None = None
+) -> subprocess.Popen[bytes]:
+    return start(
+        [sys.executable, "-m", "api", "--host", "127.0.0.1", "--port", str(port)], env, log
+    )
+
+
+def start_worker(
+    env: dict[str, str], log: IO[str] | None = None, name: str = "worker"
+) -> subprocess.Popen[bytes]:
+    return start(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker.celery_app",
+            "worker",
+            "-Q",
+            "cpu,gpu",
+            "--concurrency",
+            "1",
+            "--hostname",
+            f"{name}@%h",
+            "--loglevel",
+            "INFO",
+        ],
+        env,
+        log,
+    )
+
+
+def wait_healthy(base_url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the API at {base_url} did not start")
+        time.sleep(0.1)
+
+
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL to the whole process group: no goodbye, no acknowledgement."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def stop(proc: subprocess.Popen[bytes], grace: float = 20) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            kill(proc)

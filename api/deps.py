@@ -6,10 +6,12 @@ import hashlib
 from typing import Annotated
 
 from fastapi import Depends, Path, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.auth import Principal, Unauthorized
 from api.core.config import Settings
 from api.queue import Enqueuer
-from api.store import TrackingStore
+from api.store import Forbidden, TrackingStore
 
 
 # Dependencies are async on purpose: FastAPI runs sync ones in the threadpool, a thread hop
@@ -49,3 +51,33 @@ def not_modified(request: Request, tag: str) -> Response | None:
     if sent and (sent.strip() == "*" or tag in [t.strip() for t in sent.split(",")]):
         return Response(status_code=304, headers={"ETag": tag})
     return None
+
+
+# Declared as a security scheme so the OpenAPI docs offer "Authorize"; errors are ours (401).
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    description="a user's token (`python -m api admin create-user`, POST /tokens), or a run's "
+    "worker token",
+)
+
+
+async def get_principal(
+    store: StoreDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Principal:
+    """Who is asking, from ``Authorization: Bearer <token>``; 401 if nobody usable."""
+    if credentials is None or not credentials.credentials.strip():
+        raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
+    return store.authenticate(credentials.credentials.strip())
+
+
+async def get_user(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    """A user's token. A worker token only reads its run and reports on it (least privilege:
+    a leaked one exposes one run's spec, for as long as the run lasts)."""
+    if principal.is_worker:
+        raise Forbidden("a worker token can only read and report on its run")
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+UserDep = Annotated[Principal, Depends(get_user)]

@@ -17,7 +17,7 @@ from api.core.config import Settings, get_settings
 from api.db import make_engine
 from api.errors import SafeJSONResponse, error, install_error_handlers
 from api.queue import Enqueuer, make_enqueuer
-from api.routes import health, reads, runs, worker
+from api.routes import health, reads, runs, teams, worker
 from api.schemas import MetricBatch
 from api.store import TrackingStore
 from trainer.spec import JobSpec
@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     app.add_middleware(TimingAndBodyLimit, max_body_bytes=settings.max_body_bytes)
     install_error_handlers(app)
     api = APIRouter(prefix=settings.api_prefix)
-    for module in (runs, worker, reads):
+    for module in (runs, worker, reads, teams):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)
@@ -74,8 +74,8 @@ async def reap_forever(store: TrackingStore, enqueuer: Enqueuer, settings: Setti
             requeued = await run_in_threadpool(
                 store.reap_stale, settings.heartbeat_timeout, settings.max_attempts
             )
-            for run_id, spec_json in requeued:
-                enqueuer.enqueue(run_id, JobSpec.model_validate_json(spec_json))
+            for run_id, spec_json, token in requeued:
+                enqueuer.enqueue(run_id, JobSpec.model_validate_json(spec_json), token)
         except Exception:  # keep reaping; a database blip must not end the loop
             log.exception("reaper pass failed")
 

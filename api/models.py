@@ -16,15 +16,52 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Project(SQLModel, table=True):
+class User(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
-    name: str = Field(max_length=200, unique=True, index=True)
+    name: str = Field(max_length=100, unique=True, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Team(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Membership(SQLModel, table=True):
+    team_id: int = Field(foreign_key="team.id", primary_key=True, ondelete="CASCADE")
+    user_id: int = Field(foreign_key="user.id", primary_key=True, ondelete="CASCADE", index=True)
+    role: str = Field(max_length=10)  # owner, member, viewer
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token, stored only as its SHA-256. Either a user's, or a worker's for one run."""
+
+    __tablename__ = "api_token"
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    user_id: int | None = Field(default=None, foreign_key="user.id", ondelete="CASCADE")
+    run_id: int | None = Field(default=None, foreign_key="run.id", ondelete="CASCADE")
+    name: str = Field(default="", max_length=100)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class Project(SQLModel, table=True):
+    """A team's project. Names are unique within a team, so every team has its own "default"."""
+
+    __table_args__ = (UniqueConstraint("team_id", "name", name="uq_project_team_id_name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, index=True)
+    team_id: int | None = Field(default=None, foreign_key="team.id", index=True)
     created_at: datetime = Field(default_factory=utcnow)
 
 
 class Run(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     project_id: int = Field(foreign_key="project.id", index=True)
+    created_by_id: int | None = Field(default=None, foreign_key="user.id", index=True)
     name: str = Field(max_length=200, index=True)
     status: str = Field(max_length=20, index=True)  # queued/running/succeeded/failed/cancelled
     spec_json: str = Field(sa_column=Column(Text, nullable=False))

@@ -1,7 +1,7 @@
 """How POST /jobs hands a stored run to the workers: a small interface the worker package fills.
 
-The API only needs ``enqueue(run_id, spec)``; with ``FITLENS_QUEUE=none`` runs stay queued until
-something else picks them up.
+The API only needs ``enqueue(run_id, spec, worker_token)``; with ``FITLENS_QUEUE=none`` runs stay
+queued until something else picks them up.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ from trainer.spec import JobSpec
 
 
 class Enqueuer(Protocol):
-    def enqueue(self, run_id: int, spec: JobSpec) -> None: ...
+    # worker_token: the run's own credential, the only one its worker gets.
+    def enqueue(self, run_id: int, spec: JobSpec, worker_token: str) -> None: ...
 
 
 class NoQueue:
     """Stores nothing anywhere: the run stays ``queued`` (useful for API-only deployments)."""
 
-    def enqueue(self, run_id: int, spec: JobSpec) -> None:
+    def enqueue(self, run_id: int, spec: JobSpec, worker_token: str) -> None:
         return None
 
 
@@ -28,9 +29,11 @@ class RecordingQueue:
 
     def __init__(self) -> None:
         self.items: list[tuple[int, JobSpec]] = []
+        self.tokens: dict[int, str] = {}  # run id -> its latest worker token
 
-    def enqueue(self, run_id: int, spec: JobSpec) -> None:
+    def enqueue(self, run_id: int, spec: JobSpec, worker_token: str) -> None:
         self.items.append((run_id, spec))
+        self.tokens[run_id] = worker_token
 
 
 class CeleryQueue:
@@ -46,10 +49,16 @@ class CeleryQueue:
         self.app.conf.broker_transport_options = broker_transport_options(broker_url, broker_dir)
         self.auto_queue = auto_queue
 
-    def enqueue(self, run_id: int, spec: JobSpec) -> None:
+    def enqueue(self, run_id: int, spec: JobSpec, worker_token: str) -> None:
         from worker.contract import TASK_NAME, queue_for
 
-        self.app.send_task(TASK_NAME, args=[run_id], queue=queue_for(spec.device, self.auto_queue))
+        self.app.send_task(
+            TASK_NAME,
+            args=[run_id],
+            kwargs={"token": worker_token},
+            queue=queue_for(spec.device, self.auto_queue),
+            kwargsrepr="{'token': '<hidden>'}",  # keeps the token out of worker logs
+        )
 
 
 def make_enqueuer(settings: Settings) -> Enqueuer:

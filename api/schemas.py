@@ -48,6 +48,11 @@ class _In(BaseModel):
 class JobCreate(_In):
     spec: JobSpec = Field(default_factory=JobSpec)
     project: Text = Field(default="", max_length=200, description="empty: the default project")
+    team: Text | None = Field(
+        default=None,
+        max_length=100,
+        description="team of a new project; needed only when you write to several teams",
+    )
     name: Text | None = Field(default=None, max_length=200)
     tags: list[Tag] = Field(default_factory=list, max_length=50)
     notes: Text = Field(default="", max_length=10_000)
@@ -77,6 +82,7 @@ class RunOut(BaseModel):
     id: int
     project: str
     name: str
+    created_by: str | None  # who submitted it
     status: RunStatus
     spec: dict[str, Any]
     spec_hash: str
@@ -98,6 +104,75 @@ class RunOut(BaseModel):
 class RunPage(BaseModel):
     items: list[RunOut]
     next_cursor: str | None
+
+
+# ---- users, teams, tokens ----
+
+Name = Annotated[Text, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")]
+Role = Literal["owner", "member", "viewer"]
+
+
+class TeamRole(BaseModel):
+    id: int
+    name: str
+    role: Role
+
+
+class UserOut(BaseModel):
+    id: int
+    name: str
+    teams: list[TeamRole]
+
+
+class Member(BaseModel):
+    user: str
+    role: Role
+
+
+class TeamOut(BaseModel):
+    id: int
+    name: str
+    members: list[Member]
+    projects: list[str]
+
+
+class TeamCreate(_In):
+    name: Name
+
+
+class MemberSet(_In):
+    user: Name
+    role: Role = "member"
+
+
+class UserCreate(_In):
+    name: Name
+    team_id: int = Field(ge=1, le=2**62, description="a team you own; the user joins it")
+    role: Role = "member"
+
+
+class TokenCreate(_In):
+    name: Text = Field(default="", max_length=100)
+    user: Name | None = Field(default=None, description="a member of a team you own; default you")
+    expires_in_days: float | None = Field(default=None, gt=0, le=3650)
+
+
+class TokenOut(BaseModel):
+    id: int
+    name: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenCreated(BaseModel):
+    token: str  # shown once; only its hash is stored
+    info: TokenOut
+
+
+class UserCreated(BaseModel):
+    user: UserOut
+    token: str  # the user's first token, shown once
 
 
 # ---- worker side ----

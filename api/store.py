@@ -40,9 +40,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
+from api.auth import WRITE_ROLES, Principal, Unauthorized, hash_token, new_token
 from api.models import (
+    ApiToken,
     Evaluation,
     Histogram,
+    Membership,
     MetricPoint,
     MetricRollup,
     MetricSeries,
@@ -50,6 +53,8 @@ from api.models import (
     Run,
     RunEvent,
     RunTag,
+    Team,
+    User,
     utcnow,
 )
 from api.schemas import (
@@ -62,6 +67,7 @@ from api.schemas import (
     HistogramOverlay,
     HistogramSeries,
     HistogramStep,
+    Member,
     MetricPointDict,
     OverlayRun,
     Progress,
@@ -70,6 +76,10 @@ from api.schemas import (
     RunSummary,
     Series,
     StatusUpdate,
+    TeamOut,
+    TeamRole,
+    TokenOut,
+    UserOut,
 )
 from trainer.events import Evaluation as EvaluationBody
 from trainer.spec import JobSpec
@@ -80,6 +90,10 @@ _ROLLUP_BASE = 16
 
 class NotFound(Exception):
     """The run (or project, or thing) does not exist."""
+
+
+class Forbidden(Exception):
+    """The caller can see the thing but may not do this to it (e.g. a viewer editing)."""
 
 
 class Conflict(Exception):
@@ -105,6 +119,9 @@ class RunFilter:
     created_before: datetime | None = None
     spec_hash: str | None = None
     where: str | None = None  # e.g. "dataset=digits,dropout>0,weight_decay>=1e-4"
+    created_by: str | None = None  # user name
+    # Only runs of projects these teams own: the caller's visibility. None means no limit.
+    teams: Sequence[int] | None = None
 
 
 # Spec columns that ``where`` may test, and whether they hold numbers.
@@ -151,14 +168,24 @@ class TrackingStore:
     # ---- runs ----
 
     def create_run(
-        self, spec: JobSpec, project: str, name: str | None, tags: Sequence[str], notes: str
-    ) -> RunOut:
+        self,
+        spec: JobSpec,
+        project: str,
+        name: str | None,
+        tags: Sequence[str],
+        notes: str,
+        principal: Principal,
+        team: str | None = None,
+    ) -> tuple[RunOut, str]:
+        """Store a queued run; returns it and the run's worker token (shown once, never stored
+        in clear): the only credential its worker gets."""
         project = project or self.default_project
         with Session(self.engine) as session:
-            project_id = self._project_id(session, project)
+            project_id = self._project_for(session, project, principal, team)
             model = spec.model
             run = Run(
                 project_id=project_id,
+                created_by_id=principal.user_id,
                 name=name or "",
                 status="queued",
                 spec_json=spec.canonical_json(),
@@ -188,21 +215,55 @@ class TrackingStore:
             for tag in dict.fromkeys(tags):
                 session.add(RunTag(run_id=run.id, tag=tag))
             self._event(session, run.id, "status", None, {"status": "queued"})
+            token = self._mint(session, run_id=run.id, name=f"worker for run {run.id}")
             session.commit()
-            return self._run_out(session, run)
+            return self._run_out(session, run), token
 
-    def _project_id(self, session: Session, name: str) -> int:
-        found = session.execute(select(Project.id).where(Project.name == name)).scalar()
-        if found is not None:
-            return int(found)
+    def _project_for(
+        self, session: Session, name: str, principal: Principal, team: str | None
+    ) -> int:
+        """The project to file a new run in: by name among the projects of the caller's teams
+        (of ``team`` when given), or a new one in the caller's team. Names are unique per team,
+        so ``team`` is needed only when several of the caller's teams could be meant."""
+        team_id: int | None = None
+        if team is not None:
+            team_id = session.execute(select(Team.id).where(Team.name == team)).scalar()
+            if team_id is None or team_id not in principal.roles:
+                raise NotFound(f"team {team!r} not found")
+        teams = [team_id] if team_id is not None else principal.teams()
+        found = session.execute(
+            select(Project.id, Project.team_id).where(
+                Project.name == name, col(Project.team_id).in_(teams)
+            )
+        ).all()
+        if len(found) > 1:
+            raise Invalid("team", f"several of your teams have a project {name!r}: name the team")
+        if found:
+            team_id = int(found[0][1])
+        elif team_id is None:
+            writable = principal.teams(write=True)
+            if not writable:
+                raise Forbidden("you are not an owner or member of any team")
+            if len(writable) > 1:
+                raise Invalid("team", f"name the team for the new project {name!r}")
+            team_id = writable[0]
+        role = principal.roles[team_id]
+        if role not in WRITE_ROLES:
+            raise Forbidden(f"you are a {role} of project {name!r}'s team: read only")
+        if found:
+            return int(found[0][0])
         try:
             with session.begin_nested():
-                project = Project(name=name)
-                session.add(project)
-            assert project.id is not None
-            return project.id
-        except IntegrityError:  # created concurrently by another request
-            return int(session.execute(select(Project.id).where(Project.name == name)).scalar_one())
+                new = Project(name=name, team_id=team_id)
+                session.add(new)
+            assert new.id is not None
+            return new.id
+        except IntegrityError:  # created concurrently by another request: use that one
+            return int(
+                session.execute(
+                    select(Project.id).where(Project.name == name, Project.team_id == team_id)
+                ).scalar_one()
+            )
 
     def get_run(self, run_id: int) -> RunOut:
         with Session(self.engine) as session:
@@ -237,10 +298,14 @@ class TrackingStore:
         field = sort.lstrip("-")
         descending = sort.startswith("-")
         column = {"created_at": Run.created_at, "name": Run.name, "id": Run.id}[field]
-        query = select(Run)
+        query = select(Run).join(Project, col(Project.id) == Run.project_id)
+        if filters.teams is not None:
+            query = query.where(col(Project.team_id).in_(filters.teams))
         if filters.project:
-            query = query.join(Project, col(Project.id) == Run.project_id).where(
-                Project.name == filters.project
+            query = query.where(Project.name == filters.project)
+        if filters.created_by:
+            query = query.join(User, col(User.id) == Run.created_by_id).where(
+                User.name == filters.created_by
             )
         if filters.status:
             query = query.where(col(Run.status).in_(filters.status))
@@ -360,7 +425,7 @@ class TrackingStore:
             session.commit()
             return self._run_out(session, run)
 
-    def reap_stale(self, timeout_s: float, max_attempts: int) -> list[tuple[int, str]]:
+    def reap_stale(self, timeout_s: float, max_attempts: int) -> list[tuple[int, str, str]]:
         """Runs whose worker went silent (no heartbeat for ``timeout_s``) do not stay running:
         with attempts left they go back to ``queued`` with their data cleared, to be run again
         from the start; otherwise they fail with the reason. Returns (run id, spec JSON) of the
@@ -399,7 +464,14 @@ class TrackingStore:
                         None,
                         {"status": "queued", "reason": reason, "attempt": run.attempt},
                     )
-                    requeued.append((run_id, run.spec_json))
+                    # The lost worker's token dies with its attempt; the next worker gets a new one.
+                    session.execute(
+                        update(ApiToken)
+                        .where(col(ApiToken.run_id) == run_id, col(ApiToken.revoked_at).is_(None))
+                        .values(revoked_at=utcnow())
+                    )
+                    token = self._mint(session, run_id=run_id, name=f"worker for run {run_id}")
+                    requeued.append((run_id, run.spec_json, token))
                 else:
                     run.status = "failed"
                     run.finished_at = utcnow()
@@ -894,6 +966,300 @@ class TrackingStore:
             )
         return result
 
+    # ---- identity: users, teams, tokens ----
+
+    def authenticate(self, token: str) -> Principal:
+        """Who holds this token. Unauthorized, saying why, if it is unknown, revoked, expired,
+        or a worker token whose run has ended (a worker learns that way that it must stop)."""
+        now = utcnow()
+        with Session(self.engine) as session:
+            row = session.execute(
+                select(ApiToken, User.name)
+                .outerjoin(User, col(User.id) == ApiToken.user_id)
+                .where(ApiToken.token_hash == hash_token(token))
+            ).first()
+            if row is None:
+                raise Unauthorized("unknown token")
+            tok, user_name = row
+            if tok.revoked_at is not None:
+                raise Unauthorized("this token was revoked")
+            if tok.expires_at is not None and tok.expires_at <= now:
+                raise Unauthorized("this token has expired")
+            if tok.run_id is not None:
+                status = session.execute(select(Run.status).where(Run.id == tok.run_id)).scalar()
+                if status is None or status in FINISHED:
+                    raise Unauthorized(
+                        f"run {tok.run_id} has ended ({status or 'deleted'}): "
+                        "its worker token no longer works"
+                    )
+                return Principal(token_id=tok.id or 0, run_id=tok.run_id)
+            roles: dict[int, str] = dict(
+                session.execute(
+                    select(Membership.team_id, Membership.role).where(
+                        Membership.user_id == tok.user_id
+                    )
+                ).all()
+            )
+            return Principal(
+                token_id=tok.id or 0, user_id=tok.user_id, user_name=user_name, roles=roles
+            )
+
+    def authorize_run(self, principal: Principal, run_id: int, need: str) -> int:
+        """Check that ``principal`` may ``need`` ("read", "write" or "worker") run ``run_id``;
+        returns the run's revision (so an ETag check costs no second query). A run the caller
+        cannot see is NotFound, never Forbidden: its existence does not leak."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(Run.revision, Project.team_id)
+                .join(Project, col(Project.id) == Run.project_id)
+                .where(Run.id == run_id)
+            ).first()
+        missing = NotFound(f"run {run_id} not found")
+        if row is None:
+            raise missing
+        revision, team_id = int(row[0]), row[1]
+        if principal.is_worker:
+            if principal.run_id != run_id:
+                raise missing
+            if need == "write":
+                raise Forbidden("a worker token can only report on its run")
+            return revision
+        role = principal.roles.get(team_id)
+        if role is None:
+            raise missing
+        if need != "read" and role not in WRITE_ROLES:
+            raise Forbidden(f"you are a {role} of this run's team: read only")
+        return revision
+
+    def create_user(
+        self,
+        name: str,
+        team: str | None = None,
+        role: str = "owner",
+        expires_days: float | None = None,
+    ) -> tuple[UserOut, str]:
+        """For the operator's CLI: a new user (optionally in ``team``, created if missing) and
+        their first token."""
+        with Session(self.engine) as session:
+            team_id = None
+            if team is not None:
+                team_id = session.execute(select(Team.id).where(Team.name == team)).scalar()
+                if team_id is None:
+                    new_team = Team(name=team)
+                    session.add(new_team)
+                    session.flush()
+                    team_id = new_team.id
+            user_id, token = self._new_user(session, name, team_id, role, expires_days)
+            session.commit()
+        return self.user_out(user_id), token
+
+    def add_user(
+        self, principal: Principal, team_id: int, name: str, role: str
+    ) -> tuple[UserOut, str]:
+        """A team owner creates a user in their team; returns the user and their first token."""
+        self._require_owner(principal, team_id)
+        with Session(self.engine) as session:
+            user_id, token = self._new_user(session, name, team_id, role, None)
+            session.commit()
+        return self.user_out(user_id), token
+
+    def _new_user(
+        self,
+        session: Session,
+        name: str,
+        team_id: int | None,
+        role: str,
+        expires_days: float | None,
+    ) -> tuple[int, str]:
+        user = User(name=name)
+        try:
+            with session.begin_nested():
+                session.add(user)
+        except IntegrityError:  # the name is taken (unique index), perhaps just now
+            raise Conflict(f"user {name!r} already exists") from None
+        assert user.id is not None
+        if team_id is not None:
+            session.add(Membership(team_id=team_id, user_id=user.id, role=role))
+        token = self._mint(session, user_id=user.id, name="first token", expires_days=expires_days)
+        return user.id, token
+
+    def admin_mint(self, user_name: str, name: str, expires_days: float | None) -> str:
+        """A new token for an existing user, for the operator's CLI (no caller to check)."""
+        with Session(self.engine) as session:
+            user_id = session.execute(select(User.id).where(User.name == user_name)).scalar()
+            if user_id is None:
+                raise NotFound(f"user {user_name!r} not found")
+            token = self._mint(session, user_id=user_id, name=name, expires_days=expires_days)
+            session.commit()
+            return token
+
+    def user_out(self, user_id: int) -> UserOut:
+        with Session(self.engine) as session:
+            name = session.execute(select(User.name).where(User.id == user_id)).scalar_one()
+            teams = session.execute(
+                select(Team.id, Team.name, Membership.role)
+                .join(Membership, col(Membership.team_id) == Team.id)
+                .where(Membership.user_id == user_id)
+                .order_by(Team.name)
+            ).all()
+        return UserOut(
+            id=user_id, name=name, teams=[TeamRole(id=t, name=n, role=r) for t, n, r in teams]
+        )
+
+    def create_team(self, principal: Principal, name: str) -> TeamOut:
+        with Session(self.engine) as session:
+            team = Team(name=name)
+            try:
+                with session.begin_nested():
+                    session.add(team)
+            except IntegrityError:  # the name is taken (unique index)
+                raise Conflict(f"team {name!r} already exists") from None
+            assert team.id is not None and principal.user_id is not None
+            session.add(Membership(team_id=team.id, user_id=principal.user_id, role="owner"))
+            session.commit()
+            return self._team_out(session, team.id)
+
+    def list_teams(self, principal: Principal) -> list[TeamOut]:
+        with Session(self.engine) as session:
+            return [self._team_out(session, t) for t in sorted(principal.roles)]
+
+    def set_member(
+        self, principal: Principal, team_id: int, user_name: str, role: str | None
+    ) -> TeamOut:
+        """Add a user to a team, change their role, or (role None) remove them. Owners only."""
+        self._require_owner(principal, team_id)
+        with Session(self.engine) as session:
+            user_id = session.execute(select(User.id).where(User.name == user_name)).scalar()
+            if user_id is None:
+                raise NotFound(f"user {user_name!r} not found")
+            existing = session.get(Membership, (team_id, user_id))
+            if role is None:
+                if existing is None:
+                    raise NotFound(f"{user_name!r} is not in this team")
+                owners = session.execute(
+                    select(func.count())
+                    .select_from(Membership)
+                    .where(Membership.team_id == team_id, Membership.role == "owner")
+                ).scalar_one()
+                if existing.role == "owner" and owners == 1:
+                    raise Conflict("a team keeps at least one owner")
+                session.delete(existing)
+            elif existing is None:
+                session.add(Membership(team_id=team_id, user_id=user_id, role=role))
+            else:
+                existing.role = role
+            session.commit()
+            return self._team_out(session, team_id)
+
+    def mint_token(
+        self,
+        principal: Principal,
+        user_name: str | None,
+        name: str,
+        expires_days: float | None,
+    ) -> tuple[TokenOut, str]:
+        """A new token for the caller, or for a member of a team the caller owns."""
+        with Session(self.engine) as session:
+            user_id = principal.user_id
+            if user_name is not None and user_name != principal.user_name:
+                user_id = session.execute(select(User.id).where(User.name == user_name)).scalar()
+                if user_id is None or not self._owns_user(session, principal, user_id):
+                    raise NotFound(f"user {user_name!r} not found in a team you own")
+            assert user_id is not None
+            token = self._mint(session, user_id=user_id, name=name, expires_days=expires_days)
+            session.commit()
+            row = session.execute(
+                select(ApiToken).where(ApiToken.token_hash == hash_token(token))
+            ).scalar_one()
+            return _token_out(row), token
+
+    def list_tokens(self, principal: Principal) -> list[TokenOut]:
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(ApiToken).where(ApiToken.user_id == principal.user_id).order_by(ApiToken.id)
+            ).scalars()
+            return [_token_out(t) for t in rows]
+
+    def revoke_token(self, principal: Principal, token_id: int) -> TokenOut:
+        with Session(self.engine) as session:
+            tok = session.get(ApiToken, token_id)
+            allowed = (
+                tok is not None
+                and tok.user_id is not None
+                and (
+                    tok.user_id == principal.user_id
+                    or self._owns_user(session, principal, tok.user_id)
+                )
+            )
+            if tok is None or not allowed:
+                raise NotFound(f"token {token_id} not found")
+            if tok.revoked_at is None:
+                tok.revoked_at = utcnow()
+            session.commit()
+            return _token_out(tok)
+
+    def _require_owner(self, principal: Principal, team_id: int) -> None:
+        role = principal.roles.get(team_id)
+        if role is None:
+            raise NotFound(f"team {team_id} not found")
+        if role != "owner":
+            raise Forbidden("only a team's owners manage its members and their tokens")
+
+    def _owns_user(self, session: Session, principal: Principal, user_id: int) -> bool:
+        owned = [t for t, r in principal.roles.items() if r == "owner"]
+        return (
+            bool(owned)
+            and session.execute(
+                select(Membership.user_id).where(
+                    Membership.user_id == user_id, col(Membership.team_id).in_(owned)
+                )
+            ).first()
+            is not None
+        )
+
+    def _team_out(self, session: Session, team_id: int) -> TeamOut:
+        name = session.execute(select(Team.name).where(Team.id == team_id)).scalar_one()
+        members = session.execute(
+            select(User.name, Membership.role)
+            .join(Membership, col(Membership.user_id) == User.id)
+            .where(Membership.team_id == team_id)
+            .order_by(User.name)
+        ).all()
+        projects = (
+            session.execute(
+                select(Project.name).where(Project.team_id == team_id).order_by(Project.name)
+            )
+            .scalars()
+            .all()
+        )
+        return TeamOut(
+            id=team_id,
+            name=name,
+            projects=list(projects),
+            members=[Member(user=u, role=r) for u, r in members],
+        )
+
+    def _mint(
+        self,
+        session: Session,
+        user_id: int | None = None,
+        run_id: int | None = None,
+        name: str = "",
+        expires_days: float | None = None,
+    ) -> str:
+        token = new_token()
+        expires = utcnow() + timedelta(days=expires_days) if expires_days is not None else None
+        session.add(
+            ApiToken(
+                token_hash=hash_token(token),
+                user_id=user_id,
+                run_id=run_id,
+                name=name,
+                expires_at=expires,
+            )
+        )
+        return token
+
     # ---- helpers ----
 
     def _run(self, session: Session, run_id: int, lock: bool = False) -> Run:
@@ -950,6 +1316,7 @@ class TrackingStore:
         ids = [r.id for r in runs]
         tags: dict[int, list[str]] = {}
         projects: dict[int, str] = {}
+        users: dict[int | None, str] = {}
         if ids:
             for run_id, tag in session.execute(
                 select(RunTag.run_id, RunTag.tag)
@@ -957,6 +1324,10 @@ class TrackingStore:
                 .order_by(RunTag.tag)
             ):
                 tags.setdefault(run_id, []).append(tag)
+            creators = {r.created_by_id for r in runs if r.created_by_id is not None}
+            users = dict(
+                session.execute(select(User.id, User.name).where(col(User.id).in_(creators))).all()
+            )
             pids = {r.project_id for r in runs}
             for pid, name in session.execute(
                 select(Project.id, Project.name).where(col(Project.id).in_(pids))
@@ -967,6 +1338,7 @@ class TrackingStore:
                 id=r.id or 0,
                 project=projects.get(r.project_id, ""),
                 name=r.name,
+                created_by=users.get(r.created_by_id),
                 status=r.status,
                 spec=json.loads(r.spec_json),
                 spec_hash=r.spec_hash,
@@ -1148,6 +1520,16 @@ def rebin(
     if placed > 0 and total > 0:
         out = [c * total / placed for c in out]
     return out
+
+
+def _token_out(tok: ApiToken) -> TokenOut:
+    return TokenOut(
+        id=tok.id or 0,
+        name=tok.name,
+        created_at=tok.created_at,
+        expires_at=tok.expires_at,
+        revoked_at=tok.revoked_at,
+    )
 
 
 def _finite_or_none(value: float | None) -> float | None:

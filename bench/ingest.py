@@ -14,9 +14,7 @@ import json
 import statistics
 import time
 
-import httpx
-
-from bench.server import api_server
+from bench.server import api_client
 
 
 def main() -> None:
@@ -27,7 +25,7 @@ def main() -> None:
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
 
-    with api_server(args.database_url) as base, httpx.Client(base_url=base, timeout=60) as http:
+    with api_client(args.database_url) as http:
         run_id = http.post("/api/v1/jobs", json={"name": "ingest-bench"}).json()["id"]
         http.post(f"/api/v1/runs/{run_id}/status", json={"status": "running"})
         steps_per_key = args.points // args.keys

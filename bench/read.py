@@ -17,7 +17,7 @@ import time
 
 import httpx
 
-from bench.server import api_server
+from bench.server import api_client
 
 
 def server_ms(response: httpx.Response) -> float:
@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
 
-    with api_server(args.database_url) as base, httpx.Client(base_url=base, timeout=120) as http:
+    with api_client(args.database_url, timeout=120) as http:
         run_id = http.post("/api/v1/jobs", json={"name": "read-bench"}).json()["id"]
         http.post(f"/api/v1/runs/{run_id}/status", json={"status": "running"})
         t0 = time.perf_counter()

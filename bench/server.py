@@ -8,19 +8,32 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from worker.launch import ROOT, free_port, start_api, stop, wait_healthy
+import httpx
+
+from worker.launch import ROOT, free_port, start_api, stop, user_token, wait_healthy
 
 
 @contextlib.contextmanager
-def api_server(database_url: str | None = None) -> Iterator[str]:
-    """Yield the base URL of a freshly migrated API server; stop it afterwards."""
+def api_client(database_url: str | None = None, timeout: float = 60) -> Iterator[httpx.Client]:
+    """A client of a freshly started, migrated API server, signed in as user "bench" (owner of
+    team "bench"); the server stops afterwards."""
+    with api_server(database_url) as (base, token):
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=base, timeout=timeout, headers=headers) as http:
+            yield http
+
+
+@contextlib.contextmanager
+def api_server(database_url: str | None = None) -> Iterator[tuple[str, str]]:
+    """Yield the base URL of a freshly migrated API server and a user's token."""
     tmp = tempfile.mkdtemp(prefix="fitlens-bench-")
     url = database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
     port = free_port()
-    proc = start_api(port, {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT)})
+    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+    proc = start_api(port, env)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(base, proc)
-        yield base
+        yield base, user_token(env, "bench", "bench")
     finally:
         stop(proc, grace=10)

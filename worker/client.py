@@ -28,18 +28,24 @@ class ApiError(Exception):
 
 
 class RunGone(ApiError):
-    """409: the run was cancelled, finished, or handed to another attempt; stop working on it."""
+    """Stop working on the run: 409, it was cancelled, finished, or handed to another attempt;
+    or 401, the run's worker token no longer works (the run ended, or its attempt was reaped)."""
 
 
 class ApiClient:
     def __init__(
-        self, settings: WorkerSettings, transport: httpx.BaseTransport | None = None
+        self,
+        settings: WorkerSettings,
+        token: str | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.settings = settings
+        # The run's own worker token: it can report on that run and nothing else.
         self.http = httpx.Client(
             base_url=settings.api_url.rstrip("/") + settings.api_prefix,
             timeout=settings.http_timeout,
             transport=transport,
+            headers={"Authorization": f"Bearer {token}"} if token else None,
         )
 
     def close(self) -> None:
@@ -56,8 +62,8 @@ class ApiClient:
                 if response.status_code < 400:
                     return response.json() if response.content else None
                 detail = _detail(response)
-                if response.status_code == 409:
-                    raise RunGone(409, detail)
+                if response.status_code in (401, 409):
+                    raise RunGone(response.status_code, detail)
                 if response.status_code < 500 and response.status_code not in _RETRY_STATUS:
                     raise ApiError(response.status_code, detail)
                 problem = f"{response.status_code}: {detail}"

@@ -64,11 +64,16 @@ def main() -> int:
     api = launch.start_api(port, env, api_log)
     worker = launch.start_worker(env, worker_log)
     try:
-        http = httpx.Client(base_url=f"{base}/api/v1", timeout=30)
         try:
             launch.wait_healthy(base, api)
         except RuntimeError as exc:
             raise SystemExit(f"{exc}; see {state / 'api.log'}") from None
+        # The demo acts as user "demo", owner of team "demo" (created on first use); the
+        # worker never sees this token, only each run's own.
+        token = launch.user_token(env, "demo", "demo")
+        http = httpx.Client(
+            base_url=f"{base}/api/v1", timeout=30, headers={"Authorization": f"Bearer {token}"}
+        )
         tag = f"demo-{uuid.uuid4().hex[:6]}"
         runs = {}
         for name in SEEDS:
@@ -91,7 +96,8 @@ def main() -> int:
         else:
             print(
                 f"\nthe runs stay in {env['DATABASE_URL']}; browse them later with "
-                f"DATABASE_URL={env['DATABASE_URL']} python -m api"
+                f"DATABASE_URL={env['DATABASE_URL']} python -m api, signed in with a token "
+                f"from: DATABASE_URL={env['DATABASE_URL']} python -m api admin token demo"
             )
         return 0
     except KeyboardInterrupt:
@@ -163,6 +169,7 @@ def _table(http: httpx.Client, base: str, runs: dict[int, str]) -> None:
             f"{_fmt(s['final_val_accuracy'], '.2%'):>13}"
         )
     print(f"\ncompare: {base}/api/v1/compare?runs={ids}&keys=val_loss,train_loss")
+    print('(every endpoint wants the header "Authorization: Bearer <token>"; see below)')
     for run_id, name in runs.items():
         print(f"curves ({name}): {base}/api/v1/runs/{run_id}/curves?keys=train_loss,val_loss")
 

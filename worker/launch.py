@@ -76,6 +76,35 @@ def start_worker(
     )
 
 
+def user_token(env: dict[str, str], user: str, team: str) -> str:
+    """A token for ``user`` (an owner of ``team``) in the database ``env`` names, through the
+    operator's CLI: creates the user on first use, else mints them a new token. The token
+    comes back on stdout, never through a log."""
+    admin = [sys.executable, "-m", "api", "admin"]
+    created = subprocess.run(
+        [*admin, "create-user", user, "--team", team],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if created.returncode == 0:
+        return created.stdout.strip()
+    if "already exists" not in created.stderr:
+        raise RuntimeError(f"could not create user {user}: {created.stderr.strip()}")
+    minted = subprocess.run(
+        [*admin, "token", user, "--label", "launcher"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return minted.stdout.strip()
+
+
 def wait_healthy(base_url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while True:

@@ -20,10 +20,11 @@ log = logging.getLogger("fitlens.worker")
 
 
 @app.task(name=TASK_NAME)
-def train_run(run_id: int) -> str:
-    """Run one job end to end. Returns what happened, for the worker's log."""
+def train_run(run_id: int, token: str | None = None) -> str:
+    """Run one job end to end. ``token`` is the run's worker token, minted by the API when it
+    enqueued the run. Returns what happened, for the worker's log."""
     settings = get_settings()
-    client = ApiClient(settings)
+    client = ApiClient(settings, token)
     try:
         return run_job(client, run_id, settings.heartbeat_interval)
     finally:
@@ -31,7 +32,10 @@ def train_run(run_id: int) -> str:
 
 
 def run_job(client: ApiClient, run_id: int, heartbeat_interval: float) -> str:
-    run = client.get_run(run_id)
+    try:
+        run = client.get_run(run_id)
+    except RunGone as exc:  # its token died with the run: cancelled or ended before we began
+        return f"run {run_id} skipped: {exc.detail}"
     if run["status"] != "queued":
         # A second delivery of a job that already started or ended: nothing to do.
         return f"run {run_id} is {run['status']}; skipped"

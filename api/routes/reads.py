@@ -17,7 +17,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from api.deps import MAX_ID, RunId, SettingsDep, StoreDep, etag, not_modified
+from api.deps import MAX_ID, RunId, SettingsDep, StoreDep, UserDep, etag, not_modified
 from api.routes.runs import with_links
 from api.schemas import (
     Comparison,
@@ -60,6 +60,7 @@ async def curves(
     request: Request,
     response: Response,
     store: StoreDep,
+    principal: UserDep,
     keys: Annotated[str | None, Query(description="comma-separated; default: every key")] = None,
     max_points: MaxPoints = 1000,
     start: Annotated[int | None, Query(ge=0, le=MAX_ID, description="first step (zoom)")] = None,
@@ -67,7 +68,7 @@ async def curves(
 ) -> Curves | Response:
     """Per key: steps and values. Longer series are downsampled keeping each bucket's minimum
     and maximum point, so a spike stays visible; ``start``/``end`` zoom to full resolution."""
-    revision = store.run_revision(run_id)
+    revision = store.authorize_run(principal, run_id, "read")
     tag = etag(request, str(revision))
     if (cached := not_modified(request, tag)) is not None:
         return cached
@@ -88,6 +89,7 @@ async def histograms(
     request: Request,
     response: Response,
     store: StoreDep,
+    principal: UserDep,
     param: Annotated[str | None, Query(description="e.g. fc1.weight; omit to list params")] = None,
     steps: Annotated[str | None, Query(description="comma-separated steps; default all")] = None,
     shared_bins: Annotated[
@@ -95,7 +97,7 @@ async def histograms(
         Query(ge=2, le=1024, description="re-bin every step onto the same N bins (a heat-map)"),
     ] = None,
 ) -> HistogramSeries | HistogramIndex | Response:
-    tag = etag(request, str(store.run_revision(run_id)))
+    tag = etag(request, str(store.authorize_run(principal, run_id, "read")))
     if (cached := not_modified(request, tag)) is not None:
         return cached
     response.headers["ETag"] = tag
@@ -113,6 +115,7 @@ async def histograms(
 @router.get("/histograms/overlay", response_model=HistogramOverlay)
 def histogram_overlay(
     store: StoreDep,
+    principal: UserDep,
     runs: Annotated[str, Query(description="comma-separated run ids")],
     param: str,
     step: Annotated[
@@ -121,11 +124,15 @@ def histogram_overlay(
     bins: Annotated[int, Query(ge=2, le=1024)] = 64,
 ) -> HistogramOverlay:
     """One parameter's histogram for several runs on shared bin edges (e.g. none vs L1 vs L2)."""
-    return store.overlay_histograms(_ids(runs), param, step, bins)
+    ids = _ids(runs)
+    for run_id in ids:
+        store.authorize_run(principal, run_id, "read")
+    return store.overlay_histograms(ids, param, step, bins)
 
 
 @router.get("/runs/{run_id}/evaluation", response_model=EvaluationOut)
-def evaluation(run_id: RunId, store: StoreDep) -> EvaluationOut:
+def evaluation(run_id: RunId, store: StoreDep, principal: UserDep) -> EvaluationOut:
+    store.authorize_run(principal, run_id, "read")
     return EvaluationOut(run_id=run_id, evaluation=store.get_evaluation(run_id))
 
 
@@ -133,9 +140,11 @@ def evaluation(run_id: RunId, store: StoreDep) -> EvaluationOut:
 def events(
     run_id: RunId,
     store: StoreDep,
+    principal: UserDep,
     kind: Annotated[str | None, Query(description="lr_change or status")] = None,
 ) -> list[EventOut]:
     """What happened to the run: status transitions, learning-rate changes."""
+    store.authorize_run(principal, run_id, "read")
     return store.get_events(run_id, kind)
 
 
@@ -152,9 +161,9 @@ def _csv_value(value: float) -> str:
     response_class=StreamingResponse,
     responses={200: {"content": {"text/csv": {}}}},
 )
-def metrics_csv(run_id: RunId, store: StoreDep) -> StreamingResponse:
+def metrics_csv(run_id: RunId, store: StoreDep, principal: UserDep) -> StreamingResponse:
     """Every point, long format: key,step,value,wall_time (non-finite: nan, inf, -inf)."""
-    store.run_revision(run_id)  # 404 before streaming starts
+    store.authorize_run(principal, run_id, "read")  # 404 before streaming starts
 
     def rows() -> Iterator[str]:
         yield "key,step,value,wall_time\n"
@@ -174,6 +183,7 @@ async def compare(
     response: Response,
     store: StoreDep,
     settings: SettingsDep,
+    principal: UserDep,
     runs: Annotated[str, Query(description="comma-separated run ids")],
     keys: Annotated[str, Query(description="comma-separated metric keys")] = "val_loss,train_loss",
     max_points: MaxPoints = 1000,
@@ -181,7 +191,7 @@ async def compare(
     """Series of several runs side by side plus a summary row each: best epoch (lowest
     val_loss), min val loss, final gap, final val accuracy."""
     ids = _ids(runs)
-    revisions = store.revisions(ids)
+    revisions = {i: store.authorize_run(principal, i, "read") for i in ids}
     tag = etag(request, ",".join(f"{i}:{revisions[i]}" for i in ids))
     if (cached := not_modified(request, tag)) is not None:
         return cached

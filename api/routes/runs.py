@@ -8,7 +8,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import EnqueuerDep, RunId, SettingsDep, StoreDep, etag, not_modified
+from api.deps import (
+    EnqueuerDep,
+    PrincipalDep,
+    RunId,
+    SettingsDep,
+    StoreDep,
+    UserDep,
+    etag,
+    not_modified,
+)
 from api.schemas import JobCreate, RunLinks, RunOut, RunPage, RunPatch, RunStatus
 from api.store import RunFilter
 
@@ -38,10 +47,13 @@ def submit_job(
     enqueuer: EnqueuerDep,
     settings: SettingsDep,
     response: Response,
+    principal: UserDep,
 ) -> RunOut:
     """Validate and store a job spec as a new queued run, then hand it to the queue."""
-    run = store.create_run(job.spec, job.project, job.name, job.tags, job.notes)
-    enqueuer.enqueue(run.id, job.spec)
+    run, worker_token = store.create_run(
+        job.spec, job.project, job.name, job.tags, job.notes, principal, job.team
+    )
+    enqueuer.enqueue(run.id, job.spec, worker_token)
     response.headers["Location"] = f"{settings.api_prefix}/runs/{run.id}"
     return with_links(run, settings.api_prefix)
 
@@ -50,6 +62,7 @@ def submit_job(
 def list_runs(
     store: StoreDep,
     settings: SettingsDep,
+    principal: UserDep,
     project: str | None = None,
     status: Annotated[list[RunStatus] | None, Query()] = None,
     tag: Annotated[
@@ -59,6 +72,7 @@ def list_runs(
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     spec_hash: str | None = None,
+    created_by: Annotated[str | None, Query(description="user name of the submitter")] = None,
     where: Annotated[
         str | None,
         Query(
@@ -81,6 +95,8 @@ def list_runs(
         created_before=created_before,
         spec_hash=spec_hash,
         where=where,
+        created_by=created_by,
+        teams=principal.teams(),  # every project the caller's teams own, and nothing else
     )
     runs, next_cursor = store.list_runs(filters, sort, cursor, limit)
     return RunPage(
@@ -90,9 +106,14 @@ def list_runs(
 
 @router.get("/runs/{run_id}", response_model=RunOut, responses={304: {}, 404: {}})
 async def get_run(
-    run_id: RunId, request: Request, response: Response, store: StoreDep, settings: SettingsDep
+    run_id: RunId,
+    request: Request,
+    response: Response,
+    store: StoreDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
 ) -> RunOut | Response:
-    tag = etag(request, str(store.run_revision(run_id)))
+    tag = etag(request, str(store.authorize_run(principal, run_id, "read")))
     if (cached := not_modified(request, tag)) is not None:
         return cached
     response.headers["ETag"] = tag
@@ -100,10 +121,14 @@ async def get_run(
 
 
 @router.patch("/runs/{run_id}", response_model=RunOut)
-def edit_run(run_id: RunId, patch: RunPatch, store: StoreDep, settings: SettingsDep) -> RunOut:
+def edit_run(
+    run_id: RunId, patch: RunPatch, store: StoreDep, settings: SettingsDep, principal: UserDep
+) -> RunOut:
+    store.authorize_run(principal, run_id, "write")
     return with_links(store.update_run(run_id, patch), settings.api_prefix)
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunOut)
-def cancel_run(run_id: RunId, store: StoreDep, settings: SettingsDep) -> RunOut:
+def cancel_run(run_id: RunId, store: StoreDep, settings: SettingsDep, principal: UserDep) -> RunOut:
+    store.authorize_run(principal, run_id, "write")
     return with_links(store.cancel_run(run_id), settings.api_prefix)

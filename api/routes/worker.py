@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from api.deps import RunId, SettingsDep, StoreDep
+from api.deps import PrincipalDep, RunId, SettingsDep, StoreDep
 from api.errors import error
 from api.schemas import (
     METRIC_BATCH,
@@ -22,6 +22,8 @@ from api.schemas import (
 )
 from trainer.events import Evaluation as EvaluationBody
 
+# Each post is allowed to the run's own worker token, or to a user who may write to the run
+# (scripts may log metrics themselves); viewers and other runs' workers are refused.
 router = APIRouter(tags=["worker"])
 
 # Workers send the attempt their "running" post got; data from any other attempt is refused.
@@ -29,10 +31,13 @@ AttemptQuery = Annotated[int | None, Query(ge=1, le=1_000_000, description="the 
 
 
 @router.post("/runs/{run_id}/status", response_model=StatusOut)
-def post_status(run_id: RunId, update: StatusUpdate, store: StoreDep) -> StatusOut:
+def post_status(
+    run_id: RunId, update: StatusUpdate, store: StoreDep, principal: PrincipalDep
+) -> StatusOut:
     """running (worker host, device) starts an attempt and answers its number; heartbeat
     (progress), succeeded, or failed (reason) name that attempt. A cancelled run answers 409:
     that is how a worker, heartbeating, learns to stop."""
+    store.authorize_run(principal, run_id, "worker")
     run = store.set_status(run_id, update)
     return StatusOut(id=run.id, status=run.status, attempt=run.attempt, revision=run.revision)
 
@@ -55,10 +60,12 @@ async def post_metrics(
     request: Request,
     store: StoreDep,
     settings: SettingsDep,
+    principal: PrincipalDep,
     attempt: AttemptQuery = None,
 ) -> IngestResult | JSONResponse:
     """A batch of (key, step, value, wall_time) points (body: MetricBatch). Re-posting a
     (key, step) keeps one. NaN and +-Infinity are accepted as JSON tokens or strings."""
+    store.authorize_run(principal, run_id, "worker")
     try:
         batch = METRIC_BATCH.validate_json(await request.body())
     except ValidationError as exc:
@@ -79,8 +86,13 @@ async def post_metrics(
 
 @router.post("/runs/{run_id}/histograms", response_model=IngestResult)
 def post_histograms(
-    run_id: RunId, batch: HistogramBatch, store: StoreDep, attempt: AttemptQuery = None
+    run_id: RunId,
+    batch: HistogramBatch,
+    store: StoreDep,
+    principal: PrincipalDep,
+    attempt: AttemptQuery = None,
 ) -> IngestResult:
+    store.authorize_run(principal, run_id, "worker")
     accepted, duplicates = store.add_histograms(run_id, batch.histograms, attempt)
     return IngestResult(
         accepted=accepted, duplicates=duplicates, revision=store.run_revision(run_id)
@@ -89,17 +101,27 @@ def post_histograms(
 
 @router.post("/runs/{run_id}/evaluation", status_code=204)
 def post_evaluation(
-    run_id: RunId, evaluation: EvaluationBody, store: StoreDep, attempt: AttemptQuery = None
+    run_id: RunId,
+    evaluation: EvaluationBody,
+    store: StoreDep,
+    principal: PrincipalDep,
+    attempt: AttemptQuery = None,
 ) -> None:
     """Confusion matrix, per-class metrics, ROC curves, weight heat-maps, best epoch."""
+    store.authorize_run(principal, run_id, "worker")
     store.set_evaluation(run_id, evaluation, attempt)
 
 
 @router.post("/runs/{run_id}/events", response_model=IngestResult)
 def post_events(
-    run_id: RunId, batch: EventBatch, store: StoreDep, attempt: AttemptQuery = None
+    run_id: RunId,
+    batch: EventBatch,
+    store: StoreDep,
+    principal: PrincipalDep,
+    attempt: AttemptQuery = None,
 ) -> IngestResult:
     """Run events such as learning-rate changes; one per (kind, step)."""
+    store.authorize_run(principal, run_id, "worker")
     added = store.add_events(run_id, batch.events, attempt)
     return IngestResult(
         accepted=added, duplicates=len(batch.events) - added, revision=store.run_revision(run_id)

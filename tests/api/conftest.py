@@ -23,6 +23,7 @@ PG_ADMIN_URL = os.environ.get(
     "FITLENS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 TABLES = (
+    "api_token",
     "metric_rollup",
     "metric_series",
     "metric_point",
@@ -32,6 +33,9 @@ TABLES = (
     "runtag",
     "run",
     "project",
+    "membership",
+    "team",
+    '"user"',
 )
 
 
@@ -78,9 +82,15 @@ def client(database_url: str, queue: RecordingQueue) -> Iterator[TestClient]:
     with engine.begin() as conn:  # every test starts from empty tables
         for table in TABLES:
             conn.execute(text(f"DELETE FROM {table}"))
-    with TestClient(app) as test_client:
+    # Tests act as alice, the owner of team "lab", unless they say otherwise.
+    _, token = app.state.store.create_user("alice", team="lab", role="owner")
+    with TestClient(app, headers=bearer(token)) as test_client:
         yield test_client
     engine.dispose()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 API = "/api/v1"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import json
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -23,25 +24,29 @@ from api.core.config import Settings
 from api.db import run_migrations
 from api.main import create_app
 from api.queue import RecordingQueue
-from tests.api.conftest import postgres_database
+from tests.api.conftest import bearer, postgres_database
 
 
-def _app(url: str) -> tuple[FastAPI, list[int]]:
+def _app(url: str) -> tuple[FastAPI, list[int], dict[str, str]]:
     run_migrations(url)
     app = create_app(Settings(database_url=url), enqueuer=RecordingQueue())
+    _, token = app.state.store.create_user(
+        f"fuzzer-{uuid.uuid4().hex[:6]}", team=f"t-{uuid.uuid4().hex[:6]}"
+    )
+    auth = bearer(token)
     # Runs for generated requests to hit, so they get past the 404 into the real handlers.
-    with TestClient(app) as client:
+    with TestClient(app, headers=auth) as client:
         running = client.post("/api/v1/jobs", json={}).json()["id"]
         client.post(f"/api/v1/runs/{running}/status", json={"status": "running"})
         queued = client.post("/api/v1/jobs", json={}).json()["id"]
-    return app, [running, queued]
+    return app, [running, queued], auth
 
 
-_sqlite_app, _sqlite_targets = _app(
+_sqlite_app, _sqlite_targets, _sqlite_auth = _app(
     f"sqlite:///{Path(tempfile.mkdtemp(prefix='fitlens-fuzz-')) / 'fuzz.db'}"
 )
 _pg = postgres_database()
-_pg_app, _pg_targets = _app(next(_pg))
+_pg_app, _pg_targets, _pg_auth = _app(next(_pg))
 
 
 @atexit.register
@@ -54,12 +59,13 @@ sqlite_schema = schemathesis.openapi.from_asgi("/openapi.json", _sqlite_app)
 pg_schema = schemathesis.openapi.from_asgi("/openapi.json", _pg_app)
 
 
-def _check(case: Any, targets: list[int]) -> None:
+def _check(case: Any, targets: list[int], auth: dict[str, str]) -> None:
     run_id = (case.path_parameters or {}).get("run_id")
     if isinstance(run_id, int) and run_id % 3 < 2:
         # Two thirds of the cases target a real run (running or queued).
         case.path_parameters["run_id"] = targets[run_id % 3]
-    response = case.call()
+    # Authenticated, so generated requests reach the handlers (auth itself: test_auth.py).
+    response = case.call(headers=auth)
     assert response.status_code < 500, (case.method, case.path, response.text[:500])
     content_type = (response.headers.get("content-type") or [""])[0]  # values are lists here
     if content_type.startswith("application/json"):
@@ -73,10 +79,10 @@ def _check(case: Any, targets: list[int]) -> None:
 @sqlite_schema.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_input_makes_the_api_fail_on_sqlite(case: Any) -> None:
-    _check(case, _sqlite_targets)
+    _check(case, _sqlite_targets, _sqlite_auth)
 
 
 @pg_schema.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_input_makes_the_api_fail_on_postgresql(case: Any) -> None:
-    _check(case, _pg_targets)
+    _check(case, _pg_targets, _pg_auth)

@@ -10,7 +10,7 @@ from api.core.config import Settings
 from api.main import create_app
 from api.queue import RecordingQueue
 from api.store import TrackingStore
-from tests.api.conftest import API, post_points, submit
+from tests.api.conftest import API, bearer, post_points, submit
 
 
 def store_of(client: TestClient) -> TrackingStore:
@@ -57,7 +57,11 @@ def test_silent_worker_is_requeued_with_its_data_cleared_then_failed(client: Tes
     assert store.reap_stale(timeout_s=3600, max_attempts=2) == []  # heartbeat is fresh
     time.sleep(0.05)
     requeued = store.reap_stale(timeout_s=0.01, max_attempts=2)
-    assert [run_id for run_id, _ in requeued] == [rid]
+    assert [run_id for run_id, _, _ in requeued] == [rid]
+    new_token = requeued[0][2]
+    assert new_token.startswith("fl_")
+    principal = store.authenticate(new_token)
+    assert principal.run_id == rid
     run = client.get(f"{API}/runs/{rid}").json()
     assert (run["status"], run["attempt"], run["progress"]["epoch"], run["worker_host"]) == (
         "queued",
@@ -92,8 +96,10 @@ def test_silent_worker_is_requeued_with_its_data_cleared_then_failed(client: Tes
 def test_the_api_reaps_in_the_background_and_enqueues_again(database_url: str) -> None:
     queue = RecordingQueue()
     settings = Settings(database_url=database_url, reaper_interval=0.05, heartbeat_timeout=0.2)
-    with TestClient(create_app(settings, enqueuer=queue)) as client:
-        rid = submit(client)["id"]
+    app = create_app(settings, enqueuer=queue)
+    _, token = app.state.store.create_user(f"reaper-{time.time_ns()}", team=f"t-{time.time_ns()}")
+    with TestClient(app, headers=bearer(token)) as client:
+        rid = submit(client, project=f"reaped-{time.time_ns()}")["id"]
         begin(client, rid)
         deadline = time.monotonic() + 10
         while client.get(f"{API}/runs/{rid}").json()["status"] == "running":

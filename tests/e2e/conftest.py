@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -52,7 +53,13 @@ def api(pipeline_env: dict[str, str]) -> Iterator[httpx.Client]:
     with open(Path(pipeline_env["FITLENS_TMP"]) / "api.log", "w") as log:
         proc = launch.start_api(port, pipeline_env, log)
         launch.wait_healthy(f"http://127.0.0.1:{port}", proc)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1", timeout=30) as client:
+        # A user, as the README's first step makes one; workers get only per-run tokens.
+        token = launch.user_token(pipeline_env, "e2e", "e2e-team")
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}/api/v1",
+            timeout=30,
+            headers={"Authorization": f"Bearer {token}"},
+        ) as client:
             yield client
         launch.stop(proc, grace=10)
 
@@ -89,6 +96,18 @@ def start_worker(pipeline_env: dict[str, str]) -> Iterator[Callable[[str], Worke
     yield start
     for worker in workers:
         worker.stop()
+
+
+# What a fitlens token looks like (api.auth.new_token): none may ever reach a log.
+TOKEN_PATTERN = re.compile(r"fl_[A-Za-z0-9_-]{20,}")
+
+
+def logged_tokens(env: dict[str, str]) -> list[str]:
+    """Every token-looking string in the API's and the workers' logs of this module."""
+    found = []
+    for log in Path(env["FITLENS_TMP"]).glob("*.log"):
+        found += [f"{log.name}: {m}" for m in TOKEN_PATTERN.findall(log.read_text())]
+    return found
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.e2e.conftest import TOKEN_PATTERN
 from worker.launch import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,3 +50,7 @@ def test_demo_runs_the_seed_comparison_through_the_pipeline(tmp_path: Path) -> N
         assert 1 <= int(row.group(1)) <= 30 and 50 < float(row.group(4)) <= 100
     assert "compare: http://127.0.0.1:" in out
     assert (tmp_path / "state" / "fitlens.db").exists()  # SQLite: no server needed
+    # It ran as a user, with tokens, and printed or logged none of them.
+    logs = [p.read_text() for p in (tmp_path / "state").glob("*.log")]
+    assert len(logs) == 2 and "succeeded" in logs[1] + logs[0]
+    assert not TOKEN_PATTERN.search(out + proc.stderr + "".join(logs))

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.conftest import Worker, wait_for
+from tests.e2e.conftest import Worker, logged_tokens, wait_for
 
 METRIC_KEYS = {"train_loss", "val_loss", "train_accuracy", "val_accuracy", "gap", "lr"}
 
@@ -109,3 +109,17 @@ def test_cancelling_a_running_job_stops_its_worker(
     # The worker is free again: the next job runs.
     next_id = api.post("/jobs", json={"spec": {"epochs": 2, "model": {"hidden": [8]}}}).json()["id"]
     assert wait_for(lambda: finished(api, next_id), 60, "the next job")["status"] == "succeeded"
+
+
+def test_workers_hold_only_their_runs_token_and_no_log_shows_one(
+    api: httpx.Client, start_worker: Callable[[str], Worker], pipeline_env: dict[str, str]
+) -> None:
+    worker = start_worker("w-tokens")
+    run_id = api.post("/jobs", json={"spec": {"epochs": 2, "model": {"hidden": [8]}}}).json()["id"]
+    done = wait_for(lambda: finished(api, run_id), 60, "the run")
+    assert done["status"] == "succeeded", done["failure_reason"]
+    assert done["created_by"] == "e2e"
+    # The worker's environment holds no user token; it reported with the run's own token.
+    assert not any("TOKEN" in key for key in pipeline_env)
+    assert "Task fitlens.train_run" in worker.output()  # the log is there, and read
+    assert logged_tokens(pipeline_env) == []

@@ -25,15 +25,21 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
-def run_migrations(url: str) -> None:
-    """alembic upgrade head against ``url`` (the schema is made by migrations only)."""
+def alembic_config(url: str) -> Any:
+    """The Alembic configuration for ``url`` (migrations/ of this checkout)."""
     from pathlib import Path
 
-    from alembic import command
     from alembic.config import Config
 
     root = Path(__file__).resolve().parents[1]
     config = Config(str(root / "alembic.ini"))
     config.set_main_option("script_location", str(root / "migrations"))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    command.upgrade(config, "head")
+    return config
+
+
+def run_migrations(url: str, revision: str = "head") -> None:
+    """alembic upgrade head against ``url`` (the schema is made by migrations only)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url), revision)

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 from sqlmodel import SQLModel
 
 import api.models  # noqa: F401 - registers the tables
+from api.db import alembic_config, make_engine, run_migrations
+from api.store import RunFilter, TrackingStore
+from tests.api.conftest import postgres_database
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def test_migrations_match_the_models(database_url: str) -> None:
@@ -24,3 +35,54 @@ def test_migrations_made_every_table(database_url: str) -> None:
     engine.dispose()
     assert set(SQLModel.metadata.tables) <= tables
     assert "alembic_version" in tables
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.db'}"
+        return
+    gen = postgres_database()
+    yield next(gen)
+    gen.close()
+
+
+def test_upgrading_a_database_from_before_teams_keeps_its_runs(empty_database: str) -> None:
+    """0001 -> 0002: projects made before teams existed go to team "default", whose runs a user
+    added to that team then sees; and the migration goes down and up again."""
+    run_migrations(empty_database, "0001")
+    engine = create_engine(empty_database)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO project (name, created_at) VALUES ('old', :t)"), {"t": NOW})
+        conn.execute(
+            text(
+                "INSERT INTO run (project_id, name, status, spec_json, spec_hash, notes, task, "
+                "dataset, model_kind, optimizer, lr, weight_decay, dropout, l1, l2, epochs, "
+                "batch_size, seed, early_stopping, lr_schedule, attempt, revision, created_at, "
+                "progress_epoch, progress_total) "
+                "SELECT id, 'legacy', 'succeeded', '{}', 'h', '', 'classification', 'digits', "
+                "'mlp', 'adam', 0.001, 0, 0, 0, 0, 1, 32, 0, false, 'none', 1, 1, :t, 1, 1 "
+                "FROM project"
+            ),
+            {"t": NOW},
+        )
+    run_migrations(empty_database)
+    with engine.connect() as conn:
+        owner = conn.execute(
+            text("SELECT team.name FROM project JOIN team ON team.id = project.team_id")
+        ).scalar()
+    assert owner == "default"
+
+    store = TrackingStore(make_engine(empty_database))
+    _, token = store.create_user("old-timer", team="default", role="viewer")
+    principal = store.authenticate(token)
+    runs, _ = store.list_runs(RunFilter(teams=principal.teams()), "id", None, 10)
+    assert [(r.name, r.project) for r in runs] == [("legacy", "old")]
+    store.engine.dispose()
+
+    command.downgrade(alembic_config(empty_database), "0001")
+    with engine.connect() as conn:
+        assert "team" not in inspect(conn).get_table_names()
+        assert conn.execute(text("SELECT name FROM run")).scalar() == "legacy"
+    run_migrations(empty_database)
+    engine.dispose()

@@ -1160,12 +1160,7 @@ class TrackingStore:
     ) -> tuple[TokenOut, str]:
         """A new token for the caller, or for a member of a team the caller owns."""
         with Session(self.engine) as session:
-            user_id = principal.user_id
-            if user_name is not None and user_name != principal.user_name:
-                user_id = session.execute(select(User.id).where(User.name == user_name)).scalar()
-                if user_id is None or not self._owns_user(session, principal, user_id):
-                    raise NotFound(f"user {user_name!r} not found in a team you own")
-            assert user_id is not None
+            user_id = self._token_owner(session, principal, user_name)
             token = self._mint(session, user_id=user_id, name=name, expires_days=expires_days)
             session.commit()
             row = session.execute(
@@ -1173,12 +1168,24 @@ class TrackingStore:
             ).scalar_one()
             return _token_out(row), token
 
-    def list_tokens(self, principal: Principal) -> list[TokenOut]:
+    def list_tokens(self, principal: Principal, user_name: str | None = None) -> list[TokenOut]:
+        """The caller's tokens, or (for an owner) those of a member of a team they own."""
         with Session(self.engine) as session:
+            user_id = self._token_owner(session, principal, user_name)
             rows = session.execute(
-                select(ApiToken).where(ApiToken.user_id == principal.user_id).order_by(ApiToken.id)
+                select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id)
             ).scalars()
             return [_token_out(t) for t in rows]
+
+    def _token_owner(self, session: Session, principal: Principal, user_name: str | None) -> int:
+        """Whose tokens the caller means: their own, or a member's of a team they own."""
+        if user_name is None or user_name == principal.user_name:
+            assert principal.user_id is not None
+            return principal.user_id
+        user_id = session.execute(select(User.id).where(User.name == user_name)).scalar()
+        if user_id is None or not self._owns_user(session, principal, user_id):
+            raise NotFound(f"user {user_name!r} not found in a team you own")
+        return int(user_id)
 
     def revoke_token(self, principal: Principal, token_id: int) -> TokenOut:
         with Session(self.engine) as session:

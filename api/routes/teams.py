@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 
 from api.deps import MAX_ID, StoreDep, UserDep
 from api.schemas import (
@@ -70,8 +70,15 @@ def mint_token(body: TokenCreate, store: StoreDep, principal: UserDep) -> TokenC
 
 
 @router.get("/tokens", response_model=list[TokenOut])
-def list_tokens(store: StoreDep, principal: UserDep) -> list[TokenOut]:
-    return store.list_tokens(principal)
+def list_tokens(
+    store: StoreDep,
+    principal: UserDep,
+    user: Annotated[
+        str | None, Query(max_length=100, description="a member of a team you own; default you")
+    ] = None,
+) -> list[TokenOut]:
+    """Names, dates and ids of tokens (never the secrets): yours, or a member's."""
+    return store.list_tokens(principal, user)
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut)

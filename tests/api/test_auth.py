@@ -311,7 +311,9 @@ def test_revoking_and_expiring_take_effect_at_once(world: World) -> None:
     listed = world.call("GET", "/tokens", "member").json()
     assert [t["name"] for t in listed] == ["first token", "laptop"]
     assert all("token" not in t and "hash" not in str(t) for t in listed)
-    # alice owns bob's team, so she may revoke it.
+    # alice owns bob's team, so she may list and revoke his tokens; vera may not.
+    assert world.call("GET", "/tokens", "owner", params={"user": "bob"}).json() == listed
+    assert world.call("GET", "/tokens", "viewer", params={"user": "bob"}).status_code == 404
     revoked = world.call("DELETE", f"/tokens/{minted['info']['id']}", "owner").json()
     assert revoked["revoked_at"] is not None
     assert world.http.get(f"{API}/me", headers=laptop).status_code == 401

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     and_,
+    bindparam,
     case,
     delete,
     func,
@@ -272,19 +273,10 @@ class TrackingStore:
     def run_revision(self, run_id: int) -> int:
         """The cheapest possible read, for ETag checks."""
         with self.engine.connect() as conn:
-            rev = conn.execute(select(Run.revision).where(Run.id == run_id)).scalar()
+            rev = conn.execute(_RUN_REVISION, {"run_id": run_id}).scalar()
         if rev is None:
             raise NotFound(f"run {run_id} not found")
         return int(rev)
-
-    def revisions(self, run_ids: Sequence[int]) -> dict[int, int]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(Run.id, Run.revision).where(col(Run.id).in_(run_ids))).all()
-        found = {int(r[0]): int(r[1]) for r in rows}
-        missing = [i for i in run_ids if i not in found]
-        if missing:
-            raise NotFound(f"run {missing[0]} not found")
-        return found
 
     def list_runs(
         self,
@@ -970,50 +962,35 @@ class TrackingStore:
 
     def authenticate(self, token: str) -> Principal:
         """Who holds this token. Unauthorized, saying why, if it is unknown, revoked, expired,
-        or a worker token whose run has ended (a worker learns that way that it must stop)."""
-        now = utcnow()
-        with Session(self.engine) as session:
-            row = session.execute(
-                select(ApiToken, User.name)
-                .outerjoin(User, col(User.id) == ApiToken.user_id)
-                .where(ApiToken.token_hash == hash_token(token))
-            ).first()
-            if row is None:
-                raise Unauthorized("unknown token")
-            tok, user_name = row
-            if tok.revoked_at is not None:
-                raise Unauthorized("this token was revoked")
-            if tok.expires_at is not None and tok.expires_at <= now:
-                raise Unauthorized("this token has expired")
-            if tok.run_id is not None:
-                status = session.execute(select(Run.status).where(Run.id == tok.run_id)).scalar()
-                if status is None or status in FINISHED:
-                    raise Unauthorized(
-                        f"run {tok.run_id} has ended ({status or 'deleted'}): "
-                        "its worker token no longer works"
-                    )
-                return Principal(token_id=tok.id or 0, run_id=tok.run_id)
-            roles: dict[int, str] = dict(
-                session.execute(
-                    select(Membership.team_id, Membership.role).where(
-                        Membership.user_id == tok.user_id
-                    )
-                ).all()
-            )
-            return Principal(
-                token_id=tok.id or 0, user_id=tok.user_id, user_name=user_name, roles=roles
-            )
+        or a worker token whose run has ended (a worker learns that way that it must stop).
+
+        One indexed query (token, user, memberships, run status joined): it runs on every
+        request, including 304 polls."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(_AUTHENTICATE, {"token_hash": hash_token(token)}).all()
+        if not rows:
+            raise Unauthorized("unknown token")
+        token_id, user_id, run_id, expires_at, revoked_at, user_name, _, _, status = rows[0]
+        if revoked_at is not None:
+            raise Unauthorized("this token was revoked")
+        if expires_at is not None and expires_at <= utcnow():
+            raise Unauthorized("this token has expired")
+        if run_id is not None:
+            if status is None or status in FINISHED:
+                raise Unauthorized(
+                    f"run {run_id} has ended ({status or 'deleted'}): "
+                    "its worker token no longer works"
+                )
+            return Principal(token_id=token_id, run_id=run_id)
+        roles = {row[6]: row[7] for row in rows if row[6] is not None}
+        return Principal(token_id=token_id, user_id=user_id, user_name=user_name, roles=roles)
 
     def authorize_run(self, principal: Principal, run_id: int, need: str) -> int:
         """Check that ``principal`` may ``need`` ("read", "write" or "worker") run ``run_id``;
         returns the run's revision (so an ETag check costs no second query). A run the caller
         cannot see is NotFound, never Forbidden: its existence does not leak."""
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(Run.revision, Project.team_id)
-                .join(Project, col(Project.id) == Run.project_id)
-                .where(Run.id == run_id)
-            ).first()
+            row = conn.execute(_RUN_ACCESS, {"run_id": run_id}).first()
         missing = NotFound(f"run {run_id} not found")
         if row is None:
             raise missing
@@ -1527,6 +1504,33 @@ def rebin(
     if placed > 0 and total > 0:
         out = [c * total / placed for c in out]
     return out
+
+
+# Built once: constructing the statement costs more than running it (it runs on every request).
+_AUTH_COLUMNS: list[Any] = [
+    ApiToken.id,
+    ApiToken.user_id,
+    ApiToken.run_id,
+    ApiToken.expires_at,
+    ApiToken.revoked_at,
+    User.name,
+    Membership.team_id,
+    Membership.role,
+    Run.status,
+]
+_AUTHENTICATE = (
+    select(*_AUTH_COLUMNS)
+    .outerjoin(User, col(User.id) == ApiToken.user_id)
+    .outerjoin(Membership, col(Membership.user_id) == ApiToken.user_id)
+    .outerjoin(Run, col(Run.id) == ApiToken.run_id)
+    .where(col(ApiToken.token_hash) == bindparam("token_hash"))
+)
+_RUN_REVISION = select(Run.revision).where(col(Run.id) == bindparam("run_id"))
+_RUN_ACCESS = (
+    select(Run.revision, Project.team_id)
+    .join(Project, col(Project.id) == Run.project_id)
+    .where(col(Run.id) == bindparam("run_id"))
+)
 
 
 def _token_out(tok: ApiToken) -> TokenOut:

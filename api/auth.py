@@ -28,7 +28,6 @@ def hash_token(token: str) -> str:
 class Principal:
     """A user (with a role per team) or a worker (allowed one run only)."""
 
-    token_id: int
     user_id: int | None = None
     user_name: str | None = None
     roles: dict[int, str] = field(default_factory=dict)  # team id -> role

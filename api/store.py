@@ -216,7 +216,7 @@ class TrackingStore:
             for tag in dict.fromkeys(tags):
                 session.add(RunTag(run_id=run.id, tag=tag))
             self._event(session, run.id, "status", None, {"status": "queued"})
-            token = self._mint(session, run_id=run.id, name=f"worker for run {run.id}")
+            token = self._mint_worker(session, run.id)
             session.commit()
             return self._run_out(session, run), token
 
@@ -420,8 +420,8 @@ class TrackingStore:
     def reap_stale(self, timeout_s: float, max_attempts: int) -> list[tuple[int, str, str]]:
         """Runs whose worker went silent (no heartbeat for ``timeout_s``) do not stay running:
         with attempts left they go back to ``queued`` with their data cleared, to be run again
-        from the start; otherwise they fail with the reason. Returns (run id, spec JSON) of the
-        requeued runs, for the caller to enqueue again."""
+        from the start; otherwise they fail with the reason. Returns (run id, spec JSON, new
+        worker token) of the requeued runs, for the caller to enqueue again."""
         cutoff = utcnow() - timedelta(seconds=timeout_s)
         requeued = []
         with Session(self.engine) as session:
@@ -462,7 +462,7 @@ class TrackingStore:
                         .where(col(ApiToken.run_id) == run_id, col(ApiToken.revoked_at).is_(None))
                         .values(revoked_at=utcnow())
                     )
-                    token = self._mint(session, run_id=run_id, name=f"worker for run {run_id}")
+                    token = self._mint_worker(session, run_id)
                     requeued.append((run_id, run.spec_json, token))
                 else:
                     run.status = "failed"
@@ -970,7 +970,7 @@ class TrackingStore:
             rows = conn.execute(_AUTHENTICATE, {"token_hash": hash_token(token)}).all()
         if not rows:
             raise Unauthorized("unknown token")
-        token_id, user_id, run_id, expires_at, revoked_at, user_name, _, _, status = rows[0]
+        user_id, run_id, expires_at, revoked_at, user_name, _, _, status = rows[0]
         if revoked_at is not None:
             raise Unauthorized("this token was revoked")
         if expires_at is not None and expires_at <= utcnow():
@@ -981,9 +981,9 @@ class TrackingStore:
                     f"run {run_id} has ended ({status or 'deleted'}): "
                     "its worker token no longer works"
                 )
-            return Principal(token_id=token_id, run_id=run_id)
-        roles = {row[6]: row[7] for row in rows if row[6] is not None}
-        return Principal(token_id=token_id, user_id=user_id, user_name=user_name, roles=roles)
+            return Principal(run_id=run_id)
+        roles = {row[5]: row[6] for row in rows if row[5] is not None}
+        return Principal(user_id=user_id, user_name=user_name, roles=roles)
 
     def authorize_run(self, principal: Principal, run_id: int, need: str) -> int:
         """Check that ``principal`` may ``need`` ("read", "write" or "worker") run ``run_id``;
@@ -1057,7 +1057,7 @@ class TrackingStore:
         assert user.id is not None
         if team_id is not None:
             session.add(Membership(team_id=team_id, user_id=user.id, role=role))
-        token = self._mint(session, user_id=user.id, name="first token", expires_days=expires_days)
+        token, _ = self._mint(session, user.id, "first token", expires_days)
         return user.id, token
 
     def admin_mint(self, user_name: str, name: str, expires_days: float | None) -> str:
@@ -1066,7 +1066,7 @@ class TrackingStore:
             user_id = session.execute(select(User.id).where(User.name == user_name)).scalar()
             if user_id is None:
                 raise NotFound(f"user {user_name!r} not found")
-            token = self._mint(session, user_id=user_id, name=name, expires_days=expires_days)
+            token, _ = self._mint(session, user_id, name, expires_days)
             session.commit()
             return token
 
@@ -1138,11 +1138,8 @@ class TrackingStore:
         """A new token for the caller, or for a member of a team the caller owns."""
         with Session(self.engine) as session:
             user_id = self._token_owner(session, principal, user_name)
-            token = self._mint(session, user_id=user_id, name=name, expires_days=expires_days)
+            token, row = self._mint(session, user_id, name, expires_days)
             session.commit()
-            row = session.execute(
-                select(ApiToken).where(ApiToken.token_hash == hash_token(token))
-            ).scalar_one()
             return _token_out(row), token
 
     def list_tokens(self, principal: Principal, user_name: str | None = None) -> list[TokenOut]:
@@ -1224,23 +1221,20 @@ class TrackingStore:
         )
 
     def _mint(
-        self,
-        session: Session,
-        user_id: int | None = None,
-        run_id: int | None = None,
-        name: str = "",
-        expires_days: float | None = None,
-    ) -> str:
+        self, session: Session, user_id: int, name: str, expires_days: float | None
+    ) -> tuple[str, ApiToken]:
+        """A user's new token: the secret (shown once) and its stored row (hash only)."""
         token = new_token()
         expires = utcnow() + timedelta(days=expires_days) if expires_days is not None else None
+        row = ApiToken(token_hash=hash_token(token), user_id=user_id, name=name, expires_at=expires)
+        session.add(row)
+        return token, row
+
+    def _mint_worker(self, session: Session, run_id: int) -> str:
+        """A run's worker token: it reads and reports on that run only, until the run ends."""
+        token = new_token()
         session.add(
-            ApiToken(
-                token_hash=hash_token(token),
-                user_id=user_id,
-                run_id=run_id,
-                name=name,
-                expires_at=expires,
-            )
+            ApiToken(token_hash=hash_token(token), run_id=run_id, name=f"worker for run {run_id}")
         )
         return token
 
@@ -1508,7 +1502,6 @@ def rebin(
 
 # Built once: constructing the statement costs more than running it (it runs on every request).
 _AUTH_COLUMNS: list[Any] = [
-    ApiToken.id,
     ApiToken.user_id,
     ApiToken.run_id,
     ApiToken.expires_at,

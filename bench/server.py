@@ -17,23 +17,16 @@ from worker.launch import ROOT, free_port, start_api, stop, user_token, wait_hea
 def api_client(database_url: str | None = None, timeout: float = 60) -> Iterator[httpx.Client]:
     """A client of a freshly started, migrated API server, signed in as user "bench" (owner of
     team "bench"); the server stops afterwards."""
-    with api_server(database_url) as (base, token):
-        headers = {"Authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=base, timeout=timeout, headers=headers) as http:
-            yield http
-
-
-@contextlib.contextmanager
-def api_server(database_url: str | None = None) -> Iterator[tuple[str, str]]:
-    """Yield the base URL of a freshly migrated API server and a user's token."""
     tmp = tempfile.mkdtemp(prefix="fitlens-bench-")
     url = database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
-    port = free_port()
     env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+    port = free_port()
     proc = start_api(port, env)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(base, proc)
-        yield base, user_token(env, "bench", "bench")
+        headers = {"Authorization": f"Bearer {user_token(env, 'bench', 'bench')}"}
+        with httpx.Client(base_url=base, timeout=timeout, headers=headers) as http:
+            yield http
     finally:
         stop(proc, grace=10)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import (
@@ -33,6 +33,20 @@ def _no_nul(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_no_nul)]
+
+
+def _as_utc(value: datetime) -> datetime:
+    # Stored times are UTC; a time without an offset is taken as UTC. Converting one near
+    # year 1 or 9999 can leave the calendar: that is the caller's bad input, not a 500.
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range once converted to UTC") from None
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 MetricKey = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_./:-]+$")]
 Tag = Annotated[Text, Field(min_length=1, max_length=100, pattern=r"^[^,\s][^,]*$")]
 Step = Annotated[int, Field(ge=0, le=2**62)]

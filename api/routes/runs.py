@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -18,7 +17,15 @@ from api.deps import (
     etag,
     not_modified,
 )
-from api.schemas import JobCreate, RunLinks, RunOut, RunPage, RunPatch, RunStatus
+from api.schemas import (
+    JobCreate,
+    RunLinks,
+    RunOut,
+    RunPage,
+    RunPatch,
+    RunStatus,
+    UtcDatetime,
+)
 from api.store import RunFilter
 
 router = APIRouter(tags=["runs"])
@@ -69,8 +76,8 @@ def list_runs(
         list[str] | None, Query(description="repeat for several; all must match")
     ] = None,
     name: Annotated[str | None, Query(description="case-insensitive substring")] = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: UtcDatetime | None = None,
+    created_before: UtcDatetime | None = None,
     spec_hash: str | None = None,
     created_by: Annotated[str | None, Query(description="user name of the submitter")] = None,
     where: Annotated[

@@ -119,6 +119,10 @@ def test_filters_sort_and_cursor_pagination(client: TestClient) -> None:
     ]
     future = "2999-01-01T00:00:00Z"
     assert ids(created_after=future) == [] and len(ids(created_before=future)) == 4
+    # Without an offset a time is UTC; a plain date is its midnight.
+    assert (
+        ids(created_after="2999-01-01T00:00:00") == [] and len(ids(created_after="2000-01-01")) == 4
+    )
 
     seen, cursor = [], None
     while True:
@@ -153,6 +157,9 @@ def test_bad_list_parameters_are_422_naming_them(client: TestClient) -> None:
         ({"status": "paused"}, "status.0"),
         ({"limit": 0}, "limit"),
         ({"created_after": "yesterday"}, "created_after"),
+        # Year 1 at +00:01 is before year 1 in UTC (the fuzzer's find).
+        ({"created_after": "0001-01-01T00:00:00+00:01"}, "created_after"),
+        ({"created_before": "9999-12-31T23:59:59-01:00"}, "created_before"),
     ]:
         response = client.get(f"{API}/runs", params=params)
         assert response.status_code == 422, params

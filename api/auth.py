@@ -32,6 +32,7 @@ class Principal:
     user_name: str | None = None
     roles: dict[int, str] = field(default_factory=dict)  # team id -> role
     run_id: int | None = None  # set for a worker token
+    handed_over: bool = False  # a user's token that a team owner minted and saw (POST /users)
 
     @property
     def is_worker(self) -> bool:

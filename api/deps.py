@@ -10,8 +10,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth import Principal, Unauthorized
 from api.core.config import Settings
+from api.core.exceptions import Forbidden
+from api.core.http import PRINCIPAL_KEY
 from api.queue import Enqueuer
-from api.store import Forbidden, TrackingStore
+from api.store import TrackingStore
 
 
 # Dependencies are async on purpose: FastAPI runs sync ones in the threadpool, a thread hop
@@ -62,10 +64,15 @@ bearer_scheme = HTTPBearer(
 
 
 async def get_principal(
+    request: Request,
     store: StoreDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
-    """Who is asking, from ``Authorization: Bearer <token>``; 401 if nobody usable."""
+    """Who is asking, from ``Authorization: Bearer <token>``; 401 if nobody usable. A request
+    with a body was authenticated already, before its body was read (api.core.http)."""
+    known = request.scope.get("state", {}).get(PRINCIPAL_KEY)
+    if known is not None:
+        return known
     if credentials is None or not credentials.credentials.strip():
         raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
     return store.authenticate(credentials.credentials.strip())

@@ -12,9 +12,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
 from api.auth import Unauthorized
-from api.store import Conflict, Forbidden, Invalid, NotFound
+from api.core.exceptions import Conflict, Forbidden, Invalid, NotFound
 
 log = logging.getLogger("fitlens.api")
 
@@ -108,13 +109,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return error(422, f"invalid request: a number is out of range ({exc})")
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        response = error(exc.status_code, str(exc.detail))
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = str(exc.detail)
+        if exc.status_code == 413 and MAX_BODY_SIZE_SCOPE_KEY in request.scope:
+            limit = request.scope[MAX_BODY_SIZE_SCOPE_KEY]
+            message = f"request body is over the {limit}-byte limit (FITLENS_MAX_BODY_BYTES)"
+        response = error(exc.status_code, message, getattr(exc, "errors", None))
         if exc.headers:
             response.headers.update(exc.headers)
         return response
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")
-        return error(500, f"internal error: {type(exc).__name__}")
+    # Anything else is answered 500 by api.core.http.RequestGuard, which keeps the connection.

@@ -5,20 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 from fastapi.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.core.config import Settings, get_settings
+from api.core.http import GuardedRoute, RequestGuard
 from api.db import make_engine
 from api.errors import SafeJSONResponse, error, install_error_handlers
 from api.queue import Enqueuer, make_enqueuer
 from api.routes import health, reads, runs, teams, worker
-from api.schemas import MetricBatch
+from api.schemas import ErrorBody, MetricBatch
 from api.store import TrackingStore
 from trainer.spec import JobSpec
 
@@ -47,20 +46,27 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
         description="Experiment tracking that makes overfitting, and what fixes it, visible.",
         default_response_class=SafeJSONResponse,
         lifespan=lifespan,
+        # Counted as the bytes arrive (a chunked body has no Content-Length to check).
+        max_body_size=settings.max_body_bytes,
     )
     engine = make_engine(settings.database_url)
     app.state.settings = settings
-    app.state.store = TrackingStore(engine, settings.default_project)
+    app.state.store = store = TrackingStore(engine, settings.default_project)
     app.state.enqueuer = enqueuer or make_enqueuer(settings)
 
-    app.add_middleware(TimingAndBodyLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestGuard,
+        authenticate=store.authenticate,
+        prefix=settings.api_prefix,
+        render_error=error,
+    )
     install_error_handlers(app)
-    api = APIRouter(prefix=settings.api_prefix)
+    api = APIRouter(prefix=settings.api_prefix, route_class=GuardedRoute)
     for module in (runs, worker, reads, teams):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)
-    _document_raw_bodies(app)
+    _document(app)
     return app
 
 
@@ -80,44 +86,22 @@ async def reap_forever(store: TrackingStore, enqueuer: Enqueuer, settings: Setti
             log.exception("reaper pass failed")
 
 
-class TimingAndBodyLimit:
-    """Pure ASGI middleware (cheaper than @app.middleware, which matters for 304 polls):
-    refuses bodies over the limit by their Content-Length before anything parses them, and
-    adds a Server-Timing header so clients can see time spent in the server itself."""
-
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
-        self.app = app
-        self.max_body_bytes = max_body_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_body_bytes:
-                response = error(
-                    413,
-                    f"request body of {int(value)} bytes is over the "
-                    f"{self.max_body_bytes}-byte limit",
-                )
-                await response(scope, receive, send)
-                return
-
-        async def timed_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                dur = 1000 * (time.perf_counter() - started)
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"server-timing", f"app;dur={dur:.3f}".encode()),
-                ]
-            await send(message)
-
-        await self.app(scope, receive, timed_send)
+# Every error body is ErrorBody; these are the statuses an API operation can answer with one.
+ERROR_STATUSES = {
+    "400": "Bad request",
+    "401": "Missing, unknown, revoked or expired token",
+    "403": "Your role does not allow this",
+    "404": "Not found, or not yours to see",
+    "409": "Does not fit the current state",
+    "413": "Body over the size limit, or too many points",
+    "422": "Invalid input; `errors` names each field",
+}
 
 
-def _document_raw_bodies(app: FastAPI) -> None:
-    """Routes that parse their body by hand (the metrics hot path) still get it documented."""
+def _document(app: FastAPI) -> None:
+    """OpenAPI that tells the truth: every error is ErrorBody (not FastAPI's default 422 shape)
+    and is documented, and routes that parse their body by hand (the metrics hot path) still
+    get it documented."""
     from typing import Any
 
     from fastapi.openapi.utils import get_openapi
@@ -127,10 +111,23 @@ def _document_raw_bodies(app: FastAPI) -> None:
             schema = get_openapi(
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
-            body = MetricBatch.model_json_schema(ref_template="#/components/schemas/{model}")
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            components.update(body.pop("$defs", {}))
-            components["MetricBatch"] = body
+            for model in (MetricBatch, ErrorBody):
+                body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(body.pop("$defs", {}))
+                components[model.__name__] = body
+            components.pop("HTTPValidationError", None)
+            components.pop("ValidationError", None)
+            error_body = {
+                "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+            }
+            for path, operations in schema["paths"].items():
+                if not path.startswith(app.state.settings.api_prefix):
+                    continue
+                for operation in operations.values():
+                    responses = operation.setdefault("responses", {})
+                    for status, description in ERROR_STATUSES.items():
+                        responses[status] = {"description": description, "content": error_body}
             app.openapi_schema = schema
         return app.openapi_schema
 

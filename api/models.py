@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Column, Float, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Float, Index, Integer, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 
@@ -16,21 +16,28 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# Ids, steps and counts are 64-bit on PostgreSQL (the API accepts up to 2**62 everywhere); on
+# SQLite INTEGER is 64-bit already and only "INTEGER PRIMARY KEY" auto-increments.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
 class User(SQLModel, table=True):
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     name: str = Field(max_length=100, unique=True, index=True)
     created_at: datetime = Field(default_factory=utcnow)
 
 
 class Team(SQLModel, table=True):
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     name: str = Field(max_length=100, unique=True, index=True)
     created_at: datetime = Field(default_factory=utcnow)
 
 
 class Membership(SQLModel, table=True):
-    team_id: int = Field(foreign_key="team.id", primary_key=True, ondelete="CASCADE")
-    user_id: int = Field(foreign_key="user.id", primary_key=True, ondelete="CASCADE", index=True)
+    team_id: int = Field(sa_type=BigId, foreign_key="team.id", primary_key=True, ondelete="CASCADE")
+    user_id: int = Field(
+        sa_type=BigId, foreign_key="user.id", primary_key=True, ondelete="CASCADE", index=True
+    )
     role: str = Field(max_length=10)  # owner, member, viewer
 
 
@@ -38,30 +45,55 @@ class ApiToken(SQLModel, table=True):
     """A bearer token, stored only as its SHA-256. Either a user's, or a worker's for one run."""
 
     __tablename__ = "api_token"
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     token_hash: str = Field(max_length=64, unique=True, index=True)
-    user_id: int | None = Field(default=None, foreign_key="user.id", ondelete="CASCADE")
-    run_id: int | None = Field(default=None, foreign_key="run.id", ondelete="CASCADE")
+    user_id: int | None = Field(
+        default=None, sa_type=BigId, foreign_key="user.id", ondelete="CASCADE"
+    )
+    run_id: int | None = Field(
+        default=None, sa_type=BigId, foreign_key="run.id", ondelete="CASCADE"
+    )
     name: str = Field(default="", max_length=100)
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
+    # Minted for the user by a team owner (POST /users): the owner has seen it, so it cannot
+    # accept an invitation, and accepting one revokes it (it must never reach another team).
+    handed_over: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+
+
+class Invitation(SQLModel, table=True):
+    """An owner's offer of a role in their team. Kept by user *name*, whether or not such a user
+    exists, so inviting reveals nothing; only the user with that name can accept it."""
+
+    __table_args__ = (UniqueConstraint("team_id", "user_name", name="uq_invitation_team_user"),)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    team_id: int = Field(sa_type=BigId, foreign_key="team.id", ondelete="CASCADE")
+    user_name: str = Field(max_length=100, index=True)
+    role: str = Field(max_length=10)
+    invited_by_id: int | None = Field(
+        default=None, sa_type=BigId, foreign_key="user.id", ondelete="SET NULL"
+    )
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
 
 
 class Project(SQLModel, table=True):
     """A team's project. Names are unique within a team, so every team has its own "default"."""
 
     __table_args__ = (UniqueConstraint("team_id", "name", name="uq_project_team_id_name"),)
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     name: str = Field(max_length=200, index=True)
-    team_id: int | None = Field(default=None, foreign_key="team.id", index=True)
+    team_id: int | None = Field(default=None, sa_type=BigId, foreign_key="team.id", index=True)
     created_at: datetime = Field(default_factory=utcnow)
 
 
 class Run(SQLModel, table=True):
-    id: int | None = Field(default=None, primary_key=True)
-    project_id: int = Field(foreign_key="project.id", index=True)
-    created_by_id: int | None = Field(default=None, foreign_key="user.id", index=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    project_id: int = Field(sa_type=BigId, foreign_key="project.id", index=True)
+    created_by_id: int | None = Field(
+        default=None, sa_type=BigId, foreign_key="user.id", index=True
+    )
     name: str = Field(max_length=200, index=True)
     status: str = Field(max_length=20, index=True)  # queued/running/succeeded/failed/cancelled
     spec_json: str = Field(sa_column=Column(Text, nullable=False))
@@ -94,17 +126,17 @@ class Run(SQLModel, table=True):
     failure_reason: str | None = Field(default=None, sa_column=Column(Text))
     attempt: int = 0
     # Bumped on every change to the run or its data: the basis of ETags for cheap polling.
-    revision: int = 0
+    revision: int = Field(default=0, sa_type=BigId)
 
 
 class RunTag(SQLModel, table=True):
-    run_id: int = Field(foreign_key="run.id", primary_key=True, ondelete="CASCADE")
+    run_id: int = Field(sa_type=BigId, foreign_key="run.id", primary_key=True, ondelete="CASCADE")
     tag: str = Field(max_length=100, primary_key=True, index=True)
 
 
 class MetricPoint(SQLModel, table=True):
     __tablename__ = "metric_point"
-    run_id: int = Field(foreign_key="run.id", primary_key=True, ondelete="CASCADE")
+    run_id: int = Field(sa_type=BigId, foreign_key="run.id", primary_key=True, ondelete="CASCADE")
     key: str = Field(max_length=100, primary_key=True)
     step: int = Field(sa_column=Column(BigInteger, primary_key=True))
     value: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
@@ -115,9 +147,9 @@ class MetricSeries(SQLModel, table=True):
     """One row per (run, key): totals that make summaries and decisions O(1)."""
 
     __tablename__ = "metric_series"
-    run_id: int = Field(foreign_key="run.id", primary_key=True, ondelete="CASCADE")
+    run_id: int = Field(sa_type=BigId, foreign_key="run.id", primary_key=True, ondelete="CASCADE")
     key: str = Field(max_length=100, primary_key=True)
-    count: int
+    count: int = Field(sa_type=BigId)
     first_step: int = Field(sa_column=Column(BigInteger, nullable=False))
     last_step: int = Field(sa_column=Column(BigInteger, nullable=False))
     last_value: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
@@ -134,7 +166,7 @@ class MetricRollup(SQLModel, table=True):
     """
 
     __tablename__ = "metric_rollup"
-    run_id: int = Field(foreign_key="run.id", primary_key=True, ondelete="CASCADE")
+    run_id: int = Field(sa_type=BigId, foreign_key="run.id", primary_key=True, ondelete="CASCADE")
     key: str = Field(max_length=100, primary_key=True)
     level: int = Field(primary_key=True)
     bucket: int = Field(sa_column=Column(BigInteger, primary_key=True))
@@ -148,10 +180,10 @@ class MetricRollup(SQLModel, table=True):
 
 class Histogram(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("run_id", "param", "step"),)
-    id: int | None = Field(default=None, primary_key=True)
-    run_id: int = Field(foreign_key="run.id", index=True, ondelete="CASCADE")
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    run_id: int = Field(sa_type=BigId, foreign_key="run.id", index=True, ondelete="CASCADE")
     param: str = Field(max_length=200)
-    step: int
+    step: int = Field(sa_type=BigId)
     edges_json: str = Field(sa_column=Column(Text, nullable=False))
     counts_json: str = Field(sa_column=Column(Text, nullable=False))
     numel: int = Field(sa_column=Column(BigInteger, nullable=False))
@@ -165,7 +197,7 @@ class Histogram(SQLModel, table=True):
 
 
 class Evaluation(SQLModel, table=True):
-    run_id: int = Field(foreign_key="run.id", primary_key=True, ondelete="CASCADE")
+    run_id: int = Field(sa_type=BigId, foreign_key="run.id", primary_key=True, ondelete="CASCADE")
     payload_json: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
 
@@ -175,9 +207,9 @@ class RunEvent(SQLModel, table=True):
 
     __tablename__ = "run_event"
     __table_args__ = (Index("ix_run_event_run_kind", "run_id", "kind"),)
-    id: int | None = Field(default=None, primary_key=True)
-    run_id: int = Field(foreign_key="run.id", ondelete="CASCADE")
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    run_id: int = Field(sa_type=BigId, foreign_key="run.id", ondelete="CASCADE")
     kind: str = Field(max_length=40)
-    step: int | None = None
+    step: int | None = Field(default=None, sa_type=BigId)
     payload_json: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)

@@ -148,6 +148,17 @@ class TeamOut(BaseModel):
     name: str
     members: list[Member]
     projects: list[str]
+    # Pending invitations, by name: they grant nothing until the user accepts.
+    invited: list[Member] = Field(default_factory=list)
+
+
+class InvitationOut(BaseModel):
+    team_id: int
+    team: str
+    role: Role
+    invited_by: str | None
+    created_at: datetime
+    expires_at: datetime
 
 
 class TeamCreate(_In):
@@ -166,8 +177,9 @@ class UserCreate(_In):
 
 
 class TokenCreate(_In):
+    """A new token for yourself: nobody mints tokens for another user."""
+
     name: Text = Field(default="", max_length=100)
-    user: Name | None = Field(default=None, description="a member of a team you own; default you")
     expires_in_days: float | None = Field(default=None, gt=0, le=3650)
 
 
@@ -177,6 +189,8 @@ class TokenOut(BaseModel):
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    # Minted by the team owner who created your account (POST /users): replace it with your own.
+    handed_over: bool = False
 
 
 class TokenCreated(BaseModel):
@@ -282,8 +296,10 @@ class HistogramIn(_In):
             raise ValueError("edges: must be finite numbers")
         if any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)):
             raise ValueError("edges: must be strictly increasing")
-        if any(not math.isfinite(c) or c < 0 for c in self.counts):
-            raise ValueError("counts: must be finite and non-negative")
+        if any(not math.isfinite(c) or c < 0 or c > 2**53 for c in self.counts):
+            raise ValueError("counts: must be finite, non-negative and at most 2**53")
+        if sum(self.counts) > 2**62:
+            raise ValueError("counts: must add up to at most 2**62 (the numel a run can have)")
         return self
 
 
@@ -291,10 +307,27 @@ class HistogramBatch(_In):
     histograms: list[HistogramIn] = Field(max_length=1000)
 
 
+def _shallow(value: dict[str, Any]) -> dict[str, Any]:
+    # A free-form payload is stored as JSON and served back: keep it shallow enough to read.
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_PAYLOAD_DEPTH:
+            raise ValueError(f"nested more than {MAX_PAYLOAD_DEPTH} levels deep")
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        stack.extend((child, depth + 1) for child in children)
+    return value
+
+
+MAX_PAYLOAD_DEPTH = 16
+
+
 class EventIn(_In):
     kind: Literal["lr_change"]
     step: Step
-    payload: dict[str, Any] = Field(default_factory=dict)
+    payload: Annotated[dict[str, Any], AfterValidator(_shallow)] = Field(default_factory=dict)
 
 
 class EventBatch(_In):
@@ -388,6 +421,18 @@ class Comparison(BaseModel):
 class EvaluationOut(BaseModel):
     run_id: int
     evaluation: EvaluationBody
+
+
+class ErrorItem(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: a message naming the problem, and for invalid input each field."""
+
+    detail: str
+    errors: list[ErrorItem] | None = None
 
 
 class Health(BaseModel):

@@ -41,12 +41,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
-from api.auth import WRITE_ROLES, Principal, Unauthorized, hash_token, new_token
+from api.auth import WRITE_ROLES, Principal
+from api.core.exceptions import Conflict, Forbidden, Invalid, NotFound
+from api.identity import IdentityStore
 from api.models import (
     ApiToken,
     Evaluation,
     Histogram,
-    Membership,
     MetricPoint,
     MetricRollup,
     MetricSeries,
@@ -68,7 +69,6 @@ from api.schemas import (
     HistogramOverlay,
     HistogramSeries,
     HistogramStep,
-    Member,
     MetricPointDict,
     OverlayRun,
     Progress,
@@ -77,37 +77,12 @@ from api.schemas import (
     RunSummary,
     Series,
     StatusUpdate,
-    TeamOut,
-    TeamRole,
-    TokenOut,
-    UserOut,
 )
 from trainer.events import Evaluation as EvaluationBody
 from trainer.spec import JobSpec
 
 ROLLUP_LEVELS = (1, 2, 3, 4, 5)  # bucket width 16**level steps
 _ROLLUP_BASE = 16
-
-
-class NotFound(Exception):
-    """The run (or project, or thing) does not exist."""
-
-
-class Forbidden(Exception):
-    """The caller can see the thing but may not do this to it (e.g. a viewer editing)."""
-
-
-class Conflict(Exception):
-    """The request is valid but does not fit the run's state (e.g. metrics for a finished run)."""
-
-
-class Invalid(Exception):
-    """A query parameter that pydantic could not check (e.g. a bad cursor); names the field."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -154,9 +129,11 @@ def _null_to_nan(value: float | None) -> float:
     return math.nan if value is None else value
 
 
-class TrackingStore:
+class TrackingStore(IdentityStore):
+    """Runs and everything they hold; identity (users, teams, tokens) comes from IdentityStore."""
+
     def __init__(self, engine: Engine, default_project: str = "default") -> None:
-        self.engine = engine
+        super().__init__(engine)
         self.default_project = default_project
         self._dialect = engine.dialect.name
 
@@ -360,6 +337,26 @@ class TrackingStore:
             self._event(session, run_id, "status", None, {"status": "cancelled"})
             session.commit()
             return self._run_out(session, run)
+
+    def delete_run(self, run_id: int) -> None:
+        """The run and everything it holds, its worker token included (a worker still training
+        it gets 401 at its next post, and stops). Explicit deletes, not only ON DELETE CASCADE,
+        so a database with foreign keys off loses nothing to orphans either."""
+        with Session(self.engine) as session:
+            self._run(session, run_id, lock=True)
+            for model in (
+                MetricPoint,
+                MetricSeries,
+                MetricRollup,
+                Histogram,
+                Evaluation,
+                RunEvent,
+                RunTag,
+                ApiToken,
+            ):
+                session.execute(delete(model).where(model.run_id == run_id))
+            session.execute(delete(Run).where(col(Run.id) == run_id))
+            session.commit()
 
     def set_status(self, run_id: int, update: StatusUpdate) -> RunOut:
         """Worker-reported transitions. ``running`` starts a new attempt (from ``queued`` only);
@@ -958,35 +955,11 @@ class TrackingStore:
             )
         return result
 
-    # ---- identity: users, teams, tokens ----
-
-    def authenticate(self, token: str) -> Principal:
-        """Who holds this token. Unauthorized, saying why, if it is unknown, revoked, expired,
-        or a worker token whose run has ended (a worker learns that way that it must stop).
-
-        One indexed query (token, user, memberships, run status joined): it runs on every
-        request, including 304 polls."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(_AUTHENTICATE, {"token_hash": hash_token(token)}).all()
-        if not rows:
-            raise Unauthorized("unknown token")
-        user_id, run_id, expires_at, revoked_at, user_name, _, _, status = rows[0]
-        if revoked_at is not None:
-            raise Unauthorized("this token was revoked")
-        if expires_at is not None and expires_at <= utcnow():
-            raise Unauthorized("this token has expired")
-        if run_id is not None:
-            if status is None or status in FINISHED:
-                raise Unauthorized(
-                    f"run {run_id} has ended ({status or 'deleted'}): "
-                    "its worker token no longer works"
-                )
-            return Principal(run_id=run_id)
-        roles = {row[5]: row[6] for row in rows if row[5] is not None}
-        return Principal(user_id=user_id, user_name=user_name, roles=roles)
+    # ---- authorization ----
 
     def authorize_run(self, principal: Principal, run_id: int, need: str) -> int:
-        """Check that ``principal`` may ``need`` ("read", "write" or "worker") run ``run_id``;
+        """Check that ``principal`` may ``need`` ("read", "write", "owner" or "worker") run
+        ``run_id``;
         returns the run's revision (so an ETag check costs no second query). A run the caller
         cannot see is NotFound, never Forbidden: its existence does not leak."""
         with self.engine.connect() as conn:
@@ -1004,239 +977,11 @@ class TrackingStore:
         role = principal.roles.get(team_id)
         if role is None:
             raise missing
+        if need == "owner" and role != "owner":
+            raise Forbidden(f"you are a {role} of this run's team: only its owners may do this")
         if need != "read" and role not in WRITE_ROLES:
             raise Forbidden(f"you are a {role} of this run's team: read only")
         return revision
-
-    def create_user(
-        self,
-        name: str,
-        team: str | None = None,
-        role: str = "owner",
-        expires_days: float | None = None,
-    ) -> tuple[UserOut, str]:
-        """For the operator's CLI: a new user (optionally in ``team``, created if missing) and
-        their first token."""
-        with Session(self.engine) as session:
-            team_id = None
-            if team is not None:
-                team_id = session.execute(select(Team.id).where(Team.name == team)).scalar()
-                if team_id is None:
-                    new_team = Team(name=team)
-                    session.add(new_team)
-                    session.flush()
-                    team_id = new_team.id
-            user_id, token = self._new_user(session, name, team_id, role, expires_days)
-            session.commit()
-        return self.user_out(user_id), token
-
-    def add_user(
-        self, principal: Principal, team_id: int, name: str, role: str
-    ) -> tuple[UserOut, str]:
-        """A team owner creates a user in their team; returns the user and their first token."""
-        self._require_owner(principal, team_id)
-        with Session(self.engine) as session:
-            user_id, token = self._new_user(session, name, team_id, role, None)
-            session.commit()
-        return self.user_out(user_id), token
-
-    def _new_user(
-        self,
-        session: Session,
-        name: str,
-        team_id: int | None,
-        role: str,
-        expires_days: float | None,
-    ) -> tuple[int, str]:
-        user = User(name=name)
-        try:
-            with session.begin_nested():
-                session.add(user)
-        except IntegrityError:  # the name is taken (unique index), perhaps just now
-            raise Conflict(f"user {name!r} already exists") from None
-        assert user.id is not None
-        if team_id is not None:
-            session.add(Membership(team_id=team_id, user_id=user.id, role=role))
-        token, _ = self._mint(session, user.id, "first token", expires_days)
-        return user.id, token
-
-    def admin_mint(self, user_name: str, name: str, expires_days: float | None) -> str:
-        """A new token for an existing user, for the operator's CLI (no caller to check)."""
-        with Session(self.engine) as session:
-            user_id = session.execute(select(User.id).where(User.name == user_name)).scalar()
-            if user_id is None:
-                raise NotFound(f"user {user_name!r} not found")
-            token, _ = self._mint(session, user_id, name, expires_days)
-            session.commit()
-            return token
-
-    def user_out(self, user_id: int) -> UserOut:
-        with Session(self.engine) as session:
-            name = session.execute(select(User.name).where(User.id == user_id)).scalar_one()
-            teams = session.execute(
-                select(Team.id, Team.name, Membership.role)
-                .join(Membership, col(Membership.team_id) == Team.id)
-                .where(Membership.user_id == user_id)
-                .order_by(Team.name)
-            ).all()
-        return UserOut(
-            id=user_id, name=name, teams=[TeamRole(id=t, name=n, role=r) for t, n, r in teams]
-        )
-
-    def create_team(self, principal: Principal, name: str) -> TeamOut:
-        with Session(self.engine) as session:
-            team = Team(name=name)
-            try:
-                with session.begin_nested():
-                    session.add(team)
-            except IntegrityError:  # the name is taken (unique index)
-                raise Conflict(f"team {name!r} already exists") from None
-            assert team.id is not None and principal.user_id is not None
-            session.add(Membership(team_id=team.id, user_id=principal.user_id, role="owner"))
-            session.commit()
-            return self._team_out(session, team.id)
-
-    def list_teams(self, principal: Principal) -> list[TeamOut]:
-        with Session(self.engine) as session:
-            return [self._team_out(session, t) for t in sorted(principal.roles)]
-
-    def set_member(
-        self, principal: Principal, team_id: int, user_name: str, role: str | None
-    ) -> TeamOut:
-        """Add a user to a team, change their role, or (role None) remove them. Owners only."""
-        self._require_owner(principal, team_id)
-        with Session(self.engine) as session:
-            user_id = session.execute(select(User.id).where(User.name == user_name)).scalar()
-            if user_id is None:
-                raise NotFound(f"user {user_name!r} not found")
-            existing = session.get(Membership, (team_id, user_id))
-            if role is None:
-                if existing is None:
-                    raise NotFound(f"{user_name!r} is not in this team")
-                owners = session.execute(
-                    select(func.count())
-                    .select_from(Membership)
-                    .where(Membership.team_id == team_id, Membership.role == "owner")
-                ).scalar_one()
-                if existing.role == "owner" and owners == 1:
-                    raise Conflict("a team keeps at least one owner")
-                session.delete(existing)
-            elif existing is None:
-                session.add(Membership(team_id=team_id, user_id=user_id, role=role))
-            else:
-                existing.role = role
-            session.commit()
-            return self._team_out(session, team_id)
-
-    def mint_token(
-        self,
-        principal: Principal,
-        user_name: str | None,
-        name: str,
-        expires_days: float | None,
-    ) -> tuple[TokenOut, str]:
-        """A new token for the caller, or for a member of a team the caller owns."""
-        with Session(self.engine) as session:
-            user_id = self._token_owner(session, principal, user_name)
-            token, row = self._mint(session, user_id, name, expires_days)
-            session.commit()
-            return _token_out(row), token
-
-    def list_tokens(self, principal: Principal, user_name: str | None = None) -> list[TokenOut]:
-        """The caller's tokens, or (for an owner) those of a member of a team they own."""
-        with Session(self.engine) as session:
-            user_id = self._token_owner(session, principal, user_name)
-            rows = session.execute(
-                select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id)
-            ).scalars()
-            return [_token_out(t) for t in rows]
-
-    def _token_owner(self, session: Session, principal: Principal, user_name: str | None) -> int:
-        """Whose tokens the caller means: their own, or a member's of a team they own."""
-        if user_name is None or user_name == principal.user_name:
-            assert principal.user_id is not None
-            return principal.user_id
-        user_id = session.execute(select(User.id).where(User.name == user_name)).scalar()
-        if user_id is None or not self._owns_user(session, principal, user_id):
-            raise NotFound(f"user {user_name!r} not found in a team you own")
-        return int(user_id)
-
-    def revoke_token(self, principal: Principal, token_id: int) -> TokenOut:
-        with Session(self.engine) as session:
-            tok = session.get(ApiToken, token_id)
-            allowed = (
-                tok is not None
-                and tok.user_id is not None
-                and (
-                    tok.user_id == principal.user_id
-                    or self._owns_user(session, principal, tok.user_id)
-                )
-            )
-            if tok is None or not allowed:
-                raise NotFound(f"token {token_id} not found")
-            if tok.revoked_at is None:
-                tok.revoked_at = utcnow()
-            session.commit()
-            return _token_out(tok)
-
-    def _require_owner(self, principal: Principal, team_id: int) -> None:
-        role = principal.roles.get(team_id)
-        if role is None:
-            raise NotFound(f"team {team_id} not found")
-        if role != "owner":
-            raise Forbidden("only a team's owners manage its members and their tokens")
-
-    def _owns_user(self, session: Session, principal: Principal, user_id: int) -> bool:
-        owned = [t for t, r in principal.roles.items() if r == "owner"]
-        return (
-            bool(owned)
-            and session.execute(
-                select(Membership.user_id).where(
-                    Membership.user_id == user_id, col(Membership.team_id).in_(owned)
-                )
-            ).first()
-            is not None
-        )
-
-    def _team_out(self, session: Session, team_id: int) -> TeamOut:
-        name = session.execute(select(Team.name).where(Team.id == team_id)).scalar_one()
-        members = session.execute(
-            select(User.name, Membership.role)
-            .join(Membership, col(Membership.user_id) == User.id)
-            .where(Membership.team_id == team_id)
-            .order_by(User.name)
-        ).all()
-        projects = (
-            session.execute(
-                select(Project.name).where(Project.team_id == team_id).order_by(Project.name)
-            )
-            .scalars()
-            .all()
-        )
-        return TeamOut(
-            id=team_id,
-            name=name,
-            projects=list(projects),
-            members=[Member(user=u, role=r) for u, r in members],
-        )
-
-    def _mint(
-        self, session: Session, user_id: int, name: str, expires_days: float | None
-    ) -> tuple[str, ApiToken]:
-        """A user's new token: the secret (shown once) and its stored row (hash only)."""
-        token = new_token()
-        expires = utcnow() + timedelta(days=expires_days) if expires_days is not None else None
-        row = ApiToken(token_hash=hash_token(token), user_id=user_id, name=name, expires_at=expires)
-        session.add(row)
-        return token, row
-
-    def _mint_worker(self, session: Session, run_id: int) -> str:
-        """A run's worker token: it reads and reports on that run only, until the run ends."""
-        token = new_token()
-        session.add(
-            ApiToken(token_hash=hash_token(token), run_id=run_id, name=f"worker for run {run_id}")
-        )
-        return token
 
     # ---- helpers ----
 
@@ -1469,7 +1214,8 @@ def _histogram_step(h: Histogram) -> HistogramStep:
 def _shared_edges(all_edges: Sequence[Sequence[float]], bins: int) -> list[float]:
     lo = min(e[0] for e in all_edges)
     hi = max(e[-1] for e in all_edges)
-    return [lo + (hi - lo) * i / bins for i in range(bins + 1)]
+    # Interpolated, not lo + (hi - lo) * t: hi - lo overflows to inf for edges near +-1e308.
+    return [lo * (1 - i / bins) + hi * (i / bins) for i in range(bins + 1)]
 
 
 def rebin(
@@ -1488,10 +1234,15 @@ def rebin(
         while j < len(out) and new_edges[j + 1] <= a:
             j += 1
         k = j
+        # Halved before subtracting: a width like 1e308 - (-1e308) would overflow to inf.
+        width = b / 2 - a / 2
+        if width <= 0:  # a bin narrower than the smallest float: it is a point
+            out[min(j, len(out) - 1)] += count
+            continue
         while k < len(out) and new_edges[k] < b:
-            overlap = min(b, new_edges[k + 1]) - max(a, new_edges[k])
+            overlap = min(b, new_edges[k + 1]) / 2 - max(a, new_edges[k]) / 2
             if overlap > 0:
-                out[k] += count * overlap / (b - a)
+                out[k] += count * (overlap / width)
             k += 1
     # Float rounding can leave a sliver of the total outside [lo, hi]; put it back.
     total, placed = float(sum(counts)), sum(out)
@@ -1501,39 +1252,12 @@ def rebin(
 
 
 # Built once: constructing the statement costs more than running it (it runs on every request).
-_AUTH_COLUMNS: list[Any] = [
-    ApiToken.user_id,
-    ApiToken.run_id,
-    ApiToken.expires_at,
-    ApiToken.revoked_at,
-    User.name,
-    Membership.team_id,
-    Membership.role,
-    Run.status,
-]
-_AUTHENTICATE = (
-    select(*_AUTH_COLUMNS)
-    .outerjoin(User, col(User.id) == ApiToken.user_id)
-    .outerjoin(Membership, col(Membership.user_id) == ApiToken.user_id)
-    .outerjoin(Run, col(Run.id) == ApiToken.run_id)
-    .where(col(ApiToken.token_hash) == bindparam("token_hash"))
-)
 _RUN_REVISION = select(Run.revision).where(col(Run.id) == bindparam("run_id"))
 _RUN_ACCESS = (
     select(Run.revision, Project.team_id)
     .join(Project, col(Project.id) == Run.project_id)
     .where(col(Run.id) == bindparam("run_id"))
 )
-
-
-def _token_out(tok: ApiToken) -> TokenOut:
-    return TokenOut(
-        id=tok.id or 0,
-        name=tok.name,
-        created_at=tok.created_at,
-        expires_at=tok.expires_at,
-        revoked_at=tok.revoked_at,
-    )
 
 
 def _finite_or_none(value: float | None) -> float | None:

@@ -190,10 +190,22 @@ def _synthetic(syn: SyntheticSpec, task: str, seed: int) -> _Raw:
     )
 
 
+def data_folder(data: DataSpec) -> Path:
+    """Where ``data`` lives: the configured data directory, or a folder inside it. The spec's
+    pattern already forbids absolute paths and ".."; resolving links here keeps a link inside
+    the data directory from leading out of it."""
+    root = get_settings().data_dir.resolve()
+    folder = (root / data.data_dir).resolve() if data.data_dir else root
+    if not folder.is_relative_to(root):
+        raise ValueError(f"dataset.data_dir: {data.data_dir!r} leads outside the data directory")
+    return folder
+
+
 def _torchvision(data: DataSpec) -> _Raw:
     from torchvision import datasets
 
-    root = Path(data.data_dir) if data.data_dir else get_settings().data_dir
+    root = data_folder(data)
+    shown = f"data directory folder {data.data_dir!r}" if data.data_dir else "data directory"
     cls = {
         "mnist": datasets.MNIST,
         "fashion_mnist": datasets.FashionMNIST,
@@ -203,8 +215,9 @@ def _torchvision(data: DataSpec) -> _Raw:
         train = cls(root=str(root), train=True, download=data.download)
         test = cls(root=str(root), train=False, download=data.download)
     except RuntimeError as exc:  # torchvision's "Dataset not found"
+        # The message goes back to the user: it names their folder, never the worker's paths.
         raise FileNotFoundError(
-            f"dataset.name: {data.name} not found under {root} ({exc}); put the files there "
+            f"dataset.name: {data.name} not found in the worker's {shown}; put the files there "
             "or set dataset.download=true on a machine with internet access"
         ) from exc
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
@@ -32,6 +34,18 @@ IMAGE_SHAPES: dict[str, list[int]] = {
     "fashion_mnist": [1, 28, 28],
     "cifar10": [3, 32, 32],
 }
+# Examples in each data set (training and official test splits together), and the features of
+# one tabular example: enough to size a job before any data is read.
+DATASET_SIZES: dict[str, int] = {
+    "digits": 1797,
+    "diabetes": 442,
+    "mnist": 70_000,
+    "fashion_mnist": 70_000,
+    "cifar10": 60_000,
+}
+TABULAR_SHAPES: dict[str, list[int]] = {"diabetes": [10]}
+# The trainer's no-grad passes (validation, evaluation) score this many examples at once.
+EVAL_BATCH = 8192
 ACCURACY_METRICS = frozenset({"val_accuracy", "train_accuracy"})
 REGRESSION_METRICS = frozenset({"val_rmse", "val_mae"})
 # Metrics where larger is better; the rest are minimised.
@@ -43,7 +57,8 @@ PositiveInt = Annotated[int, Field(gt=0)]
 
 class _Strict(BaseModel):
     # Unknown keys are errors: a typo such as "dropuot" must not silently train without dropout.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Every number must be finite: Infinity in a weight decay or an init std only fails later.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class SyntheticSpec(_Strict):
@@ -61,10 +76,25 @@ class SyntheticSpec(_Strict):
     noise: Annotated[float, Field(ge=0)] = 0.0
 
 
+# A folder *inside* the trainer's data directory: relative, plain names, no "..". A spec comes
+# from a user and must not reach anywhere else on the worker's disk (checked again, after
+# resolving links, where the data is read).
+DataDir = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=200,
+        # Each part starts with a letter, digit, "_" or "-": so no "..", ".", or hidden folder.
+        pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*$",
+        description="a folder inside the worker's data directory (FITLENS_DATA_DIR)",
+    ),
+]
+
+
 class DataSpec(_Strict):
     name: DatasetName = "digits"
-    # Where torchvision data sets live; None means the trainer's configured data directory.
-    data_dir: str | None = None
+    # Where torchvision data sets live, under the trainer's data directory; None: that directory.
+    data_dir: DataDir | None = None
     download: bool = False
     # Fraction of the (shuffled) data held out for validation ...
     val_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
@@ -86,6 +116,13 @@ class DataSpec(_Strict):
             )
         if self.synthetic is not None and self.name != "synthetic":
             raise ValueError("synthetic: only allowed when name is 'synthetic'")
+        size = DATASET_SIZES.get(self.name)
+        if self.name == "synthetic":
+            size = (self.synthetic or SyntheticSpec()).n_samples
+        if self.train_subset is not None and size is not None and self.train_subset > size:
+            raise ValueError(
+                f"train_subset: {self.train_subset} is more than the {size} examples there are"
+            )
         return self
 
 
@@ -211,6 +248,13 @@ class HistogramSpec(_Strict):
     near_zero: Annotated[float, Field(gt=0.0)] = 1e-3
 
 
+@dataclass(frozen=True)
+class Resources:
+    parameters: int
+    data_elements: int
+    activation_elements: int
+
+
 class JobSpec(_Strict):
     """A complete, validated description of one training run. ``JobSpec()`` trains a digits MLP."""
 
@@ -271,6 +315,37 @@ class JobSpec(_Strict):
                     f"{shape[1]}x{shape[2]} image to nothing"
                 )
         return self
+
+    def resources(self) -> Resources:
+        """What the job will hold in memory, from the spec alone (the API checks it against its
+        budget before accepting a job): parameters, data set elements, and activations (a
+        training batch keeps every layer's outputs for the backward pass; a no-grad pass of
+        EVAL_BATCH examples holds its widest layer)."""
+        shape = self.input_shape() or TABULAR_SHAPES.get(self.dataset.name, [1])
+        synthetic = self.dataset.synthetic or SyntheticSpec()
+        if self.dataset.name == "synthetic":
+            n_examples, n_classes = synthetic.n_samples, synthetic.n_classes
+        else:
+            n_examples, n_classes = DATASET_SIZES[self.dataset.name], 10
+        outputs = n_classes if self.task == "classification" else 1
+        parameters, layers = 0, []  # layers: elements each layer outputs, per example
+        if isinstance(self.model, CNNSpec):
+            channels, height, width = shape
+            for out in self.model.channels:
+                parameters += channels * out * 9 + out
+                layers.append(out * height * width)
+                channels, height, width = out, height // 2, width // 2
+            features = channels * height * width
+        else:
+            features = math.prod(shape)
+        for width_out in [*self.model.hidden, outputs]:
+            parameters += features * width_out + width_out
+            layers.append(width_out)
+            features = width_out
+        batch = min(self.batch_size, self.dataset.train_subset or n_examples, n_examples)
+        train = batch * (math.prod(shape) + sum(layers))
+        evaluate = min(EVAL_BATCH, n_examples) * max([math.prod(shape), *layers])
+        return Resources(parameters, n_examples * math.prod(shape), max(train, evaluate))
 
     def input_shape(self) -> list[int] | None:
         """Shape of one example, known without loading data (None for tabular real data)."""

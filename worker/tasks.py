@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import socket
 
 from pydantic import ValidationError
@@ -17,6 +18,18 @@ from worker.contract import TASK_NAME
 from worker.reporter import ApiReporter, Heartbeat
 
 log = logging.getLogger("fitlens.worker")
+
+# An absolute path of two or more parts, e.g. /root/.cache/fitlens/data/MNIST/raw.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~])/(?:[^\s/'\",:]+/)+[^\s/'\",:]*")
+MAX_REASON = 2000
+
+
+def failure_reason(exc: BaseException, prefix: str = "") -> str:
+    """How a run failed, as its user will read it: the worker's file system stays private (the
+    whole traceback is in the worker's log), no NUL, and short enough to be stored."""
+    text = f"{prefix}{type(exc).__name__}: {exc}" if not prefix else f"{prefix}{exc}"
+    text = _ABSOLUTE_PATH.sub("<path>", text).replace("\x00", "")
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
 
 
 @app.task(name=TASK_NAME)
@@ -43,7 +56,7 @@ def run_job(client: ApiClient, run_id: int, heartbeat_interval: float) -> str:
         spec = JobSpec.model_validate(run["spec"])
         device = resolve_device(spec.device)
     except (ValidationError, RuntimeError) as exc:
-        client.status(run_id, status="failed", reason=f"cannot start: {exc}")
+        client.status(run_id, status="failed", reason=failure_reason(exc, "cannot start: "))
         return f"run {run_id} failed to start"
     try:
         started = client.status(
@@ -69,9 +82,7 @@ def run_job(client: ApiClient, run_id: int, heartbeat_interval: float) -> str:
         except Exception as exc:
             log.exception("run %s failed", run_id)
             with contextlib.suppress(RunGone):
-                client.status(
-                    run_id, status="failed", attempt=attempt, reason=f"{type(exc).__name__}: {exc}"
-                )
+                client.status(run_id, status="failed", attempt=attempt, reason=failure_reason(exc))
             return f"run {run_id} failed: {exc}"
     if result.status == "cancelled":
         return f"run {run_id} stopped: {heartbeat.reason or 'cancelled'}"

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     heartbeat_timeout: float = Field(default=120.0, gt=0)
     reaper_interval: float = Field(default=10.0, ge=0)
     max_attempts: int = Field(default=2, ge=1)
+    # What one job may ask a worker to hold (JobSpec.resources), checked when it is submitted:
+    # model parameters, data set elements, and activation elements (a training batch's layer
+    # outputs, or a validation pass's widest layer). 4 bytes each as float32.
+    max_model_parameters: int = Field(default=50_000_000, gt=0)
+    max_data_elements: int = Field(default=300_000_000, gt=0)
+    max_activation_elements: int = Field(default=1_000_000_000, gt=0)
 
 
 @lru_cache(maxsize=1)

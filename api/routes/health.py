@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from api.core.http import GuardedRoute
 from api.deps import StoreDep
 from api.errors import SafeJSONResponse
 from api.schemas import Health
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=GuardedRoute)
 
 
 @router.get("/healthz", response_model=Health, responses={503: {"model": Health}})

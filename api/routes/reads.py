@@ -17,6 +17,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
+from api.core.http import GuardedRoute
 from api.deps import MAX_ID, RunId, SettingsDep, StoreDep, UserDep, etag, not_modified
 from api.routes.runs import with_links
 from api.schemas import (
@@ -30,7 +31,7 @@ from api.schemas import (
 )
 from api.store import Invalid
 
-router = APIRouter(tags=["read"])
+router = APIRouter(tags=["read"], route_class=GuardedRoute)
 
 MaxPoints = Annotated[int, Query(ge=2, le=100_000, description="downsample above this")]
 

@@ -7,6 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
+from api.core.config import Settings
+from api.core.exceptions import Invalid
+from api.core.http import GuardedRoute
 from api.deps import (
     EnqueuerDep,
     PrincipalDep,
@@ -27,8 +30,9 @@ from api.schemas import (
     UtcDatetime,
 )
 from api.store import RunFilter
+from trainer.spec import JobSpec
 
-router = APIRouter(tags=["runs"])
+router = APIRouter(tags=["runs"], route_class=GuardedRoute)
 
 
 def with_links(run: RunOut, prefix: str) -> RunOut:
@@ -47,6 +51,35 @@ def with_links(run: RunOut, prefix: str) -> RunOut:
     )
 
 
+def check_budget(spec: JobSpec, settings: Settings) -> None:
+    """A 422 for a job bigger than this server lets one worker hold (FITLENS_MAX_*)."""
+    needs = spec.resources()
+    field = "spec.dataset.synthetic.n_samples" if spec.dataset.synthetic else "spec.dataset"
+    for need, limit, what, where, setting in (
+        (
+            needs.parameters,
+            settings.max_model_parameters,
+            "parameters",
+            "spec.model",
+            "MODEL_PARAMETERS",
+        ),
+        (needs.data_elements, settings.max_data_elements, "data elements", field, "DATA_ELEMENTS"),
+        (
+            needs.activation_elements,
+            settings.max_activation_elements,
+            "activation elements",
+            "spec.batch_size",
+            "ACTIVATION_ELEMENTS",
+        ),
+    ):
+        if need > limit:
+            raise Invalid(
+                where,
+                f"the job needs {need:,} {what}; this server allows at most {limit:,} "
+                f"(FITLENS_MAX_{setting})",
+            )
+
+
 @router.post("/jobs", status_code=201, response_model=RunOut)
 def submit_job(
     job: JobCreate,
@@ -57,6 +90,7 @@ def submit_job(
     principal: UserDep,
 ) -> RunOut:
     """Validate and store a job spec as a new queued run, then hand it to the queue."""
+    check_budget(job.spec, settings)
     run, worker_token = store.create_run(
         job.spec, job.project, job.name, job.tags, job.notes, principal, job.team
     )
@@ -133,6 +167,14 @@ def edit_run(
 ) -> RunOut:
     store.authorize_run(principal, run_id, "write")
     return with_links(store.update_run(run_id, patch), settings.api_prefix)
+
+
+@router.delete("/runs/{run_id}", status_code=204)
+def delete_run(run_id: RunId, store: StoreDep, principal: UserDep) -> None:
+    """Delete a run with all its data (owners of its team only): nothing stored stays for good.
+    A worker still training it is stopped at its next post."""
+    store.authorize_run(principal, run_id, "owner")
+    store.delete_run(run_id)
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunOut)

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from api.core.http import GuardedRoute
 from api.deps import PrincipalDep, RunId, SettingsDep, StoreDep
 from api.errors import error
 from api.schemas import (
@@ -24,7 +25,7 @@ from trainer.events import Evaluation as EvaluationBody
 
 # Each post is allowed to the run's own worker token, or to a user who may write to the run
 # (scripts may log metrics themselves); viewers and other runs' workers are refused.
-router = APIRouter(tags=["worker"])
+router = APIRouter(tags=["worker"], route_class=GuardedRoute)
 
 # Workers send the attempt their "running" post got; data from any other attempt is refused.
 AttemptQuery = Annotated[int | None, Query(ge=1, le=1_000_000, description="the worker's attempt")]
@@ -66,8 +67,13 @@ async def post_metrics(
     """A batch of (key, step, value, wall_time) points (body: MetricBatch). Re-posting a
     (key, step) keeps one. NaN and +-Infinity are accepted as JSON tokens or strings."""
     store.authorize_run(principal, run_id, "worker")
+    body = await request.body()
+    # Every point names its "key": counting them costs a scan of the bytes, while parsing an
+    # oversized batch first would cost hundreds of MB (bodies are bounded; their points too).
+    if body.count(b'"key"') > settings.max_metric_batch:
+        return error(413, f"points: more than {settings.max_metric_batch} points in one request")
     try:
-        batch = METRIC_BATCH.validate_json(await request.body())
+        batch = METRIC_BATCH.validate_json(body)
     except ValidationError as exc:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]

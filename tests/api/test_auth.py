@@ -72,7 +72,7 @@ def world(client: TestClient, queue: RecordingQueue) -> World:
     w.tokens["member"] = store.create_user("bob", team="lab", role="member")[1]
     w.tokens["viewer"] = store.create_user("vera", team="lab", role="viewer")[1]
     w.tokens["outsider"] = store.create_user("olga", team="other", role="owner")[1]
-    store.create_user("zed")  # in no team: someone to add to one
+    w.tokens["zed"] = store.create_user("zed")[1]  # in no team: someone to add to one
     w.tokens["revoked"] = store.create_user("rex", team="lab", role="owner")[1]
     store.revoke_token(w.principal("revoked"), store.list_tokens(w.principal("revoked"))[0].id)
     w.tokens["expired"] = store.create_user("ed", team="lab", role="owner", expires_days=1)[1]
@@ -114,8 +114,8 @@ ANY_USER = {"owner": 200, "member": 200, "viewer": 200, "outsider": 200, **NO_WO
 OWNER = {**WRITE, "member": 403}
 # Worker posts: the run's own worker token, or a user who may write (a script logging itself).
 REPORT = {**WRITE, "own_worker": 200, "other_worker": 404}
-# Vera's tokens: hers, and those of owners of a team she is in; anyone else finds no such token.
-OTHERS_TOKENS = {**WRITE, "member": 404, "viewer": 200}
+# Vera's tokens are hers alone: nobody else, whatever their role, finds them.
+VERAS_ONLY = {**WRITE, "owner": 404, "member": 404, "viewer": 200}
 
 
 def created(expect: dict[str, int]) -> dict[str, int]:
@@ -145,13 +145,25 @@ def _post(what: str, body: Any) -> Callable[[World, int], dict[str, Any]]:
 
 
 def _zed_in_lab(w: World, _: int) -> dict[str, Any]:
-    w.store.set_member(w.principal("owner"), w.team_ids["lab"], "zed", "viewer")
+    _, invited = w.store.set_member(w.principal("owner"), w.team_ids["lab"], "zed", "viewer")
+    if invited:  # else he is in lab still: an earlier credential could not remove him
+        w.store.accept_invitation(w.principal("zed"), w.team_ids["lab"])
     return {}
 
 
 def _spare_token_of_vera(w: World, _: int) -> dict[str, Any]:
-    info, _secret = w.store.mint_token(w.principal("viewer"), None, "spare", None)
+    info, _secret = w.store.mint_token(w.principal("viewer"), "spare", None)
     return {"token": info.id}
+
+
+def _vera_invited_to(team: str) -> Callable[[World, int], dict[str, Any]]:
+    def prepare(w: World, _: int) -> dict[str, Any]:
+        if team not in w.team_ids:  # olga's second team, made late: she files runs in "other"
+            w.team_ids[team] = w.store.create_team(w.principal("outsider"), team).id
+        w.store.set_member(w.principal("outsider"), w.team_ids[team], "vera", "viewer")
+        return {team: w.team_ids[team]}
+
+    return prepare
 
 
 _names = itertools.count()
@@ -166,6 +178,7 @@ CASES = [
     Case("GET", "/runs", ANY_USER),
     Case("GET", "/runs/{run}", {**READ, "own_worker": 200, "other_worker": 404}),
     Case("PATCH", "/runs/{run}", WRITE, {"notes": "checked"}),
+    Case("DELETE", "/runs/{run}", {**OWNER, "owner": 204}),
     Case("POST", "/runs/{run}/cancel", WRITE),
     Case("POST", "/runs/{run}/status", REPORT, {"status": "heartbeat", "attempt": 1}),
     Case("POST", "/runs/{run}/metrics?attempt=1", REPORT, POINT),
@@ -187,7 +200,8 @@ CASES = [
     Case("GET", "/me", ANY_USER),
     Case("GET", "/teams", ANY_USER),
     Case("POST", "/teams", created(ANY_USER), {"name": "{name}"}, prepare=_unique_name),
-    Case("PUT", "/teams/{lab}/members", OWNER, {"user": "zed", "role": "viewer"}),
+    # zed is not in lab: an owner's PUT invites him (202), which grants nothing yet.
+    Case("PUT", "/teams/{lab}/members", {**OWNER, "owner": 202}, {"user": "zed", "role": "viewer"}),
     Case("DELETE", "/teams/{lab}/members/zed", OWNER, prepare=_zed_in_lab),
     Case(
         "POST",
@@ -198,9 +212,16 @@ CASES = [
     ),
     Case("GET", "/tokens", ANY_USER),
     Case("POST", "/tokens", created(ANY_USER), {"name": "ci"}),
-    # Tokens of someone else (vera): only she, or an owner of a team she is in, may.
-    Case("POST", "/tokens", created(OTHERS_TOKENS), {"user": "vera"}),
-    Case("DELETE", "/tokens/{token}", OTHERS_TOKENS, prepare=_spare_token_of_vera),
+    Case("DELETE", "/tokens/{token}", VERAS_ONLY, prepare=_spare_token_of_vera),
+    # Olga invites vera to her teams: only vera may answer (last: vera joins "other").
+    Case("GET", "/invitations", ANY_USER),
+    Case(
+        "DELETE",
+        "/invitations/{third}",
+        {**VERAS_ONLY, "viewer": 204},
+        prepare=_vera_invited_to("third"),
+    ),
+    Case("POST", "/invitations/{other}/accept", VERAS_ONLY, prepare=_vera_invited_to("other")),
 ]
 
 
@@ -216,7 +237,7 @@ def _fill(value: Any, values: dict[str, Any]) -> Any:
 
 def _call(w: World, case: Case, credential: str) -> int:
     run_id, own_worker = w.running_run() if "{run}" in case.path else (0, w.tokens["other_worker"])
-    values: dict[str, Any] = {"run": run_id, "lab": w.team_ids["lab"]}
+    values: dict[str, Any] = {"run": run_id, **w.team_ids}
     if case.prepare:
         values.update(case.prepare(w, run_id))
     tokens = {**w.tokens, "own_worker": own_worker}
@@ -246,7 +267,14 @@ def test_the_matrix_covers_every_endpoint(client: TestClient) -> None:
         for method in operations
         if path.startswith(API)
     }
-    names = {"{run}": "{run_id}", "{lab}": "{team_id}", "/zed": "/{user}", "{token}": "{token_id}"}
+    names = {
+        "{run}": "{run_id}",
+        "{lab}": "{team_id}",
+        "{other}": "{team_id}",
+        "{third}": "{team_id}",
+        "/zed": "/{user}",
+        "{token}": "{token_id}",
+    }
     covered = set()
     for case in CASES:
         path = case.path.split("?")[0]
@@ -311,10 +339,12 @@ def test_revoking_and_expiring_take_effect_at_once(world: World) -> None:
     listed = world.call("GET", "/tokens", "member").json()
     assert [t["name"] for t in listed] == ["first token", "laptop"]
     assert all("token" not in t and "hash" not in str(t) for t in listed)
-    # alice owns bob's team, so she may list and revoke his tokens; vera may not.
-    assert world.call("GET", "/tokens", "owner", params={"user": "bob"}).json() == listed
-    assert world.call("GET", "/tokens", "viewer", params={"user": "bob"}).status_code == 404
-    revoked = world.call("DELETE", f"/tokens/{minted['info']['id']}", "owner").json()
+    # Tokens are bob's alone: alice, who owns his team, can neither list nor revoke them.
+    assert minted["info"]["id"] not in [
+        t["id"] for t in world.call("GET", "/tokens", "owner").json()
+    ]
+    assert world.call("DELETE", f"/tokens/{minted['info']['id']}", "owner").status_code == 404
+    revoked = world.call("DELETE", f"/tokens/{minted['info']['id']}", "member").json()
     assert revoked["revoked_at"] is not None
     assert world.http.get(f"{API}/me", headers=laptop).status_code == 401
 
@@ -352,6 +382,7 @@ def test_shared_history_across_projects_with_who_submitted(world: World) -> None
 def test_project_names_are_per_team(world: World) -> None:
     # bob joins olga's team too; "vision" now could mean either team's.
     world.store.set_member(world.principal("outsider"), world.team_ids["other"], "bob", "member")
+    world.store.accept_invitation(world.principal("member"), world.team_ids["other"])
     world.submit("outsider", project="vision")
     ambiguous = world.call("POST", "/jobs", "member", json={"project": "vision"})
     assert ambiguous.status_code == 422 and "team" in ambiguous.json()["detail"]

@@ -1,0 +1,460 @@
+"""Who is who: users, teams, memberships, invitations and tokens, behind one small interface.
+
+The rules (docs/api.md, "Security"):
+- A token acts as exactly one user, in all of that user's teams. Only that user lists, mints or
+  revokes it; nobody else can, whatever their role. (The operator's CLI can mint one.)
+- An owner creates a user in their team (POST /users) and is answered the new user's first
+  token, to hand over. That token is marked ``handed_over``: it cannot accept an invitation, and
+  accepting one revokes it, so a token an owner has seen never reaches another team.
+- Adding someone who is not yet in the team is an invitation, kept by name whether or not the
+  name exists (so nobody can probe for names); it grants nothing until that user accepts it.
+- Every team keeps at least one owner: membership changes take the team's lock first, re-read
+  the caller's role under it, and refuse a change that would leave no owner.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Engine, bindparam, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col
+
+from api.auth import Principal, Unauthorized, hash_token, new_token
+from api.core.exceptions import Conflict, Forbidden, NotFound
+from api.models import ApiToken, Invitation, Membership, Project, Run, Team, User, utcnow
+from api.schemas import (
+    FINISHED,
+    InvitationOut,
+    Member,
+    TeamOut,
+    TeamRole,
+    TokenOut,
+    UserOut,
+)
+
+INVITATION_DAYS = 14
+MAX_PENDING_INVITATIONS = 100  # per team: invitations by name must not fill the database
+
+
+class IdentityStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # ---- authentication: on every request ----
+
+    def authenticate(self, token: str) -> Principal:
+        """Who holds this token. Unauthorized, saying why, if it is unknown, revoked, expired,
+        or a worker token whose run has ended (a worker learns that way that it must stop).
+
+        One indexed query (token, user, memberships, run status joined): it runs on every
+        request, including 304 polls."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(_AUTHENTICATE, {"token_hash": hash_token(token)}).all()
+        if not rows:
+            raise Unauthorized("unknown token")
+        user_id, run_id, expires_at, revoked_at, handed_over, user_name, _, _, status = rows[0]
+        if revoked_at is not None:
+            raise Unauthorized("this token was revoked")
+        if expires_at is not None and expires_at <= utcnow():
+            raise Unauthorized("this token has expired")
+        if run_id is not None:
+            if status is None or status in FINISHED:
+                raise Unauthorized(
+                    f"run {run_id} has ended ({status or 'deleted'}): "
+                    "its worker token no longer works"
+                )
+            return Principal(run_id=run_id)
+        roles = {row[6]: row[7] for row in rows if row[6] is not None}
+        return Principal(
+            user_id=user_id, user_name=user_name, roles=roles, handed_over=bool(handed_over)
+        )
+
+    # ---- users ----
+
+    def create_user(
+        self,
+        name: str,
+        team: str | None = None,
+        role: str = "owner",
+        expires_days: float | None = None,
+    ) -> tuple[UserOut, str]:
+        """For the operator's CLI: a new user (optionally in ``team``, created if missing) and
+        their first token."""
+        with Session(self.engine) as session:
+            team_id = None
+            if team is not None:
+                team_id = session.execute(select(Team.id).where(Team.name == team)).scalar()
+                if team_id is None:
+                    new_team = Team(name=team)
+                    session.add(new_team)
+                    session.flush()
+                    team_id = new_team.id
+            user_id, token = self._new_user(session, name, team_id, role, expires_days, False)
+            session.commit()
+        return self.user_out(user_id), token
+
+    def add_user(
+        self, principal: Principal, team_id: int, name: str, role: str
+    ) -> tuple[UserOut, str]:
+        """A team owner creates a user in their team; returns the user and their first token,
+        marked handed over (the owner has seen it)."""
+        with Session(self.engine) as session:
+            self._lock_team_as_owner(session, principal, team_id)
+            user_id, token = self._new_user(session, name, team_id, role, None, True)
+            session.commit()
+        return self.user_out(user_id), token
+
+    def _new_user(
+        self,
+        session: Session,
+        name: str,
+        team_id: int | None,
+        role: str,
+        expires_days: float | None,
+        handed_over: bool,
+    ) -> tuple[int, str]:
+        user = User(name=name)
+        try:
+            with session.begin_nested():
+                session.add(user)
+        except IntegrityError:  # the name is taken (unique index), perhaps just now
+            raise Conflict(f"user {name!r} already exists") from None
+        assert user.id is not None
+        if team_id is not None:
+            session.add(Membership(team_id=team_id, user_id=user.id, role=role))
+        token, _ = self._mint(session, user.id, "first token", expires_days, handed_over)
+        return user.id, token
+
+    def admin_mint(self, user_name: str, name: str, expires_days: float | None) -> str:
+        """A new token for an existing user, for the operator's CLI (no caller to check)."""
+        with Session(self.engine) as session:
+            user_id = session.execute(select(User.id).where(User.name == user_name)).scalar()
+            if user_id is None:
+                raise NotFound(f"user {user_name!r} not found")
+            token, _ = self._mint(session, user_id, name, expires_days, False)
+            session.commit()
+            return token
+
+    def user_out(self, user_id: int) -> UserOut:
+        with Session(self.engine) as session:
+            name = session.execute(select(User.name).where(User.id == user_id)).scalar_one()
+            teams = session.execute(
+                select(Team.id, Team.name, Membership.role)
+                .join(Membership, col(Membership.team_id) == Team.id)
+                .where(Membership.user_id == user_id)
+                .order_by(Team.name)
+            ).all()
+        return UserOut(
+            id=user_id, name=name, teams=[TeamRole(id=t, name=n, role=r) for t, n, r in teams]
+        )
+
+    # ---- teams and memberships ----
+
+    def create_team(self, principal: Principal, name: str) -> TeamOut:
+        with Session(self.engine) as session:
+            team = Team(name=name)
+            try:
+                with session.begin_nested():
+                    session.add(team)
+            except IntegrityError:  # the name is taken (unique index)
+                raise Conflict(f"team {name!r} already exists") from None
+            assert team.id is not None and principal.user_id is not None
+            session.add(Membership(team_id=team.id, user_id=principal.user_id, role="owner"))
+            session.commit()
+            return self._team_out(session, team.id)
+
+    def list_teams(self, principal: Principal) -> list[TeamOut]:
+        with Session(self.engine) as session:
+            return [self._team_out(session, t) for t in sorted(principal.roles)]
+
+    def set_member(
+        self, principal: Principal, team_id: int, user_name: str, role: str
+    ) -> tuple[TeamOut, bool]:
+        """Change a member's role, or invite someone who is not a member (owners only). Returns
+        the team and whether an invitation was made. The answer to an invitation is the same
+        whether or not a user of that name exists."""
+        with Session(self.engine) as session:
+            self._lock_team_as_owner(session, principal, team_id)
+            member = self._membership(session, team_id, user_name)
+            invited = member is None
+            if member is not None:
+                member.role = role
+                session.flush()
+                self._keep_an_owner(session, team_id)
+            else:
+                self._invite(session, principal, team_id, user_name, role)
+            session.commit()
+            return self._team_out(session, team_id), invited
+
+    def remove_member(self, principal: Principal, team_id: int, user_name: str) -> TeamOut:
+        """Remove a member (their access ends at once) or withdraw an invitation."""
+        with Session(self.engine) as session:
+            self._lock_team_as_owner(session, principal, team_id)
+            member = self._membership(session, team_id, user_name)
+            if member is not None:
+                session.delete(member)
+                session.flush()
+                self._keep_an_owner(session, team_id)
+            else:
+                gone = session.execute(
+                    delete(Invitation).where(
+                        col(Invitation.team_id) == team_id, col(Invitation.user_name) == user_name
+                    )
+                )
+                if not gone.rowcount:  # type: ignore[attr-defined]
+                    raise NotFound(f"{user_name!r} is neither a member of nor invited to this team")
+            session.commit()
+            return self._team_out(session, team_id)
+
+    def _lock_team_as_owner(self, session: Session, principal: Principal, team_id: int) -> None:
+        """Take the team's lock (a no-op write: the row lock in PostgreSQL, the write lock in
+        SQLite), then check, under it, that the caller is still one of its owners: a role read
+        at authentication may have changed since."""
+        if team_id not in principal.roles:
+            raise NotFound(f"team {team_id} not found")
+        session.execute(update(Team).where(col(Team.id) == team_id).values(name=Team.name))
+        role = session.execute(
+            select(Membership.role).where(
+                Membership.team_id == team_id, Membership.user_id == principal.user_id
+            )
+        ).scalar()
+        if role is None:
+            raise NotFound(f"team {team_id} not found")
+        if role != "owner":
+            raise Forbidden("only a team's owners manage its members")
+
+    def _keep_an_owner(self, session: Session, team_id: int) -> None:
+        owners = session.execute(
+            select(func.count())
+            .select_from(Membership)
+            .where(Membership.team_id == team_id, Membership.role == "owner")
+        ).scalar_one()
+        if owners == 0:
+            raise Conflict("a team keeps at least one owner: make someone else owner first")
+
+    def _membership(self, session: Session, team_id: int, user_name: str) -> Membership | None:
+        return session.execute(
+            select(Membership)
+            .join(User, col(User.id) == Membership.user_id)
+            .where(Membership.team_id == team_id, User.name == user_name)
+        ).scalar()
+
+    # ---- invitations ----
+
+    def _invite(
+        self, session: Session, principal: Principal, team_id: int, user_name: str, role: str
+    ) -> None:
+        now = utcnow()
+        session.execute(
+            delete(Invitation).where(
+                col(Invitation.team_id) == team_id, col(Invitation.expires_at) <= now
+            )
+        )
+        existing = session.execute(
+            select(Invitation).where(
+                Invitation.team_id == team_id, Invitation.user_name == user_name
+            )
+        ).scalar()
+        if existing is None:
+            pending = session.execute(
+                select(func.count()).select_from(Invitation).where(Invitation.team_id == team_id)
+            ).scalar_one()
+            if pending >= MAX_PENDING_INVITATIONS:
+                raise Conflict(
+                    f"this team has {pending} pending invitations, the most it may have: "
+                    "withdraw some (DELETE /teams/{id}/members/{user})"
+                )
+            existing = Invitation(team_id=team_id, user_name=user_name, role=role, expires_at=now)
+            session.add(existing)
+        existing.role = role
+        existing.invited_by_id = principal.user_id
+        existing.created_at = now
+        existing.expires_at = now + timedelta(days=INVITATION_DAYS)
+
+    def list_invitations(self, principal: Principal) -> list[InvitationOut]:
+        """The caller's pending invitations."""
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(Invitation, Team.name, User.name)
+                .join(Team, col(Team.id) == Invitation.team_id)
+                .outerjoin(User, col(User.id) == Invitation.invited_by_id)
+                .where(
+                    Invitation.user_name == principal.user_name,
+                    col(Invitation.expires_at) > utcnow(),
+                )
+                .order_by(Team.name)
+            ).all()
+        return [_invitation_out(inv, team, by) for inv, team, by in rows]
+
+    def accept_invitation(self, principal: Principal, team_id: int) -> UserOut:
+        """Join the team with the invited role. Refused to a handed-over token; revokes the
+        caller's handed-over tokens (whoever created the account saw them)."""
+        if principal.handed_over:
+            raise Forbidden(
+                "this token was handed to you by a team owner: mint your own (POST /tokens), "
+                "accept with it, then revoke this one"
+            )
+        assert principal.user_id is not None
+        with Session(self.engine) as session:
+            invitation = self._pending(session, principal, team_id)
+            session.add(
+                Membership(team_id=team_id, user_id=principal.user_id, role=invitation.role)
+            )
+            session.delete(invitation)
+            session.execute(
+                update(ApiToken)
+                .where(
+                    col(ApiToken.user_id) == principal.user_id,
+                    col(ApiToken.handed_over).is_(True),
+                    col(ApiToken.revoked_at).is_(None),
+                )
+                .values(revoked_at=utcnow())
+            )
+            try:
+                session.commit()
+            except IntegrityError:  # accepted twice at once: the first one counts
+                raise NotFound(f"no pending invitation to team {team_id}") from None
+        return self.user_out(principal.user_id)
+
+    def decline_invitation(self, principal: Principal, team_id: int) -> None:
+        with Session(self.engine) as session:
+            session.delete(self._pending(session, principal, team_id))
+            session.commit()
+
+    def _pending(self, session: Session, principal: Principal, team_id: int) -> Invitation:
+        invitation = session.execute(
+            select(Invitation).where(
+                Invitation.team_id == team_id,
+                Invitation.user_name == principal.user_name,
+                col(Invitation.expires_at) > utcnow(),
+            )
+        ).scalar()
+        if invitation is None:
+            raise NotFound(f"no pending invitation to team {team_id}")
+        return invitation
+
+    # ---- tokens: each user's own ----
+
+    def mint_token(
+        self, principal: Principal, name: str, expires_days: float | None
+    ) -> tuple[TokenOut, str]:
+        assert principal.user_id is not None
+        with Session(self.engine) as session:
+            token, row = self._mint(session, principal.user_id, name, expires_days, False)
+            session.commit()
+            return _token_out(row), token
+
+    def list_tokens(self, principal: Principal) -> list[TokenOut]:
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(ApiToken).where(ApiToken.user_id == principal.user_id).order_by(ApiToken.id)
+            ).scalars()
+            return [_token_out(t) for t in rows]
+
+    def revoke_token(self, principal: Principal, token_id: int) -> TokenOut:
+        with Session(self.engine) as session:
+            tok = session.get(ApiToken, token_id)
+            if tok is None or tok.user_id is None or tok.user_id != principal.user_id:
+                raise NotFound(f"token {token_id} not found")
+            if tok.revoked_at is None:
+                tok.revoked_at = utcnow()
+            session.commit()
+            return _token_out(tok)
+
+    def _mint(
+        self,
+        session: Session,
+        user_id: int,
+        name: str,
+        expires_days: float | None,
+        handed_over: bool,
+    ) -> tuple[str, ApiToken]:
+        """A user's new token: the secret (shown once) and its stored row (hash only)."""
+        token = new_token()
+        expires = utcnow() + timedelta(days=expires_days) if expires_days is not None else None
+        row = ApiToken(
+            token_hash=hash_token(token),
+            user_id=user_id,
+            name=name,
+            expires_at=expires,
+            handed_over=handed_over,
+        )
+        session.add(row)
+        return token, row
+
+    def _mint_worker(self, session: Session, run_id: int) -> str:
+        """A run's worker token: it reads and reports on that run only, until the run ends."""
+        token = new_token()
+        session.add(
+            ApiToken(token_hash=hash_token(token), run_id=run_id, name=f"worker for run {run_id}")
+        )
+        return token
+
+    def _team_out(self, session: Session, team_id: int) -> TeamOut:
+        name = session.execute(select(Team.name).where(Team.id == team_id)).scalar_one()
+        members = session.execute(
+            select(User.name, Membership.role)
+            .join(Membership, col(Membership.user_id) == User.id)
+            .where(Membership.team_id == team_id)
+            .order_by(User.name)
+        ).all()
+        projects = session.execute(
+            select(Project.name).where(Project.team_id == team_id).order_by(Project.name)
+        ).scalars()
+        invited = session.execute(
+            select(Invitation.user_name, Invitation.role)
+            .where(Invitation.team_id == team_id, col(Invitation.expires_at) > utcnow())
+            .order_by(Invitation.user_name)
+        ).all()
+        return TeamOut(
+            id=team_id,
+            name=name,
+            projects=list(projects),
+            members=[Member(user=u, role=r) for u, r in members],
+            invited=[Member(user=u, role=r) for u, r in invited],
+        )
+
+
+def _token_out(tok: ApiToken) -> TokenOut:
+    return TokenOut(
+        id=tok.id or 0,
+        name=tok.name,
+        created_at=tok.created_at,
+        expires_at=tok.expires_at,
+        revoked_at=tok.revoked_at,
+        handed_over=tok.handed_over,
+    )
+
+
+def _invitation_out(inv: Invitation, team: str, invited_by: str | None) -> InvitationOut:
+    return InvitationOut(
+        team_id=inv.team_id,
+        team=team,
+        role=inv.role,  # type: ignore[arg-type]
+        invited_by=invited_by,
+        created_at=inv.created_at,
+        expires_at=inv.expires_at,
+    )
+
+
+# Built once: constructing the statement costs more than running it (it runs on every request).
+_AUTH_COLUMNS: list[Any] = [
+    ApiToken.user_id,
+    ApiToken.run_id,
+    ApiToken.expires_at,
+    ApiToken.revoked_at,
+    ApiToken.handed_over,
+    User.name,
+    Membership.team_id,
+    Membership.role,
+    Run.status,
+]
+_AUTHENTICATE = (
+    select(*_AUTH_COLUMNS)
+    .outerjoin(User, col(User.id) == ApiToken.user_id)
+    .outerjoin(Membership, col(Membership.user_id) == ApiToken.user_id)
+    .outerjoin(Run, col(Run.id) == ApiToken.run_id)
+    .where(col(ApiToken.token_hash) == bindparam("token_hash"))
+)

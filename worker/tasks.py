@@ -20,7 +20,7 @@ from worker.reporter import ApiReporter, Heartbeat
 log = logging.getLogger("fitlens.worker")
 
 # An absolute path of two or more parts, e.g. /root/.cache/fitlens/data/MNIST/raw.
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.~])/(?:[^\s/'\",:]+/)+[^\s/'\",:]*")
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~])/(?:[^\s/'\",:()]+/)+[^\s/'\",:()]*")
 MAX_REASON = 2000
 
 

@@ -169,7 +169,7 @@ def edit_run(
     return with_links(store.update_run(run_id, patch), settings.api_prefix)
 
 
-@router.delete("/runs/{run_id}", status_code=204)
+@router.delete("/runs/{run_id}", status_code=204, response_class=Response)
 def delete_run(run_id: RunId, store: StoreDep, principal: UserDep) -> None:
     """Delete a run with all its data (owners of its team only): nothing stored stays for good.
     A worker still training it is stopped at its next post."""

@@ -83,7 +83,7 @@ def accept_invitation(team_id: TeamId, store: StoreDep, principal: UserDep) -> U
     return store.accept_invitation(principal, team_id)
 
 
-@router.delete("/invitations/{team_id}", status_code=204)
+@router.delete("/invitations/{team_id}", status_code=204, response_class=Response)
 def decline_invitation(team_id: TeamId, store: StoreDep, principal: UserDep) -> None:
     store.decline_invitation(principal, team_id)
 

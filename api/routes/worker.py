@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -105,7 +105,7 @@ def post_histograms(
     )
 
 
-@router.post("/runs/{run_id}/evaluation", status_code=204)
+@router.post("/runs/{run_id}/evaluation", status_code=204, response_class=Response)
 def post_evaluation(
     run_id: RunId,
     evaluation: EvaluationBody,

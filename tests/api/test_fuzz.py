@@ -1,6 +1,8 @@
 """Property-based: schemathesis generates requests from the OpenAPI schema (valid and not);
-no input may make the API answer 500 or emit non-standard JSON. Both databases: PostgreSQL
-refuses things SQLite takes (NUL bytes in text, integers past 32/64 bits).
+no input may make the API answer 500 or emit non-standard JSON, and every answer must be one
+the schema documents, in the shape it documents (status code, content type, headers, body).
+Both databases: PostgreSQL refuses things SQLite takes (NUL bytes in text, integers past 32/64
+bits).
 
 schemathesis' fixture-based loader does not work with pytest 9, so each app and schema is built
 at import time on a database of its own, made by the migrations.
@@ -19,6 +21,13 @@ import schemathesis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from api.core.config import Settings
 from api.db import run_migrations
@@ -55,6 +64,14 @@ def _drop_pg() -> None:
     _pg.close()
 
 
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+
 sqlite_schema = schemathesis.openapi.from_asgi("/openapi.json", _sqlite_app)
 pg_schema = schemathesis.openapi.from_asgi("/openapi.json", _pg_app)
 
@@ -65,7 +82,7 @@ def _check(case: Any, targets: list[int], auth: dict[str, str]) -> None:
         # Two thirds of the cases target a real run (running or queued).
         case.path_parameters["run_id"] = targets[run_id % 3]
     # Authenticated, so generated requests reach the handlers (auth itself: test_auth.py).
-    response = case.call(headers=auth)
+    response = case.call_and_validate(headers=auth, checks=CHECKS)
     assert response.status_code < 500, (case.method, case.path, response.text[:500])
     content_type = (response.headers.get("content-type") or [""])[0]  # values are lists here
     if content_type.startswith("application/json"):

@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import pickle
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.trainer.conftest import run
+from trainer import config, data
+
+
+@pytest.fixture(autouse=True)
+def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The worker's data directory (FITLENS_DATA_DIR) for one test; specs name folders in it."""
+    monkeypatch.setenv("FITLENS_DATA_DIR", str(tmp_path))
+    config.get_settings.cache_clear()
+    data._load_raw.cache_clear()
+    yield tmp_path
+    config.get_settings.cache_clear()
+    data._load_raw.cache_clear()
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
@@ -45,7 +58,6 @@ def test_mnist_format_loader_trains_on_its_official_split(
         {
             "dataset": {
                 "name": name,
-                "data_dir": str(tmp_path),
                 "use_official_test": True,
                 "normalize": "unit",
             },
@@ -63,10 +75,10 @@ def test_mnist_format_loader_trains_on_its_official_split(
 
 
 def test_mnist_split_by_fraction_and_as_cnn(tmp_path: Path) -> None:
-    write_mnist(tmp_path, "MNIST", n_train=100, n_test=20)
+    write_mnist(tmp_path / "sets" / "digits-28", "MNIST", n_train=100, n_test=20)
     _, rec = run(
         {
-            "dataset": {"name": "mnist", "data_dir": str(tmp_path), "val_fraction": 0.2},
+            "dataset": {"name": "mnist", "data_dir": "sets/digits-28", "val_fraction": 0.2},
             "model": {"kind": "cnn", "channels": [4, 8]},
             "epochs": 1,
         }
@@ -74,9 +86,21 @@ def test_mnist_split_by_fraction_and_as_cnn(tmp_path: Path) -> None:
     assert rec.started is not None and (rec.started.n_train, rec.started.n_val) == (80, 20)
 
 
-def test_missing_files_name_the_dataset_and_the_directory(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"dataset\.name: mnist not found under"):
-        run({"dataset": {"name": "mnist", "data_dir": str(tmp_path)}, "epochs": 1})
+def test_missing_files_name_the_dataset_and_the_folder_but_no_worker_path(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"dataset\.name: mnist not found") as caught:
+        run({"dataset": {"name": "mnist", "data_dir": "nowhere"}, "epochs": 1})
+    assert "'nowhere'" in str(caught.value)
+    assert str(tmp_path) not in str(caught.value)  # the user learns nothing of the worker's disk
+
+
+def test_a_link_in_the_data_directory_does_not_lead_out_of_it(tmp_path: Path) -> None:
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    write_mnist(outside, "MNIST", n_train=20, n_test=10)
+    (tmp_path / "escape").symlink_to(outside)
+    with pytest.raises(ValueError, match=r"dataset\.data_dir: 'escape' leads outside"):
+        run({"dataset": {"name": "mnist", "data_dir": "escape"}, "epochs": 1})
+    with pytest.raises(ValueError, match="data_dir"):  # and the spec itself refuses these
+        run({"dataset": {"name": "mnist", "data_dir": str(outside)}, "epochs": 1})
 
 
 def test_cifar10_python_pickles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -113,7 +137,7 @@ def test_cifar10_python_pickles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
     _, rec = run(
         {
-            "dataset": {"name": "cifar10", "data_dir": str(tmp_path), "use_official_test": True},
+            "dataset": {"name": "cifar10", "use_official_test": True},
             "model": {"kind": "cnn", "channels": [4]},
             "epochs": 1,
         }

@@ -1,0 +1,174 @@
+"""The door of a real uvicorn server: what a hostile client can make it hold in memory, and a
+500 that must not cost the client its keep-alive connection."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from worker import launch
+from worker.launch import free_port
+
+MB = 1024 * 1024
+
+
+class Server:
+    def __init__(self, proc: launch.subprocess.Popen[bytes], port: int, token: str) -> None:
+        self.proc, self.port, self.token = proc, port, token
+
+    def peak_rss_mb(self) -> float:
+        """The server process's high-water mark of resident memory (VmHWM)."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        raise AssertionError("no VmHWM")
+
+    def connection(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+
+    def call(self, method: str, path: str, body: object = None) -> tuple[int, object]:
+        conn = self.connection()
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
+        conn.request(
+            method, path, body=json.dumps(body) if body is not None else None, headers=headers
+        )
+        response = conn.getresponse()
+        data = json.loads(response.read() or b"null")
+        conn.close()
+        return response.status, data
+
+
+def _serve(env: dict[str, str], args: list[str], tmp: str) -> Iterator[Server]:
+    port = free_port()
+    with open(Path(tmp) / "api.log", "w") as log:
+        proc = launch.start([*args, "--port", str(port)], env, log)
+        try:
+            launch.wait_healthy(f"http://127.0.0.1:{port}", proc)
+            yield Server(proc, port, launch.user_token(env, "door", "door-team"))
+        finally:
+            launch.stop(proc, grace=10)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    tmp = tempfile.mkdtemp(prefix="fitlens-door-")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(launch.ROOT),
+        "DATABASE_URL": f"sqlite:///{Path(tmp) / 'door.db'}",
+        "FITLENS_QUEUE": "none",
+        "FITLENS_REAPER_INTERVAL": "0",
+    }
+    yield from _serve(env, [sys.executable, "-m", "api", "--host", "127.0.0.1"], tmp)
+
+
+def send_chunked(
+    server: Server, path: str, token: str | None, total: int, chunk: bytes
+) -> int | None:
+    """POST ``total`` bytes as a chunked body (no Content-Length), as fast as the server takes
+    them; then the status it answered, or None if it hung up before a status could be read."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=3)
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{auth}"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    )
+    sock.sendall(head.encode())
+    framed = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
+    sent = 0
+    try:
+        while sent < total:
+            sock.sendall(framed)
+            sent += len(chunk)
+        sock.sendall(b"0\r\n\r\n")
+    except (TimeoutError, BrokenPipeError, ConnectionResetError):
+        pass  # the server stopped reading: what we want
+    try:
+        sock.settimeout(10)
+        first = sock.recv(4096).split(b"\r\n", 1)[0]
+        return int(first.split()[1]) if first.startswith(b"HTTP/1.1") else None
+    except (TimeoutError, ConnectionResetError):
+        return None
+    finally:
+        sock.close()
+
+
+def test_an_anonymous_chunked_body_is_refused_unread(server: Server) -> None:
+    server.call("GET", "/api/v1/runs")  # warm: imports and pools are in memory
+    before = server.peak_rss_mb()
+    status = send_chunked(server, "/api/v1/jobs", None, 200 * MB, b"x" * MB)
+    assert status in (401, None)
+    assert server.peak_rss_mb() - before < 20, (before, server.peak_rss_mb())
+    assert server.call("GET", "/api/v1/runs")[0] == 200  # and it serves on
+
+
+def test_a_signed_in_chunked_body_is_stopped_at_the_limit_and_a_huge_batch_unparsed(
+    server: Server,
+) -> None:
+    status, run = server.call("POST", "/api/v1/jobs", {"spec": {"epochs": 1}})
+    assert status == 201
+    run_id = run["id"]  # type: ignore[index]
+    assert server.call("POST", f"/api/v1/runs/{run_id}/status", {"status": "running"})[0] == 200
+    path = f"/api/v1/runs/{run_id}/metrics"
+    point = b'{"key":"val_loss","step":1,"value":0.5},'
+    before = server.peak_rss_mb()
+    # A million points, 40 MB: the body limit (16 MB by default) ends it.
+    body_head = b'{"points":['
+    status = send_chunked(
+        server, path, server.token, 40 * MB, body_head + point * (MB // len(point))
+    )
+    assert status in (413, None)
+    # 300,000 points in 12 MB, under the body limit: refused by their count, never parsed
+    # (parsing them took hundreds of MB).
+    many = body_head + point * 300_000
+    conn = server.connection()
+    conn.request(
+        "POST",
+        path,
+        body=many[:-1] + b"]}",
+        headers={"Authorization": f"Bearer {server.token}", "Content-Type": "application/json"},
+    )
+    response = conn.getresponse()
+    assert response.status == 413 and b"points" in response.read()
+    conn.close()
+    grown = server.peak_rss_mb() - before
+    assert grown < 80, grown
+
+
+@pytest.fixture(scope="module")
+def failing_server() -> Iterator[Server]:
+    """The real app plus one route that raises, as a bug or a lost database would."""
+    tmp = tempfile.mkdtemp(prefix="fitlens-door-")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(launch.ROOT),
+        "DATABASE_URL": f"sqlite:///{Path(tmp) / 'door.db'}",
+        "FITLENS_REAPER_INTERVAL": "0",
+    }
+    launch.user_token(env, "door", "door-team")  # migrates the database
+    args = [sys.executable, "-m", "uvicorn", "--factory", "tests.e2e.failing_app:make"]
+    yield from _serve(env, [*args, "--host", "127.0.0.1"], tmp)
+
+
+def test_a_500_keeps_the_connection_alive(failing_server: Server) -> None:
+    conn = failing_server.connection()
+    conn.request("GET", "/api/v1/boom")
+    response = conn.getresponse()
+    assert response.status == 500
+    assert json.loads(response.read())["detail"] == "internal error: RuntimeError"
+    sock = conn.sock
+    time.sleep(0.2)  # a server that hangs up has done so by now
+    conn.request("GET", "/healthz")  # the same connection
+    again = conn.getresponse()
+    assert again.status == 200 and conn.sock is sock
+    again.read()
+    conn.close()

@@ -203,7 +203,7 @@ class IdentityStore:
                         col(Invitation.team_id) == team_id, col(Invitation.user_name) == user_name
                     )
                 )
-                if not gone.rowcount:  # type: ignore[attr-defined]
+                if not gone.rowcount:
                     raise NotFound(f"{user_name!r} is neither a member of nor invited to this team")
             session.commit()
             return self._team_out(session, team_id)
@@ -432,7 +432,7 @@ def _invitation_out(inv: Invitation, team: str, invited_by: str | None) -> Invit
     return InvitationOut(
         team_id=inv.team_id,
         team=team,
-        role=inv.role,  # type: ignore[arg-type]
+        role=inv.role,
         invited_by=invited_by,
         created_at=inv.created_at,
         expires_at=inv.expires_at,

@@ -145,7 +145,7 @@ def _post(what: str, body: Any) -> Callable[[World, int], dict[str, Any]]:
 
 
 def _zed_in_lab(w: World, _: int) -> dict[str, Any]:
-    _, invited = w.store.set_member(w.principal("owner"), w.team_ids["lab"], "zed", "viewer")
+    _team, invited = w.store.set_member(w.principal("owner"), w.team_ids["lab"], "zed", "viewer")
     if invited:  # else he is in lab still: an earlier credential could not remove him
         w.store.accept_invitation(w.principal("zed"), w.team_ids["lab"])
     return {}

@@ -18,7 +18,7 @@ from tests.api.conftest import API, bearer
 
 @pytest.fixture
 def store(client: TestClient) -> TrackingStore:
-    return client.app.state.store  # type: ignore[attr-defined,no-any-return]
+    return client.app.state.store  # type: ignore[attr-defined]
 
 
 def as_(client: TestClient, token: str) -> TestClient:

@@ -123,10 +123,10 @@ def test_a_signed_in_chunked_body_is_stopped_at_the_limit_and_a_huge_batch_unpar
     before = server.peak_rss_mb()
     # A million points, 40 MB: the body limit (16 MB by default) ends it.
     body_head = b'{"points":['
-    status = send_chunked(
+    limited = send_chunked(
         server, path, server.token, 40 * MB, body_head + point * (MB // len(point))
     )
-    assert status in (413, None)
+    assert limited in (413, None)
     # 300,000 points in 12 MB, under the body limit: refused by their count, never parsed
     # (parsing them took hundreds of MB).
     many = body_head + point * 300_000

@@ -121,7 +121,8 @@ class DataSpec(_Strict):
             size = (self.synthetic or SyntheticSpec()).n_samples
         if self.train_subset is not None and size is not None and self.train_subset > size:
             raise ValueError(
-                f"train_subset: {self.train_subset} is more than the {size} examples there are"
+                f"dataset.train_subset: {self.train_subset} is more than the {size} examples "
+                "there are"
             )
         return self
 

@@ -14,9 +14,11 @@ from worker.launch import ROOT, free_port, start_api, stop, user_token, wait_hea
 
 
 @contextlib.contextmanager
-def api_client(database_url: str | None = None, timeout: float = 60) -> Iterator[httpx.Client]:
+def api_server(
+    database_url: str | None = None, timeout: float = 60
+) -> Iterator[tuple[httpx.Client, int]]:
     """A client of a freshly started, migrated API server, signed in as user "bench" (owner of
-    team "bench"); the server stops afterwards."""
+    team "bench"), and the server's process id; the server stops afterwards."""
     tmp = tempfile.mkdtemp(prefix="fitlens-bench-")
     url = database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
     env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
@@ -27,6 +29,12 @@ def api_client(database_url: str | None = None, timeout: float = 60) -> Iterator
         wait_healthy(base, proc)
         headers = {"Authorization": f"Bearer {user_token(env, 'bench', 'bench')}"}
         with httpx.Client(base_url=base, timeout=timeout, headers=headers) as http:
-            yield http
+            yield http, proc.pid
     finally:
         stop(proc, grace=10)
+
+
+@contextlib.contextmanager
+def api_client(database_url: str | None = None, timeout: float = 60) -> Iterator[httpx.Client]:
+    with api_server(database_url, timeout) as (http, _pid):
+        yield http

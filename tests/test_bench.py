@@ -61,3 +61,10 @@ def test_read_bench_prints_curve_and_poll_timings() -> None:
     out = run_module("bench.read", "--points", "20000", "--repeat", "5")
     assert re.search(r"curves, 20,000 -> \d+ points: p50 [\d.]+ ms", out), out
     assert re.search(r"304 poll \(If-None-Match\): server p50 [\d.]+ ms", out), out
+
+
+def test_door_bench_prints_each_answer_and_the_memory_it_cost() -> None:
+    out = run_module("bench.door")
+    rows = re.findall(r"answered (\w+)\s+peak memory \+\s*([\d.]+) MiB", out)
+    assert [status for status, _ in rows] == ["401", "413", "413"], out
+    assert float(rows[0][1]) < 20, out  # the anonymous upload was never read

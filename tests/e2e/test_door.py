@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -15,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.door import MB, peak_rss_mb, send_chunked
 from worker import launch
 from worker.launch import free_port
-
-MB = 1024 * 1024
 
 
 class Server:
@@ -26,11 +24,7 @@ class Server:
         self.proc, self.port, self.token = proc, port, token
 
     def peak_rss_mb(self) -> float:
-        """The server process's high-water mark of resident memory (VmHWM)."""
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        raise AssertionError("no VmHWM")
+        return peak_rss_mb(self.proc.pid)
 
     def connection(self) -> http.client.HTTPConnection:
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
@@ -71,41 +65,10 @@ def server() -> Iterator[Server]:
     yield from _serve(env, [sys.executable, "-m", "api", "--host", "127.0.0.1"], tmp)
 
 
-def send_chunked(
-    server: Server, path: str, token: str | None, total: int, chunk: bytes
-) -> int | None:
-    """POST ``total`` bytes as a chunked body (no Content-Length), as fast as the server takes
-    them; then the status it answered, or None if it hung up before a status could be read."""
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=3)
-    auth = f"Authorization: Bearer {token}\r\n" if token else ""
-    head = (
-        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{auth}"
-        "Transfer-Encoding: chunked\r\n\r\n"
-    )
-    sock.sendall(head.encode())
-    framed = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
-    sent = 0
-    try:
-        while sent < total:
-            sock.sendall(framed)
-            sent += len(chunk)
-        sock.sendall(b"0\r\n\r\n")
-    except (TimeoutError, BrokenPipeError, ConnectionResetError):
-        pass  # the server stopped reading: what we want
-    try:
-        sock.settimeout(10)
-        first = sock.recv(4096).split(b"\r\n", 1)[0]
-        return int(first.split()[1]) if first.startswith(b"HTTP/1.1") else None
-    except (TimeoutError, ConnectionResetError):
-        return None
-    finally:
-        sock.close()
-
-
 def test_an_anonymous_chunked_body_is_refused_unread(server: Server) -> None:
     server.call("GET", "/api/v1/runs")  # warm: imports and pools are in memory
     before = server.peak_rss_mb()
-    status = send_chunked(server, "/api/v1/jobs", None, 200 * MB, b"x" * MB)
+    status = send_chunked(server.port, "/api/v1/jobs", None, 200 * MB, b"x" * MB)
     assert status in (401, None)
     assert server.peak_rss_mb() - before < 20, (before, server.peak_rss_mb())
     assert server.call("GET", "/api/v1/runs")[0] == 200  # and it serves on
@@ -124,7 +87,7 @@ def test_a_signed_in_chunked_body_is_stopped_at_the_limit_and_a_huge_batch_unpar
     # A million points, 40 MB: the body limit (16 MB by default) ends it.
     body_head = b'{"points":['
     limited = send_chunked(
-        server, path, server.token, 40 * MB, body_head + point * (MB // len(point))
+        server.port, path, server.token, 40 * MB, body_head + point * (MB // len(point))
     )
     assert limited in (413, None)
     # 300,000 points in 12 MB, under the body limit: refused by their count, never parsed

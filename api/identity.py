@@ -103,6 +103,12 @@ class IdentityStore:
         with Session(self.engine) as session:
             self._lock_team_as_owner(session, principal, team_id)
             user_id, token = self._new_user(session, name, team_id, role, None, True)
+            # An invitation the name had to this team is answered: they are in it now.
+            session.execute(
+                delete(Invitation).where(
+                    col(Invitation.team_id) == team_id, col(Invitation.user_name) == name
+                )
+            )
             session.commit()
         return self.user_out(user_id), token
 

@@ -41,19 +41,9 @@ class Server:
         return response.status, data
 
 
-def _serve(env: dict[str, str], args: list[str], tmp: str) -> Iterator[Server]:
-    port = free_port()
-    with open(Path(tmp) / "api.log", "w") as log:
-        proc = launch.start([*args, "--port", str(port)], env, log)
-        try:
-            launch.wait_healthy(f"http://127.0.0.1:{port}", proc)
-            yield Server(proc, port, launch.user_token(env, "door", "door-team"))
-        finally:
-            launch.stop(proc, grace=10)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
+def _serve(args: list[str]) -> Iterator[Server]:
+    """A real uvicorn server (``args``: how to start it, without the port) on a fresh SQLite
+    database, with a signed-in user."""
     tmp = tempfile.mkdtemp(prefix="fitlens-door-")
     env = {
         **os.environ,
@@ -62,7 +52,20 @@ def server() -> Iterator[Server]:
         "FITLENS_QUEUE": "none",
         "FITLENS_REAPER_INTERVAL": "0",
     }
-    yield from _serve(env, [sys.executable, "-m", "api", "--host", "127.0.0.1"], tmp)
+    token = launch.user_token(env, "door", "door-team")  # also migrates the database
+    port = free_port()
+    with open(Path(tmp) / "api.log", "w") as log:
+        proc = launch.start([*args, "--host", "127.0.0.1", "--port", str(port)], env, log)
+        try:
+            launch.wait_healthy(f"http://127.0.0.1:{port}", proc)
+            yield Server(proc, port, token)
+        finally:
+            launch.stop(proc, grace=10)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    yield from _serve([sys.executable, "-m", "api"])
 
 
 def test_an_anonymous_chunked_body_is_refused_unread(server: Server) -> None:
@@ -110,16 +113,7 @@ def test_a_signed_in_chunked_body_is_stopped_at_the_limit_and_a_huge_batch_unpar
 @pytest.fixture(scope="module")
 def failing_server() -> Iterator[Server]:
     """The real app plus one route that raises, as a bug or a lost database would."""
-    tmp = tempfile.mkdtemp(prefix="fitlens-door-")
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(launch.ROOT),
-        "DATABASE_URL": f"sqlite:///{Path(tmp) / 'door.db'}",
-        "FITLENS_REAPER_INTERVAL": "0",
-    }
-    launch.user_token(env, "door", "door-team")  # migrates the database
-    args = [sys.executable, "-m", "uvicorn", "--factory", "tests.e2e.failing_app:make"]
-    yield from _serve(env, [*args, "--host", "127.0.0.1"], tmp)
+    yield from _serve([sys.executable, "-m", "uvicorn", "--factory", "tests.e2e.failing_app:make"])
 
 
 def test_a_500_keeps_the_connection_alive(failing_server: Server) -> None:

@@ -9,6 +9,7 @@ Both print the token alone on stdout, so scripts can capture it.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from api.core.config import get_settings
@@ -23,11 +24,31 @@ def serve(argv: list[str]) -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--no-migrate", action="store_true", help="skip alembic upgrade head")
     args = parser.parse_args(argv)
+    settings = get_settings()
+    # fitlens's own log lines (the reaper, deliveries) at INFO; uvicorn's access log stays off.
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     if not args.no_migrate:
-        run_migrations(get_settings().database_url)
+        run_migrations(settings.database_url)
+    queue = settings.queue if settings.queue != "celery" else f"celery ({settings.broker_url})"
+    print(
+        f"fitlens API on http://{args.host}:{args.port}{settings.api_prefix} "
+        f"(docs: http://{args.host}:{args.port}/docs; database {_safe(settings.database_url)}; "
+        f"queue {queue})",
+        file=sys.stderr,
+        flush=True,
+    )
     uvicorn.run(
         "api.main:create_app", factory=True, host=args.host, port=args.port, log_level="warning"
     )
+
+
+def _safe(url: str) -> str:
+    """A database URL without its password, for printing."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def admin(argv: list[str]) -> int:

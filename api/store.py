@@ -731,18 +731,27 @@ class TrackingStore(IdentityStore):
         steps, values = _merge_buckets(parts, lo, hi, width, n_buckets)
         return Series(key=s.key, steps=steps, values=values, total_points=s.count, downsampled=True)
 
-    def iter_metrics(self, run_id: int) -> Iterator[tuple[str, int, float, float]]:
-        """Every point of a run, ordered by key then step (for CSV export), streamed."""
-        with Session(self.engine) as session:
-            self._run(session, run_id)
-            result = session.execute(
-                select(MetricPoint.key, MetricPoint.step, MetricPoint.value, MetricPoint.wall_time)
-                .where(MetricPoint.run_id == run_id)
-                .order_by(MetricPoint.key, MetricPoint.step)
-                .execution_options(yield_per=5000)
-            )
-            for key, step, value, wall_time in result:
-                yield key, step, _null_to_nan(value), wall_time
+    def iter_metric_batches(self, run_id: int, size: int = 10_000) -> Iterator[list[Any]]:
+        """Every point of a run, ordered by key then step, in batches of ``size`` rows (NaN as
+        None), for exports of any length. Straight from the driver's cursor (SQLAlchemy's row
+        processing doubled the time); on PostgreSQL a server-side cursor, so memory stays flat.
+        """
+        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        sql = (
+            "SELECT key, step, value, wall_time FROM metric_point "
+            f"WHERE run_id = {mark} ORDER BY key, step"
+        )
+        with self.engine.connect() as conn:
+            dbapi = conn.connection.dbapi_connection
+            assert dbapi is not None
+            named = {"name": "fitlens_export"} if self._dialect == "postgresql" else {}
+            cursor = dbapi.cursor(**named)
+            try:
+                cursor.execute(sql, (run_id,))
+                while batch := cursor.fetchmany(size):
+                    yield list(batch)
+            finally:
+                cursor.close()
 
     # ---- histograms ----
 

@@ -5,7 +5,8 @@
 
 Prints the time to answer GET /runs/{id}/curves for one key downsampled to 1,000 points
 (target p50 <= 50 ms), a zoomed read at full resolution, and a 304 poll with If-None-Match
-(target <= 2 ms server time, read from the Server-Timing header).
+(target <= 2 ms server time, read from the Server-Timing header), and the CSV export of a
+100,000-point run, whole download (target <= 500 ms).
 """
 
 from __future__ import annotations
@@ -42,11 +43,29 @@ def p(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
 
 
+def load(http: httpx.Client, run_id: int, points: int) -> None:
+    for start in range(0, points, 10_000):
+        body = json.dumps(
+            {
+                "points": [
+                    {"key": "train_loss", "step": s, "value": 1.0 / (1 + s % 977)}
+                    for s in range(start, min(start + 10_000, points))
+                ]
+            }
+        )
+        http.post(
+            f"/api/v1/runs/{run_id}/metrics",
+            content=body,
+            headers={"content-type": "application/json"},
+        ).raise_for_status()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--max-points", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=50)
+    parser.add_argument("--csv-points", type=int, default=100_000)
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
 
@@ -54,20 +73,7 @@ def main() -> None:
         run_id = http.post("/api/v1/jobs", json={"name": "read-bench"}).json()["id"]
         http.post(f"/api/v1/runs/{run_id}/status", json={"status": "running"})
         t0 = time.perf_counter()
-        for start in range(0, args.points, 10_000):
-            body = json.dumps(
-                {
-                    "points": [
-                        {"key": "train_loss", "step": s, "value": 1.0 / (1 + s % 977)}
-                        for s in range(start, min(start + 10_000, args.points))
-                    ]
-                }
-            )
-            http.post(
-                f"/api/v1/runs/{run_id}/metrics",
-                content=body,
-                headers={"content-type": "application/json"},
-            ).raise_for_status()
+        load(http, run_id, args.points)
         print(
             f"database: {args.database_url or 'sqlite (file, WAL)'}; loaded {args.points:,} "
             f"points of one key in {time.perf_counter() - t0:.1f}s"
@@ -90,6 +96,14 @@ def main() -> None:
             f"zoomed read, 1,000 raw points: p50 {p(wall, 50):.1f} ms; "
             f"server p50 {p(server, 50):.1f} ms"
         )
+
+        csv_run = http.post("/api/v1/jobs", json={"name": "csv-bench"}).json()["id"]
+        http.post(f"/api/v1/runs/{csv_run}/status", json={"status": "running"})
+        load(http, csv_run, args.csv_points)
+        csv_url = f"/api/v1/runs/{csv_run}/metrics.csv"
+        assert http.get(csv_url).text.count("\n") == args.csv_points + 1
+        wall, _ = measure(http, csv_url, max(3, args.repeat // 5))
+        print(f"metrics.csv, {args.csv_points:,} points: p50 {p(wall, 50):.1f} ms (whole download)")
 
         tag = http.get(url).headers["etag"]
         wall, server = measure(http, url, args.repeat * 4, {"If-None-Match": tag}, expect=304)

@@ -58,9 +58,10 @@ def test_ingest_bench_starts_the_real_server_and_prints_a_rate() -> None:
 
 
 def test_read_bench_prints_curve_and_poll_timings() -> None:
-    out = run_module("bench.read", "--points", "20000", "--repeat", "5")
+    out = run_module("bench.read", "--points", "20000", "--repeat", "5", "--csv-points", "20000")
     assert re.search(r"curves, 20,000 -> \d+ points: p50 [\d.]+ ms", out), out
     assert re.search(r"304 poll \(If-None-Match\): server p50 [\d.]+ ms", out), out
+    assert re.search(r"metrics.csv, 20,000 points: p50 [\d.]+ ms", out), out
 
 
 def test_door_bench_prints_each_answer_and_the_memory_it_cost() -> None:

@@ -20,6 +20,8 @@ failed by the API's reaper (see README, "When a worker dies").
 
 from __future__ import annotations
 
+import logging
+
 from celery import Celery
 from kombu import Queue
 
@@ -27,6 +29,16 @@ from worker.config import get_settings
 from worker.contract import QUEUES, broker_transport_options
 
 settings = get_settings()
+
+# Celery leaves the root logger alone (worker_hijack_root_logger=False), so fitlens's own lines
+# (a task's start and end, retries, failures) get a handler here, at INFO whatever --loglevel.
+_fitlens_log = logging.getLogger("fitlens")
+if not _fitlens_log.handlers:
+    _handler = logging.StreamHandler()
+    _handler.setFormatter(logging.Formatter("[%(asctime)s: %(levelname)s/%(name)s] %(message)s"))
+    _fitlens_log.addHandler(_handler)
+    _fitlens_log.setLevel(logging.INFO)
+    _fitlens_log.propagate = False
 
 app = Celery("fitlens", broker=settings.broker_url, include=["worker.tasks"])
 app.conf.update(

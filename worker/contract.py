@@ -19,14 +19,17 @@ def queue_for(device: str, auto_queue: str = "cpu") -> str:
 
 def broker_transport_options(broker_url: str, broker_dir: str) -> dict[str, Any]:
     if broker_url.startswith("filesystem://"):
-        # kombu's filesystem transport: messages are files in one folder both sides share.
+        # kombu's filesystem transport: messages are files in one folder both sides share. Its
+        # exchange tables go there too (kombu's default is ./control, in whatever directory the
+        # worker happens to start).
         folder = Path(broker_dir).resolve()
-        for sub in ("queue", "processed"):
+        for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         return {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
             "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),
             "store_processed": False,
         }
     return {}

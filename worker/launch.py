@@ -126,8 +126,11 @@ def kill(proc: subprocess.Popen[bytes]) -> None:
 
 
 def stop(proc: subprocess.Popen[bytes], grace: float = 20) -> None:
+    """SIGTERM to the process itself, which shuts down cleanly (a Celery worker stops its own
+    pool: signalling the whole group made the pool children die first, which the worker logged
+    as an error); SIGKILL to the whole group if it is not gone within ``grace`` seconds."""
     if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.kill(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:

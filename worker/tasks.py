@@ -38,10 +38,13 @@ def train_run(run_id: int, token: str | None = None) -> str:
     enqueued the run. Returns what happened, for the worker's log."""
     settings = get_settings()
     client = ApiClient(settings, token)
+    log.info("run %s: received", run_id)
     try:
-        return run_job(client, run_id, settings.heartbeat_interval)
+        outcome = run_job(client, run_id, settings.heartbeat_interval)
     finally:
         client.close()
+    log.info("%s", outcome)
+    return outcome
 
 
 def run_job(client: ApiClient, run_id: int, heartbeat_interval: float) -> str:
@@ -69,6 +72,7 @@ def run_job(client: ApiClient, run_id: int, heartbeat_interval: float) -> str:
     except RunGone as exc:
         return f"run {run_id} not started: {exc.detail}"
     attempt = int(started["attempt"])
+    log.info("run %s: attempt %s started on %s", run_id, attempt, device_name(device))
 
     with Heartbeat(client, run_id, attempt, spec.epochs, heartbeat_interval) as heartbeat:
         try:

@@ -9,7 +9,6 @@ spare a thread hop per poll; the real read runs in the threadpool.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -149,30 +148,30 @@ def events(
     return store.get_events(run_id, kind)
 
 
-def _csv_value(value: float) -> str:
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return repr(value)
-
-
 @router.get(
     "/runs/{run_id}/metrics.csv",
     response_class=StreamingResponse,
     responses={200: {"content": {"text/csv": {}}}},
 )
 def metrics_csv(run_id: RunId, store: StoreDep, principal: UserDep) -> StreamingResponse:
-    """Every point, long format: key,step,value,wall_time (non-finite: nan, inf, -inf)."""
+    """Every point, long format: key,step,value,wall_time (non-finite: nan, inf, -inf).
+    Streamed in blocks of 10,000 rows: memory stays flat whatever the run's length, and the
+    stream costs one thread hop per block, not per row."""
     store.authorize_run(principal, run_id, "read")  # 404 before streaming starts
 
-    def rows() -> Iterator[str]:
+    def blocks() -> Iterator[str]:
         yield "key,step,value,wall_time\n"
-        for key, step, value, wall_time in store.iter_metrics(run_id):
-            yield f"{key},{step},{_csv_value(value)},{wall_time!r}\n"
+        for batch in store.iter_metric_batches(run_id):
+            # repr() writes inf and -inf as such; NaN is stored as NULL.
+            yield "".join(
+                [
+                    f"{key},{step},{'nan' if value is None else repr(value)},{wall_time!r}\n"
+                    for key, step, value, wall_time in batch
+                ]
+            )
 
     return StreamingResponse(
-        rows(),
+        blocks(),
         media_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="run-{run_id}-metrics.csv"'},
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_runs_the_seed_comparison_through_the_pipeline(tmp_path: Path) -> None:
+    shutil.rmtree(ROOT / "control", ignore_errors=True)  # kombu's default, left by old runs
     env_keep = {"PATH", "HOME", "LANG", "PYTHONPATH"}
     env = {k: v for k, v in os.environ.items() if k in env_keep}  # embedded defaults only
     proc = subprocess.run(
@@ -54,3 +56,15 @@ def test_demo_runs_the_seed_comparison_through_the_pipeline(tmp_path: Path) -> N
     logs = [p.read_text() for p in (tmp_path / "state").glob("*.log")]
     assert len(logs) == 2 and "succeeded" in logs[1] + logs[0]
     assert not TOKEN_PATTERN.search(out + proc.stderr + "".join(logs))
+    # Each log says what happened, and a normal run ends without an error line.
+    api_log = (tmp_path / "state" / "api.log").read_text()
+    worker_log = (tmp_path / "state" / "worker.log").read_text()
+    assert re.search(r"fitlens API on http://127\.0\.0\.1:\d+/api/v1", api_log), api_log
+    assert len(re.findall(r"run \d+: attempt 1 started on cpu", worker_log)) == 5, worker_log
+    assert (
+        len(re.findall(r"fitlens\.worker\] run \d+ completed after 30 epochs", worker_log)) == 5
+    ), worker_log
+    assert "ERROR" not in worker_log + api_log
+    # The broker's state stays in its folder, not in the directory the worker started in.
+    assert not (ROOT / "control").exists()
+    assert (tmp_path / "state" / "broker" / "control").is_dir()

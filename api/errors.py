@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
@@ -117,6 +117,19 @@ def install_error_handlers(app: FastAPI) -> None:
         response = error(exc.status_code, message, getattr(exc, "errors", None))
         if exc.headers:
             response.headers.update(exc.headers)
+        return response
+
+    # The database is unreachable: say so (503, worth a retry), and stop judging runs lost on
+    # silence the API could not hear (api.delivery.Listening).
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _database_away(request: Request, exc: Exception) -> JSONResponse:
+        listening = getattr(request.app.state, "listening", None)
+        if listening is not None:
+            listening.lost()
+        log.warning("database unavailable: %s", str(exc).splitlines()[0][:200])
+        response = error(503, "the database is unavailable; try again shortly")
+        response.headers["Retry-After"] = "2"
         return response
 
     # Anything else is answered 500 by api.core.http.RequestGuard, which keeps the connection.

@@ -5,21 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
-from fastapi.concurrency import run_in_threadpool
 
 from api.core.config import Settings, get_settings
 from api.core.http import GuardedRoute, RequestGuard
 from api.db import make_engine
+from api.delivery import Listening, reconcile_forever
 from api.errors import SafeJSONResponse, error, install_error_handlers
 from api.queue import Enqueuer, make_enqueuer
 from api.routes import health, reads, runs, teams, worker
 from api.schemas import ErrorBody, MetricBatch
 from api.store import TrackingStore
-from trainer.spec import JobSpec
 
 log = logging.getLogger("fitlens.api")
 
@@ -30,9 +30,12 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         reaper = None
+        app.state.listening.since = time.monotonic()  # silence before now was not heard
         if settings.reaper_interval > 0:
             reaper = asyncio.create_task(
-                reap_forever(app.state.store, app.state.enqueuer, settings)
+                reconcile_forever(
+                    app.state.store, app.state.enqueuer, settings, app.state.listening
+                )
             )
         yield
         if reaper is not None:
@@ -53,6 +56,7 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     app.state.settings = settings
     app.state.store = store = TrackingStore(engine, settings.default_project)
     app.state.enqueuer = enqueuer or make_enqueuer(settings)
+    app.state.listening = Listening()
 
     app.add_middleware(
         RequestGuard,
@@ -70,22 +74,6 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     return app
 
 
-async def reap_forever(store: TrackingStore, enqueuer: Enqueuer, settings: Settings) -> None:
-    """Every reaper_interval seconds: runs whose worker went silent are requeued (and sent to
-    the queue again) or failed; see TrackingStore.reap_stale. Safe with several API replicas:
-    each run is re-checked under its lock."""
-    while True:
-        await asyncio.sleep(settings.reaper_interval)
-        try:
-            requeued = await run_in_threadpool(
-                store.reap_stale, settings.heartbeat_timeout, settings.max_attempts
-            )
-            for run_id, spec_json, token in requeued:
-                enqueuer.enqueue(run_id, JobSpec.model_validate_json(spec_json), token)
-        except Exception:  # keep reaping; a database blip must not end the loop
-            log.exception("reaper pass failed")
-
-
 # Every error body is ErrorBody; these are the statuses an API operation can answer with one.
 ERROR_STATUSES = {
     "400": "Bad request",
@@ -95,6 +83,7 @@ ERROR_STATUSES = {
     "409": "Does not fit the current state",
     "413": "Body over the size limit, or too many points",
     "422": "Invalid input; `errors` names each field",
+    "503": "The database is unavailable; retry (see Retry-After)",
 }
 
 

@@ -125,6 +125,14 @@ class Run(SQLModel, table=True):
     progress_total: int = 0
     failure_reason: str | None = Field(default=None, sa_column=Column(Text))
     attempt: int = 0
+    # When the run was last handed to the queue; NULL: not yet (or the hand-over failed). The
+    # database is the source of truth: a queued run whose hand-over is missing or old is sent
+    # again by the API's reconciler.
+    enqueued_at: datetime | None = None
+    # Where and with what the current attempt runs (versions, device, driver), as JSON.
+    environment_json: str | None = Field(default=None, sa_column=Column(Text))
+    # The first epoch with a non-finite loss, if the run diverged.
+    diverged_epoch: int | None = None
     # Bumped on every change to the run or its data: the basis of ETags for cheap polling.
     revision: int = Field(default=0, sa_type=BigId)
 
@@ -194,6 +202,10 @@ class Histogram(SQLModel, table=True):
     l1: float | None = None
     l2: float | None = None
     near_zero: float | None = None
+    # Values the bins cannot hold: NaN, +Infinity, -Infinity (a diverged parameter).
+    nan_count: int = Field(default=0, sa_type=BigId, sa_column_kwargs={"server_default": "0"})
+    posinf_count: int = Field(default=0, sa_type=BigId, sa_column_kwargs={"server_default": "0"})
+    neginf_count: int = Field(default=0, sa_type=BigId, sa_column_kwargs={"server_default": "0"})
 
 
 class Evaluation(SQLModel, table=True):

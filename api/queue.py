@@ -1,6 +1,7 @@
 """How POST /jobs hands a stored run to the workers: a small interface the worker package fills.
 
-The API only needs ``enqueue(run_id, spec, worker_token)``; with ``FITLENS_QUEUE=none`` runs stay
+The API only needs ``enqueue(run_id, spec, worker_token)``, which raises if the hand-over failed
+(api.delivery then leaves the run due for reconciliation); with ``FITLENS_QUEUE=none`` runs stay
 queued until something else picks them up.
 """
 
@@ -58,6 +59,9 @@ class CeleryQueue:
             kwargs={"token": worker_token},
             queue=queue_for(spec.device, self.auto_queue),
             kwargsrepr="{'token': '<hidden>'}",  # keeps the token out of worker logs
+            # A broker that is away fails fast: the run is committed and will be sent again.
+            retry=True,
+            retry_policy={"max_retries": 1, "interval_start": 0.2, "interval_max": 0.5},
         )
 
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal, NotRequired
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     TypeAdapter,
@@ -112,6 +113,12 @@ class RunOut(BaseModel):
     failure_reason: str | None
     attempt: int
     revision: int
+    # When the run was last handed to the queue (null: not yet; the API keeps trying).
+    enqueued_at: datetime | None = None
+    # Versions and hardware of the attempt: python, torch, fitlens, git commit, device, ...
+    environment: dict[str, str] | None = None
+    # The first epoch with a non-finite loss, when the run diverged.
+    diverged_epoch: int | None = None
     links: RunLinks | None = None
 
 
@@ -206,13 +213,35 @@ class UserCreated(BaseModel):
 # ---- worker side ----
 
 
+MAX_REASON = 10_000
+
+
+def _storable_reason(value: object) -> object:
+    # How a run ended must always be recordable: NULs dropped, long reasons cut, never a 422
+    # that would leave the run without its real cause.
+    if isinstance(value, str):
+        value = value.replace("\x00", "")
+        if len(value) > MAX_REASON:
+            value = value[: MAX_REASON - 1] + "…"
+    return value
+
+
+EnvironmentKey = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[a-z0-9_.]+$")]
+
+
 class StatusUpdate(_In):
     status: Literal["running", "heartbeat", "succeeded", "failed"]
     worker_host: Text | None = Field(default=None, max_length=200)
     device: Text | None = Field(default=None, max_length=200)
     epoch: int | None = Field(default=None, ge=0, le=1_000_000)
     epochs: int | None = Field(default=None, ge=0, le=1_000_000)
-    reason: Text | None = Field(default=None, max_length=10_000)
+    reason: Annotated[Text | None, BeforeValidator(_storable_reason)] = Field(
+        default=None, max_length=MAX_REASON
+    )
+    # With "running": what the attempt runs on (python, torch, fitlens, git_commit, device...).
+    environment: dict[EnvironmentKey, Annotated[Text, Field(max_length=200)]] | None = Field(
+        default=None, max_length=32
+    )
     # The attempt a worker got from its "running" post; later posts name it (stale ones: 409).
     attempt: int | None = Field(default=None, ge=1, le=1_000_000)
 
@@ -287,6 +316,10 @@ class HistogramIn(_In):
     l1: float | None = None
     l2: float | None = None
     near_zero: float | None = None
+    # Values no bin can hold (a diverged parameter): counted apart from the bins.
+    nan_count: int = Field(default=0, ge=0, le=2**62)
+    posinf_count: int = Field(default=0, ge=0, le=2**62)
+    neginf_count: int = Field(default=0, ge=0, le=2**62)
 
     @model_validator(mode="after")
     def _check_bins(self) -> HistogramIn:
@@ -325,7 +358,9 @@ MAX_PAYLOAD_DEPTH = 16
 
 
 class EventIn(_In):
-    kind: Literal["lr_change"]
+    # lr_change: payload old_lr, new_lr, reason; diverged: the first epoch with a non-finite
+    # loss (payload metric, value), which also marks the run (RunOut.diverged_epoch).
+    kind: Literal["lr_change", "diverged"]
     step: Step
     payload: Annotated[dict[str, Any], AfterValidator(_shallow)] = Field(default_factory=dict)
 
@@ -370,6 +405,9 @@ class HistogramStep(BaseModel):
     l1: float | None
     l2: float | None
     near_zero: float | None
+    nan_count: int = 0
+    posinf_count: int = 0
+    neginf_count: int = 0
 
 
 class HistogramSeries(BaseModel):

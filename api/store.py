@@ -184,6 +184,7 @@ class TrackingStore(IdentityStore):
                 batch_size=spec.batch_size,
                 seed=spec.seed,
                 progress_total=spec.epochs,
+                enqueued_at=utcnow(),  # the caller hands it over next (else: undo_delivery)
             )
             session.add(run)
             session.flush()
@@ -377,6 +378,9 @@ class TrackingStore(IdentityStore):
                 run.started_at = now
                 run.worker_host = update.worker_host
                 run.device = update.device
+                run.environment_json = (
+                    json.dumps(update.environment) if update.environment else None
+                )
                 run.status = "running"
                 self._event(
                     session,
@@ -414,11 +418,12 @@ class TrackingStore(IdentityStore):
             session.commit()
             return self._run_out(session, run)
 
-    def reap_stale(self, timeout_s: float, max_attempts: int) -> list[tuple[int, str, str]]:
+    def reap_stale(self, timeout_s: float, max_attempts: int) -> list[int]:
         """Runs whose worker went silent (no heartbeat for ``timeout_s``) do not stay running:
-        with attempts left they go back to ``queued`` with their data cleared, to be run again
-        from the start; otherwise they fail with the reason. Returns (run id, spec JSON, new
-        worker token) of the requeued runs, for the caller to enqueue again."""
+        with attempts left they go back to ``queued`` with their data cleared, to be delivered
+        again by the reconciler (``claim_delivery``); otherwise they fail with the reason.
+        Returns the ids of the requeued runs. The caller decides whether the API has been
+        listening long enough to judge silence at all (api.main)."""
         cutoff = utcnow() - timedelta(seconds=timeout_s)
         requeued = []
         with Session(self.engine) as session:
@@ -440,27 +445,9 @@ class TrackingStore(IdentityStore):
                     continue  # it moved on while we looked
                 silent = f"no heartbeat from {run.worker_host or 'its worker'} for {timeout_s:g}s"
                 if run.attempt < max_attempts:
-                    self._clear_data(session, run_id)
-                    run.status = "queued"
-                    run.started_at = run.heartbeat_at = None
-                    run.worker_host = run.device = None
-                    run.progress_epoch = 0
                     reason = f"worker lost ({silent}) in attempt {run.attempt}; requeued"
-                    self._event(
-                        session,
-                        run_id,
-                        "status",
-                        None,
-                        {"status": "queued", "reason": reason, "attempt": run.attempt},
-                    )
-                    # The lost worker's token dies with its attempt; the next worker gets a new one.
-                    session.execute(
-                        update(ApiToken)
-                        .where(col(ApiToken.run_id) == run_id, col(ApiToken.revoked_at).is_(None))
-                        .values(revoked_at=utcnow())
-                    )
-                    token = self._mint_worker(session, run_id)
-                    requeued.append((run_id, run.spec_json, token))
+                    self._back_to_queue(session, run, reason)
+                    requeued.append(run_id)
                 else:
                     run.status = "failed"
                     run.finished_at = utcnow()
@@ -478,6 +465,101 @@ class TrackingStore(IdentityStore):
                 run.revision += 1
                 session.commit()
         return requeued
+
+    def retry_run(self, run_id: int, who: str) -> RunOut:
+        """A failed or cancelled run, or one stuck in the queue, goes back to the queue as a new
+        attempt with its partial data cleared; the event says who asked."""
+        with Session(self.engine) as session:
+            run = self._run(session, run_id, lock=True)
+            if run.status in ("running", "succeeded"):
+                raise Conflict(
+                    f"run {run_id} is {run.status}; only failed, cancelled or queued "
+                    "runs can be retried"
+                )
+            self._back_to_queue(session, run, f"retry asked by {who}", {"asked_by": who})
+            run.finished_at = None
+            run.failure_reason = None
+            run.revision += 1
+            session.commit()
+            return self._run_out(session, run)
+
+    def _back_to_queue(
+        self, session: Session, run: Run, reason: str, extra: dict[str, Any] | None = None
+    ) -> None:
+        """Queued again, to start from scratch: its data cleared, its workers' tokens revoked
+        (a lost worker that wakes up cannot write), and not handed over yet."""
+        assert run.id is not None
+        self._clear_data(session, run.id)
+        run.status = "queued"
+        run.started_at = run.heartbeat_at = None
+        run.worker_host = run.device = None
+        run.progress_epoch = 0
+        run.enqueued_at = None
+        run.diverged_epoch = None
+        self._event(
+            session,
+            run.id,
+            "status",
+            None,
+            {"status": "queued", "reason": reason, "attempt": run.attempt, **(extra or {})},
+        )
+        session.execute(
+            update(ApiToken)
+            .where(col(ApiToken.run_id) == run.id, col(ApiToken.revoked_at).is_(None))
+            .values(revoked_at=utcnow())
+        )
+
+    # ---- delivery: the database is the source of truth, the queue is reconciled with it ----
+
+    def due_deliveries(self, redeliver_after_s: float, limit: int = 100) -> list[int]:
+        """Queued runs never handed to the queue (or whose hand-over failed), and those handed
+        over so long ago that the message must have been lost (no worker claimed them)."""
+        cutoff = utcnow() - timedelta(seconds=redeliver_after_s)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(Run.id)
+                .where(
+                    Run.status == "queued",
+                    or_(col(Run.enqueued_at).is_(None), col(Run.enqueued_at) < cutoff),
+                )
+                .order_by(Run.id)
+                .limit(limit)
+            )
+            return [int(r) for r in rows.scalars()]
+
+    def claim_delivery(self, run_id: int, redeliver_after_s: float) -> tuple[str, str] | None:
+        """Mark a due run as handed over, now, and mint the token its worker will get; (spec
+        JSON, token), or None if another API process claimed it first or it is no longer due.
+        One conditional UPDATE decides, so several API processes never send it twice at once
+        (a duplicate would be harmless anyway: the attempt rule lets one worker start it)."""
+        now = utcnow()
+        cutoff = now - timedelta(seconds=redeliver_after_s)
+        with Session(self.engine) as session:
+            claimed = session.execute(
+                update(Run)
+                .where(
+                    col(Run.id) == run_id,
+                    Run.status == "queued",
+                    or_(col(Run.enqueued_at).is_(None), col(Run.enqueued_at) < cutoff),
+                )
+                .values(enqueued_at=now)
+            )
+            if not claimed.rowcount:
+                return None
+            spec_json = session.execute(select(Run.spec_json).where(Run.id == run_id)).scalar_one()
+            token = self._mint_worker(session, run_id)
+            session.commit()
+        return spec_json, token
+
+    def undo_delivery(self, run_id: int) -> None:
+        """The hand-over failed (the broker was away): due again at the next reconciliation."""
+        with Session(self.engine) as session:
+            session.execute(
+                update(Run)
+                .where(col(Run.id) == run_id, Run.status == "queued")
+                .values(enqueued_at=None)
+            )
+            session.commit()
 
     def _clear_data(self, session: Session, run_id: int) -> None:
         for model in (MetricPoint, MetricSeries, MetricRollup, Histogram, Evaluation):
@@ -769,6 +851,9 @@ class TrackingStore(IdentityStore):
                     "edges_json": json.dumps(h.edges),
                     "counts_json": json.dumps(h.counts),
                     "numel": h.numel if h.numel is not None else round(sum(h.counts)),
+                    "nan_count": h.nan_count,
+                    "posinf_count": h.posinf_count,
+                    "neginf_count": h.neginf_count,
                     **{
                         k: _finite_or_none(getattr(h, k))
                         for k in ("mean", "std", "min", "max", "l1", "l2", "near_zero")
@@ -887,7 +972,7 @@ class TrackingStore(IdentityStore):
 
     def add_events(self, run_id: int, events: Sequence[EventIn], attempt: int | None = None) -> int:
         with Session(self.engine) as session:
-            self._writable_run(session, run_id, attempt=attempt)
+            run = self._writable_run(session, run_id, attempt=attempt)
             existing = {
                 (k, s)
                 for k, s in session.execute(
@@ -900,6 +985,8 @@ class TrackingStore(IdentityStore):
                     continue  # idempotent: one event per (kind, step)
                 existing.add((e.kind, e.step))
                 self._event(session, run_id, e.kind, e.step, e.payload)
+                if e.kind == "diverged" and (run.diverged_epoch or e.step + 1) > e.step:
+                    run.diverged_epoch = e.step
                 added += 1
             if added:
                 self._bump(session, run_id)
@@ -1086,6 +1173,9 @@ class TrackingStore(IdentityStore):
                 failure_reason=r.failure_reason,
                 attempt=r.attempt,
                 revision=r.revision,
+                enqueued_at=r.enqueued_at,
+                environment=json.loads(r.environment_json) if r.environment_json else None,
+                diverged_epoch=r.diverged_epoch,
             )
             for r in runs
         ]
@@ -1217,6 +1307,9 @@ def _histogram_step(h: Histogram) -> HistogramStep:
         l1=h.l1,
         l2=h.l2,
         near_zero=h.near_zero,
+        nan_count=h.nan_count,
+        posinf_count=h.posinf_count,
+        neginf_count=h.neginf_count,
     )
 
 

@@ -23,9 +23,10 @@ class Settings(BaseSettings):
     # Largest request body accepted, in bytes (413 beyond), checked before parsing.
     max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
     default_project: str = "default"
-    # Which enqueuer POST /jobs uses: "celery" sends runs to the workers' broker; "none" stores
-    # them as queued and nothing more.
-    queue: str = "none"
+    # Which enqueuer POST /jobs uses: "celery" sends runs to the workers' broker (by default
+    # the on-disk one the demo's and the README's workers use, so a job submitted before any
+    # worker starts runs once one does); "none" stores them as queued and nothing more.
+    queue: str = "celery"
     # Broker for the "celery" queue: Redis in deployments (e.g. redis://host:6379/0); the
     # default is a folder on disk, so one machine needs no server (see broker_dir).
     broker_url: str = Field(
@@ -39,6 +40,10 @@ class Settings(BaseSettings):
     heartbeat_timeout: float = Field(default=120.0, gt=0)
     reaper_interval: float = Field(default=10.0, ge=0)
     max_attempts: int = Field(default=2, ge=1)
+    # A queued run handed to the queue this long ago and not started by any worker is handed
+    # over again (its message was lost, e.g. Redis restarted without persistence). Duplicates
+    # are harmless; keep it above how long runs wait for a free worker, to send few of them.
+    redeliver_after: float = Field(default=600.0, gt=0)
     # What one job may ask a worker to hold (JobSpec.resources), checked when it is submitted:
     # model parameters, data set elements, and activation elements (a training batch's layer
     # outputs, or a validation pass's widest layer). 4 bytes each as float32.

@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from api.core.config import Settings
 from api.core.exceptions import Invalid
 from api.core.http import GuardedRoute
+from api.delivery import deliver, hand_over
 from api.deps import (
     EnqueuerDep,
     PrincipalDep,
@@ -94,7 +95,9 @@ def submit_job(
     run, worker_token = store.create_run(
         job.spec, job.project, job.name, job.tags, job.notes, principal, job.team
     )
-    enqueuer.enqueue(run.id, job.spec, worker_token)
+    # Committed first: if the broker is away the run stays queued and is sent later (201).
+    if not hand_over(store, enqueuer, run.id, job.spec, worker_token):
+        run = store.get_run(run.id)
     response.headers["Location"] = f"{settings.api_prefix}/runs/{run.id}"
     return with_links(run, settings.api_prefix)
 
@@ -175,6 +178,22 @@ def delete_run(run_id: RunId, store: StoreDep, principal: UserDep) -> None:
     A worker still training it is stopped at its next post."""
     store.authorize_run(principal, run_id, "owner")
     store.delete_run(run_id)
+
+
+@router.post("/runs/{run_id}/retry", response_model=RunOut)
+def retry_run(
+    run_id: RunId,
+    store: StoreDep,
+    enqueuer: EnqueuerDep,
+    settings: SettingsDep,
+    principal: UserDep,
+) -> RunOut:
+    """A failed or cancelled run, or one stuck in the queue, goes back to the queue as a new
+    attempt, its partial data cleared; the run's events record who asked."""
+    store.authorize_run(principal, run_id, "write")
+    store.retry_run(run_id, principal.user_name or "?")
+    deliver(store, enqueuer, run_id, settings.redeliver_after)
+    return with_links(store.get_run(run_id), settings.api_prefix)
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunOut)

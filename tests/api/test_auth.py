@@ -144,6 +144,12 @@ def _post(what: str, body: Any) -> Callable[[World, int], dict[str, Any]]:
     return prepare
 
 
+def _cancelled(w: World, run_id: int) -> dict[str, Any]:
+    response = w.call("POST", f"/runs/{run_id}/cancel", "owner")
+    assert response.status_code == 200, response.text
+    return {}
+
+
 def _zed_in_lab(w: World, _: int) -> dict[str, Any]:
     _team, invited = w.store.set_member(w.principal("owner"), w.team_ids["lab"], "zed", "viewer")
     if invited:  # else he is in lab still: an earlier credential could not remove him
@@ -180,6 +186,8 @@ CASES = [
     Case("PATCH", "/runs/{run}", WRITE, {"notes": "checked"}),
     Case("DELETE", "/runs/{run}", {**OWNER, "owner": 204}),
     Case("POST", "/runs/{run}/cancel", WRITE),
+    # The run is cancelled first, so its own worker token has died with it (401).
+    Case("POST", "/runs/{run}/retry", {**WRITE, "own_worker": 401}, prepare=_cancelled),
     Case("POST", "/runs/{run}/status", REPORT, {"status": "heartbeat", "attempt": 1}),
     Case("POST", "/runs/{run}/metrics?attempt=1", REPORT, POINT),
     Case("POST", "/runs/{run}/histograms?attempt=1", REPORT, HIST),
@@ -310,8 +318,11 @@ def test_a_worker_token_dies_with_its_run_and_with_its_attempt(world: World) -> 
 
     # A reaped attempt: the old worker's token is revoked, the new worker gets a new one.
     run_id, worker = world.running_run()
-    [(reaped, _spec, fresh)] = world.store.reap_stale(timeout_s=-1, max_attempts=3)
-    assert reaped == run_id and fresh != worker
+    assert world.store.reap_stale(timeout_s=-1, max_attempts=3) == [run_id]
+    delivered = world.store.claim_delivery(run_id, redeliver_after_s=600)
+    assert delivered is not None
+    fresh = delivered[1]
+    assert fresh != worker
     assert world.http.get(f"{API}/runs/{run_id}", headers=bearer(worker)).status_code == 401
     assert world.http.get(f"{API}/runs/{run_id}", headers=bearer(fresh)).status_code == 200
 

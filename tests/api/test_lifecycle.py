@@ -56,10 +56,14 @@ def test_silent_worker_is_requeued_with_its_data_cleared_then_failed(client: Tes
 
     assert store.reap_stale(timeout_s=3600, max_attempts=2) == []  # heartbeat is fresh
     time.sleep(0.05)
-    requeued = store.reap_stale(timeout_s=0.01, max_attempts=2)
-    assert [run_id for run_id, _, _ in requeued] == [rid]
-    new_token = requeued[0][2]
+    assert store.reap_stale(timeout_s=0.01, max_attempts=2) == [rid]
+    # Requeued and due for delivery: the reconciler hands it over with a new worker token.
+    assert store.due_deliveries(redeliver_after_s=600) == [rid]
+    delivered = store.claim_delivery(rid, redeliver_after_s=600)
+    assert delivered is not None
+    new_token = delivered[1]
     assert new_token.startswith("fl_")
+    assert store.claim_delivery(rid, redeliver_after_s=600) is None  # claimed once
     principal = store.authenticate(new_token)
     assert principal.run_id == rid
     run = client.get(f"{API}/runs/{rid}").json()

@@ -34,6 +34,10 @@ class ParamHistogram(_Event):
     l1: float  # sum |w|
     l2: float  # sqrt(sum w^2)
     near_zero: float  # fraction of |w| below the spec's near_zero threshold
+    # Values no bin can hold, counted apart (a diverged parameter); the bins span the rest.
+    nan_count: int = 0
+    posinf_count: int = 0
+    neginf_count: int = 0
 
 
 class LRChange(_Event):
@@ -112,8 +116,9 @@ class Evaluation(_Event):
 
 class RunEnded(_Event):
     event: Literal["run_ended"] = "run_ended"
-    # completed: ran every epoch; early_stopped: the stopping rule fired; cancelled: asked to stop.
-    status: Literal["completed", "early_stopped", "cancelled"]
+    # completed: ran every epoch; early_stopped: the stopping rule fired; cancelled: asked to stop;
+    # diverged: a loss became NaN or infinite (training stops there: it cannot recover).
+    status: Literal["completed", "early_stopped", "cancelled", "diverged"]
     epochs_run: int
     best_epoch: int
     reason: str

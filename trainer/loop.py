@@ -199,6 +199,11 @@ def train(
             ),
         )
 
+        blown = [k for k in ("train_loss", "val_loss") if not math.isfinite(metrics[k])]
+        if blown:
+            status = "diverged"
+            reason = f"{blown[0]} became {metrics[blown[0]]} at epoch {epoch}"
+            break
         if stopper is not None and stopper.update(epoch, metrics, model):
             status = "early_stopped"
             reason = (

@@ -12,25 +12,44 @@ import torch
 
 from trainer.events import ParamHistogram
 
-# Per parameter: mean, std, min, max, l1, l2, near_zero, then bins+1 edges, then bins counts.
-_N_STATS = 7
+# Per parameter: mean, std, min, max, l1, l2, near_zero, NaN / +Inf / -Inf counts, then bins+1
+# edges, then bins counts.
+_N_STATS = 10
+# Bins at least this much of the values' magnitude wide: float64 (52-bit mantissa) then tells
+# every edge apart, however large the values (a diverged weight of -2.5e16 gave 65 equal edges).
+_MIN_RELATIVE_BIN = 2.0**-40
 
 
 def pack_histograms(
     params: Sequence[tuple[str, torch.Tensor]], bins: int, near_zero: float
 ) -> torch.Tensor:
+    """Histograms that any values can fill: bins span the finite values (NaN and +-Inf are
+    counted apart), edges are finite and strictly increasing even for huge or constant values.
+    All on the device: no value comes to the host here."""
     rows = []
     steps = torch.arange(bins + 1, dtype=torch.float64, device=params[0][1].device) / bins
     for _, param in params:
         flat = param.detach().reshape(-1).to(torch.float64)
-        lo, hi = flat.min(), flat.max()
-        # A constant tensor (e.g. zero-initialised biases) still gets a valid, non-empty range,
-        # chosen on the device so no value needs to come to the host.
-        constant = hi <= lo
-        lo = torch.where(constant, lo - 0.5, lo)
-        span = torch.where(constant, torch.ones_like(lo), hi - lo)
-        index = ((flat - lo) / span * bins).to(torch.int64).clamp_(0, bins - 1)
-        counts = torch.bincount(index, minlength=bins).to(torch.float64)
+        finite = torch.isfinite(flat)
+        n_finite = finite.sum()
+        inf = torch.full_like(flat, torch.inf)
+        lo = torch.where(finite, flat, inf).min()
+        hi = torch.where(finite, flat, -inf).max()
+        none = n_finite == 0
+        lo, hi = torch.where(none, 0.0, lo), torch.where(none, 0.0, hi)
+        # Widen a range too narrow to split (constant, or tiny next to its magnitude) around its
+        # centre; halves before subtracting so +-1.8e308 cannot overflow.
+        # A constant (e.g. zero-initialised biases) gets a range of at least 1.
+        least = torch.maximum(lo.abs(), hi.abs()) * (_MIN_RELATIVE_BIN * bins)
+        least = torch.where(hi > lo, least, torch.clamp(least, min=1.0))
+        narrow = (hi / 2 - lo / 2) * 2 < least
+        centre = lo / 2 + hi / 2
+        lo = torch.where(narrow, centre - least / 2, lo)
+        hi = torch.where(narrow, centre + least / 2, hi)
+        edges = lo * (1 - steps) + hi * steps
+        position = (torch.where(finite, flat, lo) / 2 - lo / 2) / (hi / 2 - lo / 2)
+        index = (position * bins).to(torch.int64).clamp_(0, bins - 1)
+        counts = torch.bincount(index, weights=finite.to(torch.float64), minlength=bins)
         abs_flat = flat.abs()
         stats = torch.stack(
             [
@@ -41,9 +60,12 @@ def pack_histograms(
                 abs_flat.sum(),
                 flat.square().sum().sqrt(),
                 (abs_flat < near_zero).to(torch.float64).mean(),
+                flat.isnan().sum().to(torch.float64),
+                flat.isposinf().sum().to(torch.float64),
+                flat.isneginf().sum().to(torch.float64),
             ]
         )
-        rows.append(torch.cat([stats, lo + span * steps, counts]))
+        rows.append(torch.cat([stats, edges, counts]))
     return torch.cat(rows)
 
 
@@ -54,7 +76,7 @@ def unpack_histograms(
     out = []
     for i, (name, param) in enumerate(params):
         row = packed[i * width : (i + 1) * width]
-        mean, std, lo, hi, l1, l2, near_zero = row[:_N_STATS]
+        mean, std, lo, hi, l1, l2, near_zero, nan, posinf, neginf = row[:_N_STATS]
         out.append(
             ParamHistogram(
                 param=name,
@@ -69,6 +91,9 @@ def unpack_histograms(
                 l1=l1,
                 l2=l2,
                 near_zero=near_zero,
+                nan_count=int(nan),
+                posinf_count=int(posinf),
+                neginf_count=int(neginf),
             )
         )
     return out

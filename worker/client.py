@@ -51,9 +51,15 @@ class ApiClient:
     def close(self) -> None:
         self.http.close()
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def request(self, method: str, path: str, retry_for: float | None = None, **kwargs: Any) -> Any:
+        """One call, retried with capped exponential back-off for ``retry_for`` seconds
+        (default: the settings') while the API is unreachable or answers 5xx/429."""
+        budget = self.settings.retry_for if retry_for is None else retry_for
+        deadline = time.monotonic() + budget
         delay = self.settings.http_backoff
-        for attempt in range(1, self.settings.http_retries + 1):
+        tries = 0
+        while True:
+            tries += 1
             try:
                 response = self.http.request(method, path, **kwargs)
             except httpx.TransportError as exc:
@@ -67,22 +73,24 @@ class ApiClient:
                 if response.status_code < 500 and response.status_code not in _RETRY_STATUS:
                     raise ApiError(response.status_code, detail)
                 problem = f"{response.status_code}: {detail}"
-            if attempt == self.settings.http_retries:
-                raise ApiError(0, f"{method} {path} failed after {attempt} tries: {problem}")
+            if time.monotonic() + delay > deadline:
+                raise ApiError(
+                    0, f"{method} {path} failed {tries} times over {budget:g}s: {problem}"
+                )
             log.warning("%s %s: %s; retrying in %.1fs", method, path, problem, delay)
             time.sleep(delay)
-            delay = min(delay * 2, 30.0)
-        raise AssertionError("unreachable")
+            delay = min(delay * 2, 10.0)
 
     # ---- the calls the worker makes ----
 
     def get_run(self, run_id: int) -> dict[str, Any]:
         return self.request("GET", f"/runs/{run_id}")
 
-    def status(self, run_id: int, **body: Any) -> dict[str, Any]:
+    def status(self, run_id: int, retry_for: float | None = None, **body: Any) -> dict[str, Any]:
         return self.request(
             "POST",
             f"/runs/{run_id}/status",
+            retry_for=retry_for,
             json={k: v for k, v in body.items() if v is not None},
         )
 

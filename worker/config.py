@@ -21,10 +21,15 @@ class WorkerSettings(BaseSettings):
     broker_dir: str = ".fitlens/broker"
     # Seconds between heartbeats; keep well under the API's FITLENS_HEARTBEAT_TIMEOUT.
     heartbeat_interval: float = Field(default=10.0, gt=0)
-    # HTTP: tries per request, and the first back-off (doubling each retry, capped at 30 s).
-    http_retries: int = Field(default=6, ge=1)
+    # HTTP: how long a post is retried while the API is unreachable (restarting, its database
+    # away) before the worker gives the run up; the first back-off, doubling up to 10 s.
+    # Meanwhile training goes on and its epochs wait, in order, in a buffer of this many posts.
+    retry_for: float = Field(default=900.0, ge=0)
     http_backoff: float = Field(default=0.5, gt=0)
     http_timeout: float = Field(default=30.0, gt=0)
+    outbox_size: int = Field(default=1000, ge=1)
+    # The code's git commit, recorded with each run; found with git when not set (containers).
+    git_commit: str | None = None
     # Hard limit for one training job; the broker's visibility timeout is set longer still.
     task_time_limit: int = Field(default=6 * 3600, gt=0)
 

@@ -1,10 +1,19 @@
-"""The trainer callback that posts a run's events to the API, and the heartbeat beside it."""
+"""The trainer callback that posts a run's events to the API, the outbox that sends them, and
+the heartbeat beside it.
+
+Training never waits on the network: each epoch's posts go into a bounded outbox that one
+thread sends, in order, retrying while the API is away (``retry_for``). Training waits only when
+the outbox is full, and the run ends only once the outbox has drained.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
+import queue
 import threading
 import time
+from typing import Any
 
 from trainer.callbacks import Callback
 from trainer.events import EpochEnd, Evaluation
@@ -41,16 +50,20 @@ class Heartbeat:
         try:
             self.client.status(
                 self.run_id,
+                retry_for=0,  # one try: the next beat is the retry
                 status="heartbeat",
                 attempt=self.attempt,
                 epoch=self.epoch,
                 epochs=self.epochs,
             )
         except RunGone as exc:
-            self.reason = exc.detail
-            self.stop_requested.set()
-        except Exception as exc:  # the API may be briefly away; the next beat tries again
+            self.stop(exc.detail)
+        except Exception as exc:  # the API may be away for a while; the next beat tries again
             log.warning("heartbeat for run %s failed: %s", self.run_id, exc)
+
+    def stop(self, reason: str) -> None:
+        self.reason = reason
+        self.stop_requested.set()
 
     def _loop(self) -> None:
         while not self._done.wait(self.interval):
@@ -60,73 +73,95 @@ class Heartbeat:
         return self.stop_requested.is_set()
 
 
-class ApiReporter(Callback):
-    """Each epoch: metrics (one point per key at step = epoch), histograms, LR changes, and a
-    heartbeat with progress; at the end, the evaluation. Every post names the attempt."""
+class Outbox:
+    """Posts for one run attempt, sent in order by a thread of their own. ``put`` waits only
+    when ``size`` posts are already waiting; ``close`` waits for all of them to land and raises
+    what stopped the sender, if anything did (RunGone: the run was cancelled or taken over)."""
 
-    def __init__(self, client: ApiClient, run_id: int, attempt: int, heartbeat: Heartbeat) -> None:
-        self.client, self.run_id, self.attempt, self.heartbeat = (
-            client,
-            run_id,
-            attempt,
-            heartbeat,
-        )
+    def __init__(self, client: ApiClient, run_id: int, attempt: int, size: int) -> None:
+        self.client, self.run_id, self.attempt = client, run_id, attempt
+        self._posts: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue(maxsize=size)
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._send, name=f"outbox-{run_id}", daemon=True)
+        self._thread.start()
+
+    def put(self, what: str, body: dict[str, Any]) -> None:
+        if self.error is not None:
+            raise self.error
+        self._posts.put((what, body))
+
+    def close(self) -> None:
+        self._posts.put(None)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def _send(self) -> None:
+        while (item := self._posts.get()) is not None:
+            if self.error is not None:
+                continue  # drain: nothing more is sent once a post has failed for good
+            what, body = item
+            try:
+                self.client.post(self.run_id, what, self.attempt, body)
+            except BaseException as exc:
+                self.error = exc
+
+
+class ApiReporter(Callback):
+    """Each epoch: metrics (one point per key at step = epoch), histograms, LR changes, the
+    first sign of divergence, and progress for the heartbeat; at the end, the evaluation. Every
+    post names the attempt and goes through the outbox."""
+
+    def __init__(self, outbox: Outbox, heartbeat: Heartbeat) -> None:
+        self.outbox, self.heartbeat = outbox, heartbeat
+        self.diverged = False
 
     def on_epoch_end(self, event: EpochEnd) -> None:
+        if self.outbox.error is not None and isinstance(self.outbox.error, RunGone):
+            self.heartbeat.stop(self.outbox.error.detail)
         now = time.time()
         points = [
             {"key": key, "step": event.epoch, "value": value, "wall_time": now}
             for key, value in event.metrics.items()
         ]
-        self.client.post(self.run_id, "metrics", self.attempt, {"points": points})
+        self.outbox.put("metrics", {"points": points})
         if event.histograms:
-            self.client.post(
-                self.run_id,
+            self.outbox.put(
                 "histograms",
-                self.attempt,
                 {
                     "histograms": [
-                        {
-                            "param": h.param,
-                            "step": h.epoch,
-                            "edges": h.edges,
-                            "counts": h.counts,
-                            "numel": h.numel,
-                            "mean": h.mean,
-                            "std": h.std,
-                            "min": h.min,
-                            "max": h.max,
-                            "l1": h.l1,
-                            "l2": h.l2,
-                            "near_zero": h.near_zero,
-                        }
+                        h.model_dump(exclude={"epoch"}) | {"step": h.epoch}
                         for h in event.histograms
                     ]
                 },
             )
-        if event.lr_changes:
-            self.client.post(
-                self.run_id,
-                "events",
-                self.attempt,
+        events = [
+            {
+                "kind": "lr_change",
+                "step": c.epoch,
+                "payload": {"old_lr": c.old_lr, "new_lr": c.new_lr, "reason": c.reason},
+            }
+            for c in event.lr_changes
+        ]
+        blown = [k for k in ("train_loss", "val_loss") if not math.isfinite(event.metrics[k])]
+        if blown and not self.diverged:
+            self.diverged = True
+            value = str(event.metrics[blown[0]])
+            events.append(
                 {
-                    "events": [
-                        {
-                            "kind": "lr_change",
-                            "step": c.epoch,
-                            "payload": {"old_lr": c.old_lr, "new_lr": c.new_lr, "reason": c.reason},
-                        }
-                        for c in event.lr_changes
-                    ]
-                },
+                    "kind": "diverged",
+                    "step": event.epoch,
+                    "payload": {"metric": blown[0], "value": value},
+                }
             )
+        if events:
+            self.outbox.put("events", {"events": events})
         self.heartbeat.epoch = event.epoch
-        self.heartbeat.beat()
+        # Progress right away (the heartbeat thread repeats it every interval).
+        progress = {"epoch": event.epoch, "epochs": self.heartbeat.epochs}
+        self.outbox.put(
+            "status", {"status": "heartbeat", "attempt": self.outbox.attempt, **progress}
+        )
 
     def on_evaluation(self, event: Evaluation) -> None:
-        self.client.post(
-            self.run_id,
-            "evaluation",
-            self.attempt,
-            event.model_dump(mode="json", exclude={"event"}),
-        )
+        self.outbox.put("evaluation", event.model_dump(mode="json", exclude={"event"}))

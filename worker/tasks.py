@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib.metadata
 import logging
 import re
 import socket
+import subprocess
+from pathlib import Path
 
 from pydantic import ValidationError
 
+from trainer.environment import environment
 from trainer.loop import device_name, resolve_device, train
 from trainer.spec import JobSpec
 from worker.celery_app import app
 from worker.client import ApiClient, RunGone
 from worker.config import get_settings
 from worker.contract import TASK_NAME
-from worker.reporter import ApiReporter, Heartbeat
+from worker.reporter import ApiReporter, Heartbeat, Outbox
 
 log = logging.getLogger("fitlens.worker")
 
@@ -68,6 +73,7 @@ def run_job(client: ApiClient, run_id: int, heartbeat_interval: float) -> str:
             worker_host=socket.gethostname(),
             device=device_name(device),
             epochs=spec.epochs,
+            environment={**environment(device), **code_version()},
         )
     except RunGone as exc:
         return f"run {run_id} not started: {exc.detail}"
@@ -75,12 +81,14 @@ def run_job(client: ApiClient, run_id: int, heartbeat_interval: float) -> str:
     log.info("run %s: attempt %s started on %s", run_id, attempt, device_name(device))
 
     with Heartbeat(client, run_id, attempt, spec.epochs, heartbeat_interval) as heartbeat:
+        outbox = Outbox(client, run_id, attempt, get_settings().outbox_size)
         try:
-            result = train(
-                spec,
-                [ApiReporter(client, run_id, attempt, heartbeat)],
-                should_stop=heartbeat.should_stop,
-            )
+            try:
+                result = train(
+                    spec, [ApiReporter(outbox, heartbeat)], should_stop=heartbeat.should_stop
+                )
+            finally:
+                outbox.close()  # every epoch posted (or the reason why not) before the end
         except RunGone as exc:  # cancelled (or taken over) while posting an epoch
             return f"run {run_id} stopped: {exc.detail}"
         except Exception as exc:
@@ -95,3 +103,37 @@ def run_job(client: ApiClient, run_id: int, heartbeat_interval: float) -> str:
     except RunGone as exc:
         return f"run {run_id} ended, but: {exc.detail}"
     return f"run {run_id} {result.status} after {result.epochs_run} epochs"
+
+
+@functools.cache
+def code_version() -> dict[str, str]:
+    """fitlens's version and git commit, for the record of every run."""
+    info = {"fitlens": _package_version()}
+    commit = get_settings().git_commit or _git_commit()
+    if commit:
+        info["git_commit"] = commit
+    return info
+
+
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("fitlens")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _git_commit() -> str | None:
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None

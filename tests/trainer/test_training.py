@@ -263,3 +263,27 @@ def test_running_train_metrics_use_the_batch_mean() -> None:
     # With dropout on, the batch mean overstates the loss the model really has on its data.
     assert running["train_loss"] > running["train_loss_eval"]
     assert running["gap"] == pytest.approx(running["val_loss"] - running["train_loss"])
+
+
+def test_a_diverging_run_stops_with_its_mark_and_histograms_that_can_be_stored() -> None:
+    """Issue 10's run: regression on diabetes with SGD at lr 10 drives weights to ~1e16 and
+    beyond, where equal-width bins over float64 used to give 65 equal edges."""
+    result, rec = run(
+        {
+            "task": "regression",
+            "dataset": {"name": "diabetes"},
+            "optimizer": {"name": "sgd", "lr": 10.0},
+            "epochs": 30,
+        }
+    )
+    assert result.status == "diverged" and rec.ended is not None
+    assert rec.ended.status == "diverged" and "at epoch" in rec.ended.reason
+    last = result.history[-1]
+    assert not (math.isfinite(last["train_loss"]) and math.isfinite(last["val_loss"]))
+    assert len(result.history) < 30  # it stopped where it diverged
+    assert rec.evaluation is not None  # and was still evaluated
+    for epoch in rec.epochs:
+        for h in epoch.histograms:
+            assert all(math.isfinite(e) for e in h.edges), h.param
+            assert all(b > a for a, b in zip(h.edges, h.edges[1:], strict=False)), h.param
+            assert sum(h.counts) + h.nan_count + h.posinf_count + h.neginf_count == h.numel

@@ -123,3 +123,32 @@ def test_workers_hold_only_their_runs_token_and_no_log_shows_one(
     assert not any("TOKEN" in key for key in pipeline_env)
     assert "Task fitlens.train_run" in worker.output()  # the log is there, and read
     assert logged_tokens(pipeline_env) == []
+
+
+def test_a_diverging_run_is_kept_with_its_mark_and_every_epoch(
+    api: httpx.Client, start_worker: Callable[[str], Worker]
+) -> None:
+    """Regression on diabetes with SGD at lr 10 (issue 10): it used to end failed with
+    '422: histograms.3: edges must be strictly increasing', its data lost."""
+    start_worker("w-diverge")
+    spec = {
+        "task": "regression",
+        "dataset": {"name": "diabetes"},
+        "optimizer": {"name": "sgd", "lr": 10.0},
+        "epochs": 30,
+    }
+    run = api.post("/jobs", json={"spec": spec, "name": "diverges"}).json()
+    done = wait_for(lambda: finished(api, run["id"]), 120, "the run to finish")
+    assert done["status"] == "succeeded", done["failure_reason"]
+    epochs = done["progress"]["epoch"]
+    assert done["diverged_epoch"] == epochs < 30  # it stopped where it diverged
+    losses = {s["key"]: s for s in api.get(f"/runs/{run['id']}/curves").json()["series"]}
+    assert losses["train_loss"]["steps"] == list(range(1, epochs + 1))
+    last = [losses[k]["values"][-1] for k in ("train_loss", "val_loss")]
+    assert any(v in ("NaN", "Infinity", "-Infinity") for v in last)  # kept as they are
+    index = api.get(f"/runs/{run['id']}/histograms").json()["params"]
+    assert index["fc1.weight"] == list(range(1, epochs + 1))  # every epoch's histograms too
+    assert api.get(f"/runs/{run['id']}/evaluation").status_code == 200
+    diverged = api.get(f"/runs/{run['id']}/events", params={"kind": "diverged"}).json()
+    assert [e["step"] for e in diverged] == [epochs]
+    assert done["environment"]["torch"].startswith("2.") and "fitlens" in done["environment"]

@@ -31,7 +31,7 @@ class BrokerAway(RecordingQueue):
 
 
 def store_of(client: TestClient) -> TrackingStore:
-    return client.app.state.store  # type: ignore[attr-defined,no-any-return]
+    return client.app.state.store  # type: ignore[attr-defined]
 
 
 def test_a_job_submitted_while_the_broker_is_away_is_kept_and_sent_when_it_is_back(

@@ -8,6 +8,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +121,7 @@ def test_runs_queued_when_redis_restarts_empty_still_run(own_redis: OwnRedis) ->
             own_redis.start()
             stack.start_worker()
             for run_id in ids:
-                done = wait_for(lambda r=run_id: ended(http, r), 90, f"run {run_id} to end")
+                done = wait_for(partial(ended, http, run_id), 90, f"run {run_id} to end")
                 assert (done["status"], done["attempt"]) == ("succeeded", 1), done
                 assert_every_epoch_once(http, run_id, 3)
         assert "handed to the queue by the reconciler" in stack.log_text()

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -90,14 +91,18 @@ def main() -> int:
         print(f"submitted {len(runs)} runs (tag {tag}); the worker starts in a few seconds\n")
         _follow(http, runs, worker)
         _table(http, base, runs)
+        python = _shown_python()
+        token_hint = (
+            f"a token for user demo: DATABASE_URL={env['DATABASE_URL']} "
+            f"{python} -m api admin token demo"
+        )
         if args.keep_serving:
-            print(f"\nthe API keeps serving on {base} (Ctrl-C to stop)")
+            print(f"\nthe API keeps serving on {base} (Ctrl-C to stop); {token_hint}")
             api.wait()
         else:
             print(
                 f"\nthe runs stay in {env['DATABASE_URL']}; browse them later with "
-                f"DATABASE_URL={env['DATABASE_URL']} python -m api, signed in with a token "
-                f"from: DATABASE_URL={env['DATABASE_URL']} python -m api admin token demo"
+                f"DATABASE_URL={env['DATABASE_URL']} {python} -m api; {token_hint}"
             )
         return 0
     except KeyboardInterrupt:
@@ -172,6 +177,16 @@ def _table(http: httpx.Client, base: str, runs: dict[int, str]) -> None:
     print('(every endpoint wants the header "Authorization: Bearer <token>"; see below)')
     for run_id, name in runs.items():
         print(f"curves ({name}): {base}/api/v1/runs/{run_id}/curves?keys=train_loss,val_loss")
+
+
+def _shown_python() -> str:
+    """The interpreter to name in hints: the one running this, relative to the checkout when
+    it lives there (``.venv/bin/python``): a bare ``python`` may lack fitlens."""
+    exe = Path(sys.executable)
+    try:
+        return str(exe.relative_to(Path.cwd()))
+    except ValueError:
+        return str(exe)
 
 
 def _fmt(value: Any, spec: str) -> str:

@@ -21,7 +21,8 @@ def api_server(
     team "bench"), and the server's process id; the server stops afterwards."""
     tmp = tempfile.mkdtemp(prefix="fitlens-bench-")
     url = database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
-    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+    # No queue: the benchmarks' runs are for reading and writing, not for any worker to train.
+    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT), "FITLENS_QUEUE": "none"}
     port = free_port()
     proc = start_api(port, env)
     base = f"http://127.0.0.1:{port}"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -163,29 +163,36 @@ def test_redis_down_during_a_submit_and_a_requeue_loses_nothing(own_redis: OwnRe
         stack.close()
 
 
+def ride_out(
+    stack: Stack, epochs: int, down: Callable[[], object], up: Callable[[], object], for_s: float
+) -> None:
+    """A run that is training when ``down`` takes a part away for ``for_s`` seconds and ``up``
+    brings it back: it must succeed on its first attempt with every epoch stored once."""
+    stack.start_api()
+    stack.start_worker()
+    with stack.http() as http:
+        run_id = http.post("/jobs", json={"spec": {"epochs": epochs}}).json()["id"]
+        wait_for(lambda: run_of(http, run_id)["progress"]["epoch"] >= 2, 60, "training")
+        down()
+        time.sleep(for_s)
+        up()
+        done = wait_for(lambda: ended(http, run_id), 120, "the run to end")
+        assert (done["status"], done["attempt"]) == ("succeeded", 1), done
+        assert_every_epoch_once(http, run_id, epochs)
+        statuses = [
+            e["payload"]["status"]
+            for e in http.get(f"/runs/{run_id}/events", params={"kind": "status"}).json()
+        ]
+        assert statuses == ["queued", "running", "succeeded"]
+
+
 @pytest.mark.slow
 def test_a_30_second_postgres_outage_mid_run_is_ridden_out(own_redis: OwnRedis) -> None:
     postgres = OwnPostgres()
     postgres.start()
     stack = Stack(postgres.url, own_redis.url)
     try:
-        stack.start_api()
-        stack.start_worker()
-        epochs = 120
-        with stack.http() as http:
-            run_id = http.post("/jobs", json={"spec": {"epochs": epochs}}).json()["id"]
-            wait_for(lambda: run_of(http, run_id)["progress"]["epoch"] >= 3, 60, "training")
-            postgres.stop()
-            time.sleep(30)
-            postgres.start()
-            done = wait_for(lambda: ended(http, run_id), 120, "the run to end")
-            assert (done["status"], done["attempt"]) == ("succeeded", 1), done
-            assert_every_epoch_once(http, run_id, epochs)
-            statuses = [
-                e["payload"]["status"]
-                for e in http.get(f"/runs/{run_id}/events", params={"kind": "status"}).json()
-            ]
-            assert statuses == ["queued", "running", "succeeded"]
+        ride_out(stack, 120, postgres.stop, postgres.start, for_s=30)
     finally:
         stack.close()
         postgres.destroy()
@@ -196,18 +203,8 @@ def test_an_api_restart_longer_than_the_heartbeat_timeout_requeues_nothing(
 ) -> None:
     stack = Stack(sqlite_url(), own_redis.url, FITLENS_HEARTBEAT_TIMEOUT="2")
     try:
-        stack.start_api()
-        stack.start_worker()
-        epochs = 400
-        with stack.http() as http:
-            run_id = http.post("/jobs", json={"spec": {"epochs": epochs}}).json()["id"]
-            wait_for(lambda: run_of(http, run_id)["progress"]["epoch"] >= 2, 60, "training")
-            launch.kill(stack.api)
-            time.sleep(6)  # three heartbeat timeouts without an API
-            stack.start_api()
-            done = wait_for(lambda: ended(http, run_id), 120, "the run to end")
-            assert (done["status"], done["attempt"]) == ("succeeded", 1), done
-            assert_every_epoch_once(http, run_id, epochs)
+        # Six seconds without an API: three heartbeat timeouts.
+        ride_out(stack, 400, lambda: launch.kill(stack.api), stack.start_api, for_s=6)
     finally:
         stack.close()
 

@@ -359,7 +359,7 @@ MAX_PAYLOAD_DEPTH = 16
 
 class EventIn(_In):
     # lr_change: payload old_lr, new_lr, reason; diverged: the first epoch with a non-finite
-    # loss (payload metric, value), which also marks the run (RunOut.diverged_epoch).
+    # loss (payload: the reason), which also marks the run (RunOut.diverged_epoch).
     kind: Literal["lr_change", "diverged"]
     step: Step
     payload: Annotated[dict[str, Any], AfterValidator(_shallow)] = Field(default_factory=dict)

@@ -121,6 +121,14 @@ _WHERE = re.compile(r"^\s*([a-z_0-9]+)\s*(>=|<=|!=|=|>|<)\s*(.+?)\s*$")
 SORTS = {"created_at", "-created_at", "name", "-name", "id", "-id"}
 
 
+def _due_for_delivery(cutoff: datetime) -> Any:
+    """Queued, and never handed over (or the hand-over failed), or handed over before cutoff."""
+    return and_(
+        Run.status == "queued",
+        or_(col(Run.enqueued_at).is_(None), col(Run.enqueued_at) < cutoff),
+    )
+
+
 def _nan_to_null(value: float) -> float | None:
     return None if math.isnan(value) else value
 
@@ -514,17 +522,9 @@ class TrackingStore(IdentityStore):
     def due_deliveries(self, redeliver_after_s: float, limit: int = 100) -> list[int]:
         """Queued runs never handed to the queue (or whose hand-over failed), and those handed
         over so long ago that the message must have been lost (no worker claimed them)."""
-        cutoff = utcnow() - timedelta(seconds=redeliver_after_s)
+        due = _due_for_delivery(utcnow() - timedelta(seconds=redeliver_after_s))
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(Run.id)
-                .where(
-                    Run.status == "queued",
-                    or_(col(Run.enqueued_at).is_(None), col(Run.enqueued_at) < cutoff),
-                )
-                .order_by(Run.id)
-                .limit(limit)
-            )
+            rows = conn.execute(select(Run.id).where(due).order_by(Run.id).limit(limit))
             return [int(r) for r in rows.scalars()]
 
     def claim_delivery(self, run_id: int, redeliver_after_s: float) -> tuple[str, str] | None:
@@ -533,16 +533,10 @@ class TrackingStore(IdentityStore):
         One conditional UPDATE decides, so several API processes never send it twice at once
         (a duplicate would be harmless anyway: the attempt rule lets one worker start it)."""
         now = utcnow()
-        cutoff = now - timedelta(seconds=redeliver_after_s)
+        due = _due_for_delivery(now - timedelta(seconds=redeliver_after_s))
         with Session(self.engine) as session:
             claimed = session.execute(
-                update(Run)
-                .where(
-                    col(Run.id) == run_id,
-                    Run.status == "queued",
-                    or_(col(Run.enqueued_at).is_(None), col(Run.enqueued_at) < cutoff),
-                )
-                .values(enqueued_at=now)
+                update(Run).where(col(Run.id) == run_id, due).values(enqueued_at=now)
             )
             if not claimed.rowcount:
                 return None
@@ -985,7 +979,8 @@ class TrackingStore(IdentityStore):
                     continue  # idempotent: one event per (kind, step)
                 existing.add((e.kind, e.step))
                 self._event(session, run_id, e.kind, e.step, e.payload)
-                if e.kind == "diverged" and (run.diverged_epoch or e.step + 1) > e.step:
+                first = run.diverged_epoch is None or e.step < run.diverged_epoch
+                if e.kind == "diverged" and first:
                     run.diverged_epoch = e.step
                 added += 1
             if added:

@@ -9,14 +9,13 @@ the outbox is full, and the run ends only once the outbox has drained.
 from __future__ import annotations
 
 import logging
-import math
 import queue
 import threading
 import time
 from typing import Any
 
 from trainer.callbacks import Callback
-from trainer.events import EpochEnd, Evaluation
+from trainer.events import EpochEnd, Evaluation, RunEnded
 from worker.client import ApiClient, RunGone
 
 log = logging.getLogger("fitlens.worker")
@@ -108,17 +107,14 @@ class Outbox:
 
 
 class ApiReporter(Callback):
-    """Each epoch: metrics (one point per key at step = epoch), histograms, LR changes, the
-    first sign of divergence, and progress for the heartbeat; at the end, the evaluation. Every
-    post names the attempt and goes through the outbox."""
+    """Each epoch: metrics (one point per key at step = epoch), histograms, LR changes, and
+    progress for the heartbeat; at the end, the evaluation and, for a run that diverged, the
+    epoch it did. Every post names the attempt and goes through the outbox."""
 
     def __init__(self, outbox: Outbox, heartbeat: Heartbeat) -> None:
         self.outbox, self.heartbeat = outbox, heartbeat
-        self.diverged = False
 
     def on_epoch_end(self, event: EpochEnd) -> None:
-        if self.outbox.error is not None and isinstance(self.outbox.error, RunGone):
-            self.heartbeat.stop(self.outbox.error.detail)
         now = time.time()
         points = [
             {"key": key, "step": event.epoch, "value": value, "wall_time": now}
@@ -135,26 +131,15 @@ class ApiReporter(Callback):
                     ]
                 },
             )
-        events = [
-            {
-                "kind": "lr_change",
-                "step": c.epoch,
-                "payload": {"old_lr": c.old_lr, "new_lr": c.new_lr, "reason": c.reason},
-            }
-            for c in event.lr_changes
-        ]
-        blown = [k for k in ("train_loss", "val_loss") if not math.isfinite(event.metrics[k])]
-        if blown and not self.diverged:
-            self.diverged = True
-            value = str(event.metrics[blown[0]])
-            events.append(
+        if event.lr_changes:
+            events = [
                 {
-                    "kind": "diverged",
-                    "step": event.epoch,
-                    "payload": {"metric": blown[0], "value": value},
+                    "kind": "lr_change",
+                    "step": c.epoch,
+                    "payload": {"old_lr": c.old_lr, "new_lr": c.new_lr, "reason": c.reason},
                 }
-            )
-        if events:
+                for c in event.lr_changes
+            ]
             self.outbox.put("events", {"events": events})
         self.heartbeat.epoch = event.epoch
         # Progress right away (the heartbeat thread repeats it every interval).
@@ -165,3 +150,12 @@ class ApiReporter(Callback):
 
     def on_evaluation(self, event: Evaluation) -> None:
         self.outbox.put("evaluation", event.model_dump(mode="json", exclude={"event"}))
+
+    def on_run_end(self, event: RunEnded) -> None:
+        if event.status == "diverged":  # the trainer stopped at the epoch it diverged
+            diverged = {
+                "kind": "diverged",
+                "step": event.epochs_run,
+                "payload": {"reason": event.reason},
+            }
+            self.outbox.put("events", {"events": [diverged]})

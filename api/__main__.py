@@ -13,7 +13,7 @@ import logging
 import sys
 
 from api.core.config import get_settings
-from api.db import run_migrations
+from api.core.db import run_migrations
 
 
 def serve(argv: list[str]) -> None:
@@ -52,8 +52,9 @@ def _safe(url: str) -> str:
 
 
 def admin(argv: list[str]) -> int:
-    from api.db import make_engine
-    from api.store import Conflict, NotFound, TrackingStore
+    from api.core.db import make_engine
+    from api.core.exceptions import Conflict, NotFound
+    from api.store import TrackingStore
 
     parser = argparse.ArgumentParser(prog="python -m api admin")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -1,4 +1,9 @@
-"""The FastAPI application."""
+"""The FastAPI application: every domain's routes and the shared plumbing, put together.
+
+The one module that knows every domain (with api.store and api.models); the domains do not
+import it, so their dependencies keep running one way: people <- runs <- metrics, histograms,
+evaluation, and core under them all.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +16,20 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
+from api.core import health
 from api.core.config import Settings, get_settings
+from api.core.db import make_engine
+from api.core.errors import SafeJSONResponse, error, install_error_handlers
 from api.core.http import GuardedRoute, RequestGuard
-from api.db import make_engine
-from api.delivery import Listening, reconcile_forever
-from api.errors import SafeJSONResponse, error, install_error_handlers
-from api.queue import Enqueuer, make_enqueuer
-from api.routes import health, reads, runs, teams, worker
-from api.schemas import ErrorBody, MetricBatch
+from api.core.schemas import ErrorBody
+from api.evaluation import views as evaluation
+from api.histograms import views as histograms
+from api.metrics import views as metrics
+from api.metrics.schemas import MetricBatch
+from api.people import views as people
+from api.runs import views as runs
+from api.runs.delivery import Listening, reconcile_forever
+from api.runs.queue import Enqueuer, make_enqueuer
 from api.store import TrackingStore
 
 log = logging.getLogger("fitlens.api")
@@ -66,7 +77,7 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     )
     install_error_handlers(app)
     api = APIRouter(prefix=settings.api_prefix, route_class=GuardedRoute)
-    for module in (runs, worker, reads, teams):
+    for module in (runs, metrics, histograms, evaluation, people):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)

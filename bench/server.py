@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from worker.launch import ROOT, free_port, start_api, stop, user_token, wait_healthy
+from stack.launch import ROOT, free_port, start_api, stop, user_token, wait_healthy
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ from sqlmodel import SQLModel
 
 import api.models  # noqa: F401 - registers the tables on SQLModel.metadata
 from api.core.config import get_settings
-from api.db import make_engine
+from api.core.db import make_engine
 
 config = context.config
 target_metadata = SQLModel.metadata

@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-exec "${FITLENS_VENV:-.venv}/bin/python" -m worker.demo "$@"
+exec "${FITLENS_VENV:-.venv}/bin/python" -m stack.demo "$@"

@@ -1,4 +1,4 @@
-"""The errors the stores raise; api.errors turns each into its HTTP answer."""
+"""The errors the stores raise; api.core.errors turns each into its HTTP answer."""
 
 from __future__ import annotations
 
@@ -22,3 +22,7 @@ class Invalid(Exception):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class Unauthorized(Exception):
+    """No usable token: answered 401 with WWW-Authenticate: Bearer."""

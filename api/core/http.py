@@ -28,7 +28,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.auth import Unauthorized
+from api.core.exceptions import Unauthorized
 
 log = logging.getLogger("fitlens.api")
 
@@ -36,7 +36,7 @@ PRINCIPAL_KEY = "fitlens.principal"  # where RequestGuard leaves who it authenti
 
 
 class Rejected(HTTPException):
-    """A 422 raised before validation, naming the field (api.errors renders ``errors``)."""
+    """A 422 raised before validation, naming the field (api.core.errors renders ``errors``)."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(422, f"invalid request: {field}: {message}")

@@ -14,9 +14,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from api.core.config import Settings
-from api.db import run_migrations
+from api.core.db import run_migrations
 from api.main import create_app
-from api.queue import RecordingQueue
+from api.runs.queue import RecordingQueue
 
 # The server CI starts (trust auth); a throw-away database is created in it per test session.
 PG_ADMIN_URL = os.environ.get(

@@ -20,9 +20,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, text, update
 from sqlmodel import col
 
-from api.auth import Principal
-from api.models import ApiToken, User, utcnow
-from api.queue import RecordingQueue
+from api.core.db import utcnow
+from api.people.auth import Principal
+from api.people.models import ApiToken, User
+from api.runs.queue import RecordingQueue
 from api.store import TrackingStore
 from tests.api.conftest import API, TABLES, bearer
 

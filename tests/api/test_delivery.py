@@ -10,8 +10,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from api.core.config import Settings
-from api.delivery import Listening, reconcile_once
-from api.queue import RecordingQueue
+from api.runs.delivery import Listening, reconcile_once
+from api.runs.queue import RecordingQueue
 from api.store import TrackingStore
 from tests.api.conftest import API, post_points, start, submit
 from trainer.spec import JobSpec

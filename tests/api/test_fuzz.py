@@ -30,9 +30,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.core.config import Settings
-from api.db import run_migrations
+from api.core.db import run_migrations
 from api.main import create_app
-from api.queue import RecordingQueue
+from api.runs.queue import RecordingQueue
 from tests.api.conftest import bearer, postgres_database
 
 

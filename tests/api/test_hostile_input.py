@@ -157,7 +157,7 @@ def test_a_job_bigger_than_the_budget_is_refused_with_the_budget(
 def test_the_budget_is_a_setting(database_url: str) -> None:
     from api.core.config import Settings
     from api.main import create_app
-    from api.queue import RecordingQueue
+    from api.runs.queue import RecordingQueue
 
     app = create_app(
         Settings(database_url=database_url, max_model_parameters=1000), enqueuer=RecordingQueue()

@@ -11,7 +11,7 @@ def test_serving_the_api_imports_no_torch(tmp_path: object) -> None:
         "import sys, tempfile\n"
         "from fastapi.testclient import TestClient\n"
         "from api.core.config import Settings\n"
-        "from api.db import run_migrations\n"
+        "from api.core.db import run_migrations\n"
         "from api.main import create_app\n"
         "url = f'sqlite:///{tempfile.mkdtemp()}/iso.db'\n"
         "run_migrations(url)\n"

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from api.core.config import Settings
 from api.main import create_app
-from api.queue import RecordingQueue
+from api.runs.queue import RecordingQueue
 from api.store import TrackingStore
 from tests.api.conftest import API, bearer, post_points, submit
 

@@ -14,8 +14,9 @@ from sqlalchemy import create_engine, inspect, text
 from sqlmodel import SQLModel
 
 import api.models  # noqa: F401 - registers the tables
-from api.db import alembic_config, make_engine, run_migrations
-from api.store import RunFilter, TrackingStore
+from api.core.db import alembic_config, make_engine, run_migrations
+from api.runs.filters import RunFilter
+from api.store import TrackingStore
 from tests.api.conftest import postgres_database
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

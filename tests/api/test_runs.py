@@ -6,7 +6,7 @@ import time
 
 from fastapi.testclient import TestClient
 
-from api.queue import RecordingQueue
+from api.runs.queue import RecordingQueue
 from tests.api.conftest import API, start, submit
 
 

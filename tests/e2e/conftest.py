@@ -14,8 +14,8 @@ import httpx
 import pytest
 import redis
 
-from worker import launch
-from worker.launch import free_port
+from stack import launch
+from stack.launch import free_port
 
 REDIS_URL = os.environ.get("FITLENS_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 
@@ -65,7 +65,7 @@ def api(pipeline_env: dict[str, str]) -> Iterator[httpx.Client]:
 
 
 class Worker:
-    """A real `celery worker` process (in its own process group; see worker.launch)."""
+    """A real `celery worker` process (in its own process group; see stack.launch)."""
 
     def __init__(self, env: dict[str, str], name: str) -> None:
         self.log_path = Path(env["FITLENS_TMP"]) / f"{name}.log"
@@ -98,7 +98,7 @@ def start_worker(pipeline_env: dict[str, str]) -> Iterator[Callable[[str], Worke
         worker.stop()
 
 
-# What a fitlens token looks like (api.auth.new_token): none may ever reach a log.
+# What a fitlens token looks like (api.people.auth.new_token): none may ever reach a log.
 TOKEN_PATTERN = re.compile(r"fl_[A-Za-z0-9_-]{20,}")
 
 

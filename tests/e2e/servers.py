@@ -14,7 +14,7 @@ from pathlib import Path
 import redis
 from sqlalchemy import create_engine, text
 
-from worker.launch import free_port
+from stack.launch import free_port
 
 
 def _wait(check: object, what: str, timeout: float = 30) -> None:

@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from stack.launch import free_port
 from tests.e2e.conftest import TOKEN_PATTERN
-from worker.launch import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,7 +23,7 @@ def test_demo_runs_the_seed_comparison_through_the_pipeline(tmp_path: Path) -> N
         [
             sys.executable,
             "-m",
-            "worker.demo",
+            "stack.demo",
             "--state-dir",
             str(tmp_path / "state"),
             "--port",

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from bench.door import MB, peak_rss_mb, send_chunked
-from worker import launch
-from worker.launch import free_port
+from stack import launch
+from stack.launch import free_port
 
 
 class Server:

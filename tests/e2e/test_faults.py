@@ -15,12 +15,12 @@ from typing import Any
 import httpx
 import pytest
 
+from stack import launch
+from stack.launch import free_port
 from tests.e2e.conftest import wait_for
 from tests.e2e.servers import OwnPostgres, OwnRedis
-from worker import launch
 from worker.client import ApiClient
 from worker.config import WorkerSettings
-from worker.launch import free_port
 from worker.tasks import failure_reason
 
 

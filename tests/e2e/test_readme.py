@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from worker.launch import ROOT, free_port
+from stack.launch import ROOT, free_port
 
 
 def walked_blocks() -> list[str]:

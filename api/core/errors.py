@@ -14,8 +14,7 @@ from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
-from api.auth import Unauthorized
-from api.core.exceptions import Conflict, Forbidden, Invalid, NotFound
+from api.core.exceptions import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 
 log = logging.getLogger("fitlens.api")
 
@@ -120,7 +119,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return response
 
     # The database is unreachable: say so (503, worth a retry), and stop judging runs lost on
-    # silence the API could not hear (api.delivery.Listening).
+    # silence the API could not hear (api.runs.delivery.Listening).
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
     async def _database_away(request: Request, exc: Exception) -> JSONResponse:

@@ -1,10 +1,20 @@
-"""Engine creation: one place that knows about SQLite vs PostgreSQL connection details."""
+"""The database: engines (the one place that knows SQLite from PostgreSQL connection details),
+the column types and clock every domain's tables share, and the Alembic migrations."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import BigInteger, Engine, Integer, create_engine, event
+
+# Ids, steps and counts are 64-bit on PostgreSQL (the API accepts up to 2**62 everywhere); on
+# SQLite INTEGER is 64-bit already and only "INTEGER PRIMARY KEY" auto-increments.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -31,7 +41,7 @@ def alembic_config(url: str) -> Any:
 
     from alembic.config import Config
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     config = Config(str(root / "alembic.ini"))
     config.set_main_option("script_location", str(root / "migrations"))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -43,3 +53,10 @@ def run_migrations(url: str, revision: str = "head") -> None:
     from alembic import command
 
     command.upgrade(alembic_config(url), revision)
+
+
+def attempt_data() -> dict[str, Any]:
+    """Table options marking a table that holds one attempt's data of a run (a ``run_id``
+    column): api.runs clears such tables when a run goes back to the queue. Every table with a
+    ``run_id`` column is emptied of a run that is deleted."""
+    return {"info": {"attempt_data": True}}

@@ -1,8 +1,8 @@
 """How POST /jobs hands a stored run to the workers: a small interface the worker package fills.
 
-The API only needs ``enqueue(run_id, spec, worker_token)``, which raises if the hand-over failed
-(api.delivery then leaves the run due for reconciliation); with ``FITLENS_QUEUE=none`` runs stay
-queued until something else picks them up.
+The API only needs ``enqueue(run_id, spec, worker_token)``, which raises if the hand-over
+failed (api.runs.delivery then leaves the run due for reconciliation); with
+``FITLENS_QUEUE=none`` runs stay queued until something else picks them up.
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ import time
 from fastapi.concurrency import run_in_threadpool
 
 from api.core.config import Settings
-from api.queue import Enqueuer
-from api.store import TrackingStore
+from api.runs.lifecycle import RunLifecycle
+from api.runs.queue import Enqueuer
 from trainer.spec import JobSpec
 
 log = logging.getLogger("fitlens.api")
@@ -47,7 +47,7 @@ class Listening:
 
 
 def hand_over(
-    store: TrackingStore, enqueuer: Enqueuer, run_id: int, spec: JobSpec, token: str
+    store: RunLifecycle, enqueuer: Enqueuer, run_id: int, spec: JobSpec, token: str
 ) -> bool:
     """Send a claimed run to the queue; on failure, leave it due for the next reconciliation."""
     try:
@@ -59,7 +59,7 @@ def hand_over(
     return True
 
 
-def deliver(store: TrackingStore, enqueuer: Enqueuer, run_id: int, redeliver_after: float) -> bool:
+def deliver(store: RunLifecycle, enqueuer: Enqueuer, run_id: int, redeliver_after: float) -> bool:
     """Claim a due run and hand it over; False if it was not due or the hand-over failed."""
     claimed = store.claim_delivery(run_id, redeliver_after)
     if claimed is None:
@@ -69,7 +69,7 @@ def deliver(store: TrackingStore, enqueuer: Enqueuer, run_id: int, redeliver_aft
 
 
 def reconcile_once(
-    store: TrackingStore, enqueuer: Enqueuer, settings: Settings, listening: Listening
+    store: RunLifecycle, enqueuer: Enqueuer, settings: Settings, listening: Listening
 ) -> None:
     if listening.for_at_least(settings.heartbeat_timeout):
         for run_id in store.reap_stale(settings.heartbeat_timeout, settings.max_attempts):
@@ -80,7 +80,7 @@ def reconcile_once(
 
 
 async def reconcile_forever(
-    store: TrackingStore, enqueuer: Enqueuer, settings: Settings, listening: Listening
+    store: RunLifecycle, enqueuer: Enqueuer, settings: Settings, listening: Listening
 ) -> None:
     """Every ``reaper_interval`` seconds; safe with several API processes (each run is claimed
     or reaped under its own lock or conditional update)."""

@@ -1,15 +1,17 @@
 """Users, teams, invitations and tokens. Owners manage their team's members; every user
-manages their own tokens and answers their own invitations (rules: api/identity.py)."""
+manages their own tokens and answers their own invitations (rules: api.people.service and
+api.people.tokens)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Depends, Path, Response
 
+from api.core.deps import MAX_ID, get_store
 from api.core.http import GuardedRoute
-from api.deps import MAX_ID, StoreDep, UserDep
-from api.schemas import (
+from api.people.deps import UserDep
+from api.people.schemas import (
     InvitationOut,
     MemberSet,
     TeamCreate,
@@ -21,9 +23,11 @@ from api.schemas import (
     UserCreated,
     UserOut,
 )
+from api.people.service import PeopleStore
 
 router = APIRouter(tags=["teams"], route_class=GuardedRoute)
 TeamId = Annotated[int, Path(ge=1, le=MAX_ID)]
+StoreDep = Annotated[PeopleStore, Depends(get_store)]
 
 
 @router.get("/me", response_model=UserOut)

@@ -1,4 +1,4 @@
-"""The main job on one machine with nothing installed by hand: ``python -m worker.demo``.
+"""The main job on one machine with nothing installed by hand: ``python -m stack.demo``.
 
 Starts the API (SQLite file) and a Celery worker (a broker folder on disk, or Redis when
 REDIS_URL is set), submits seed 001's comparison on the digits data (no regularization,
@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from worker import launch
+from stack import launch
 
 ROOT = launch.ROOT
 SEEDS = [
@@ -33,7 +33,7 @@ SEEDS = [
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m worker.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m stack.demo", description=__doc__)
     parser.add_argument("--state-dir", default=".fitlens", help="database, broker folder, logs")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument(

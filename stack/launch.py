@@ -3,6 +3,11 @@
 Used by the embedded demo, the benchmarks and the end-to-end tests, so they all start things
 the same way: in a process group of their own (a stop or kill takes a worker's pool children
 with it, as when a machine or container dies), and the API counted as up once /healthz says so.
+
+Why a package of its own: this runs the other packages' commands (``python -m api``, ``celery
+-A worker.celery_app worker``) as processes and talks to them over HTTP, importing none of
+them. It lived in ``worker`` before, which made the worker package the one that starts the API;
+the worker's only door to the API is HTTP, and it should not know how the API is run.
 """
 
 from __future__ import annotations

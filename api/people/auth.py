@@ -40,7 +40,3 @@ class Principal:
 
     def teams(self, write: bool = False) -> list[int]:
         return [t for t, role in self.roles.items() if not write or role in WRITE_ROLES]
-
-
-class Unauthorized(Exception):
-    """No usable token: answered 401 with WWW-Authenticate: Bearer."""

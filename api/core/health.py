@@ -1,13 +1,19 @@
+"""Is the service up: GET /healthz answers 200 when the database does, else 503."""
+
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
+from fastapi import APIRouter, Depends
+
+from api.core.deps import get_store
+from api.core.errors import SafeJSONResponse
 from api.core.http import GuardedRoute
-from api.deps import StoreDep
-from api.errors import SafeJSONResponse
-from api.schemas import Health
+from api.core.schemas import Health
+from api.core.store import StoreBase
 
 router = APIRouter(tags=["health"], route_class=GuardedRoute)
+StoreDep = Annotated[StoreBase, Depends(get_store)]
 
 
 @router.get("/healthz", response_model=Health, responses={503: {"model": Health}})

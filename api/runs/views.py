@@ -1,55 +1,57 @@
-"""Jobs in, runs listed, read, edited and cancelled."""
+"""Jobs in; runs listed, read, edited, cancelled, retried and deleted; what workers report of a
+run's status; its events."""
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from api.core.config import Settings
-from api.core.exceptions import Invalid
-from api.core.http import GuardedRoute
-from api.delivery import deliver, hand_over
-from api.deps import (
-    EnqueuerDep,
-    PrincipalDep,
+from api.core.deps import (
+    READ_TAGS,
+    WORKER_TAGS,
+    AttemptQuery,
     RunId,
     SettingsDep,
-    StoreDep,
-    UserDep,
     etag,
+    get_store,
     not_modified,
 )
-from api.schemas import (
+from api.core.exceptions import Invalid
+from api.core.http import GuardedRoute
+from api.core.schemas import IngestResult, UtcDatetime
+from api.people.deps import PrincipalDep, UserDep
+from api.runs.delivery import deliver, hand_over
+from api.runs.filters import RunFilter
+from api.runs.models import RunStatus
+from api.runs.queue import Enqueuer
+from api.runs.schemas import (
+    EventBatch,
+    EventOut,
     JobCreate,
-    RunLinks,
     RunOut,
     RunPage,
     RunPatch,
-    RunStatus,
-    UtcDatetime,
+    StatusOut,
+    StatusUpdate,
+    with_links,
 )
-from api.store import RunFilter
+from api.runs.service import RunStore
 from trainer.spec import JobSpec
 
-router = APIRouter(tags=["runs"], route_class=GuardedRoute)
+
+async def get_enqueuer(request: Request) -> Enqueuer:
+    return request.app.state.enqueuer
 
 
-def with_links(run: RunOut, prefix: str) -> RunOut:
-    base = f"{prefix}/runs/{run.id}"
-    return run.model_copy(
-        update={
-            "links": RunLinks(
-                self=base,
-                curves=f"{base}/curves",
-                histograms=f"{base}/histograms",
-                evaluation=f"{base}/evaluation",
-                events=f"{base}/events",
-                metrics_csv=f"{base}/metrics.csv",
-            )
-        }
-    )
+StoreDep = Annotated[RunStore, Depends(get_store)]
+EnqueuerDep = Annotated[Enqueuer, Depends(get_enqueuer)]
+# Tagged per route: "runs", or "worker" for what workers post and "read" for the read side.
+router = APIRouter(route_class=GuardedRoute)
+RUNS_TAGS: list[str | Enum] = ["runs"]
 
 
 def check_budget(spec: JobSpec, settings: Settings) -> None:
@@ -81,7 +83,7 @@ def check_budget(spec: JobSpec, settings: Settings) -> None:
             )
 
 
-@router.post("/jobs", status_code=201, response_model=RunOut)
+@router.post("/jobs", status_code=201, response_model=RunOut, tags=RUNS_TAGS)
 def submit_job(
     job: JobCreate,
     store: StoreDep,
@@ -102,7 +104,7 @@ def submit_job(
     return with_links(run, settings.api_prefix)
 
 
-@router.get("/runs", response_model=RunPage)
+@router.get("/runs", response_model=RunPage, tags=RUNS_TAGS)
 def list_runs(
     store: StoreDep,
     settings: SettingsDep,
@@ -148,7 +150,7 @@ def list_runs(
     )
 
 
-@router.get("/runs/{run_id}", response_model=RunOut, responses={304: {}, 404: {}})
+@router.get("/runs/{run_id}", response_model=RunOut, responses={304: {}, 404: {}}, tags=RUNS_TAGS)
 async def get_run(
     run_id: RunId,
     request: Request,
@@ -164,7 +166,7 @@ async def get_run(
     return with_links(await run_in_threadpool(store.get_run, run_id), settings.api_prefix)
 
 
-@router.patch("/runs/{run_id}", response_model=RunOut)
+@router.patch("/runs/{run_id}", response_model=RunOut, tags=RUNS_TAGS)
 def edit_run(
     run_id: RunId, patch: RunPatch, store: StoreDep, settings: SettingsDep, principal: UserDep
 ) -> RunOut:
@@ -172,7 +174,7 @@ def edit_run(
     return with_links(store.update_run(run_id, patch), settings.api_prefix)
 
 
-@router.delete("/runs/{run_id}", status_code=204, response_class=Response)
+@router.delete("/runs/{run_id}", status_code=204, response_class=Response, tags=RUNS_TAGS)
 def delete_run(run_id: RunId, store: StoreDep, principal: UserDep) -> None:
     """Delete a run with all its data (owners of its team only): nothing stored stays for good.
     A worker still training it is stopped at its next post."""
@@ -180,7 +182,7 @@ def delete_run(run_id: RunId, store: StoreDep, principal: UserDep) -> None:
     store.delete_run(run_id)
 
 
-@router.post("/runs/{run_id}/retry", response_model=RunOut)
+@router.post("/runs/{run_id}/retry", response_model=RunOut, tags=RUNS_TAGS)
 def retry_run(
     run_id: RunId,
     store: StoreDep,
@@ -196,7 +198,50 @@ def retry_run(
     return with_links(store.get_run(run_id), settings.api_prefix)
 
 
-@router.post("/runs/{run_id}/cancel", response_model=RunOut)
+@router.post("/runs/{run_id}/cancel", response_model=RunOut, tags=RUNS_TAGS)
 def cancel_run(run_id: RunId, store: StoreDep, settings: SettingsDep, principal: UserDep) -> RunOut:
     store.authorize_run(principal, run_id, "write")
     return with_links(store.cancel_run(run_id), settings.api_prefix)
+
+
+# ---- what a run's worker reports (or a user who may write to the run) ----
+
+
+@router.post("/runs/{run_id}/status", response_model=StatusOut, tags=WORKER_TAGS)
+def post_status(
+    run_id: RunId, update: StatusUpdate, store: StoreDep, principal: PrincipalDep
+) -> StatusOut:
+    """running (worker host, device) starts an attempt and answers its number; heartbeat
+    (progress), succeeded, or failed (reason) name that attempt. A cancelled run answers 409:
+    that is how a worker, heartbeating, learns to stop."""
+    store.authorize_run(principal, run_id, "worker")
+    run = store.set_status(run_id, update)
+    return StatusOut(id=run.id, status=run.status, attempt=run.attempt, revision=run.revision)
+
+
+@router.post("/runs/{run_id}/events", response_model=IngestResult, tags=WORKER_TAGS)
+def post_events(
+    run_id: RunId,
+    batch: EventBatch,
+    store: StoreDep,
+    principal: PrincipalDep,
+    attempt: AttemptQuery = None,
+) -> IngestResult:
+    """Run events such as learning-rate changes; one per (kind, step)."""
+    store.authorize_run(principal, run_id, "worker")
+    added = store.add_events(run_id, batch.events, attempt)
+    return IngestResult(
+        accepted=added, duplicates=len(batch.events) - added, revision=store.run_revision(run_id)
+    )
+
+
+@router.get("/runs/{run_id}/events", response_model=list[EventOut], tags=READ_TAGS)
+def events(
+    run_id: RunId,
+    store: StoreDep,
+    principal: UserDep,
+    kind: Annotated[str | None, Query(description="lr_change or status")] = None,
+) -> list[EventOut]:
+    """What happened to the run: status transitions, learning-rate changes."""
+    store.authorize_run(principal, run_id, "read")
+    return store.get_events(run_id, kind)

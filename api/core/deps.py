@@ -1,0 +1,79 @@
+"""FastAPI dependencies every domain uses: the store, settings, run ids, and ETag handling.
+
+Each domain's views name the store by its own domain's class (``Annotated[MetricStore,
+Depends(get_store)]``): the app holds one ``api.store.TrackingStore``, and a route sees only
+the methods of its domain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from enum import Enum
+from typing import Annotated, Any
+
+from fastapi import Depends, Path, Query, Request, Response
+
+from api.core.config import Settings
+from api.core.exceptions import Invalid
+
+
+# Dependencies are async on purpose: FastAPI runs sync ones in the threadpool, a thread hop
+# per dependency per request (measurable on a 304 poll).
+async def get_store(request: Request) -> Any:
+    return request.app.state.store
+
+
+async def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+# OpenAPI groups, across domains: what workers post, and the read side.
+WORKER_TAGS: list[str | Enum] = ["worker"]
+READ_TAGS: list[str | Enum] = ["read"]
+
+# Ids and steps are 64-bit in the database; anything larger is a 422, never an overflow.
+MAX_ID = 2**62
+RunId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def etag(request: Request, revisions: str) -> str:
+    """Weak ETag from the data's revision(s) and the exact request (path + query)."""
+    digest = hashlib.blake2b(
+        f"{request.url.path}?{request.url.query}|{revisions}".encode(), digest_size=12
+    ).hexdigest()
+    return f'W/"{digest}"'
+
+
+def not_modified(request: Request, tag: str) -> Response | None:
+    """A 304 when the client already holds this version, else None."""
+    sent = request.headers.get("if-none-match")
+    if sent and (sent.strip() == "*" or tag in [t.strip() for t in sent.split(",")]):
+        return Response(status_code=304, headers={"ETag": tag})
+    return None
+
+
+# Workers send the attempt their "running" post got; data from any other attempt is refused.
+AttemptQuery = Annotated[int | None, Query(ge=1, le=1_000_000, description="the worker's attempt")]
+
+
+def csv_list(raw: str | None, field: str, limit: int = 100) -> list[str]:
+    """A comma-separated query value as a list (empty entries dropped); at most ``limit``."""
+    items = [k.strip() for k in (raw or "").split(",") if k.strip()]
+    if len(items) > limit:
+        raise Invalid(field, f"at most {limit} entries")
+    return items
+
+
+def run_ids(raw: str, field: str = "runs") -> list[int]:
+    """Comma-separated run ids, each in range, at least one, duplicates dropped."""
+    try:
+        ids = [int(x) for x in csv_list(raw, field, limit=50)]
+    except ValueError:
+        raise Invalid(field, "comma-separated run ids, e.g. 1,2,3") from None
+    if any(not 1 <= i <= MAX_ID for i in ids):
+        raise Invalid(field, f"run ids are between 1 and {MAX_ID}")
+    if not ids:
+        raise Invalid(field, "name at least one run")
+    return list(dict.fromkeys(ids))

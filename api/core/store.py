@@ -1,0 +1,38 @@
+"""What every domain's store shares: the engine, and the SQL that differs by dialect.
+
+Each domain keeps its persistence in one class (``api/<domain>/service.py``) built on this one;
+``api.store.TrackingStore`` joins them into the single interface the app holds, as MLflow's
+tracking store does. Routes call store methods and never see a session; the methods answer API
+shapes, not rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, func, text
+from sqlalchemy.dialects import postgresql, sqlite
+
+
+class StoreBase:
+    def __init__(self, engine: Engine, default_project: str = "default") -> None:
+        self.engine = engine
+        self.default_project = default_project  # where a run goes when it names no project
+        self._dialect = engine.dialect.name
+        # The driver's placeholder, for the statements hot paths send to the driver directly.
+        self._mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def _insert(self, model: Any) -> Any:
+        """INSERT with the dialect's ON CONFLICT clauses."""
+        dialect = postgresql if self._dialect == "postgresql" else sqlite
+        return dialect.insert(model)
+
+    def _least_greatest(self) -> tuple[Any, Any]:
+        # Two-argument MIN/MAX are scalar functions in SQLite; PostgreSQL calls them LEAST/GREATEST.
+        if self._dialect == "postgresql":
+            return func.least, func.greatest
+        return func.min, func.max

@@ -1,0 +1,38 @@
+"""The end-of-run evaluation: posted once by the worker, read by anyone who may see the run."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+
+from api.core.deps import READ_TAGS, WORKER_TAGS, AttemptQuery, RunId, get_store
+from api.core.http import GuardedRoute
+from api.evaluation.schemas import EvaluationOut
+from api.evaluation.service import EvaluationStore
+from api.people.deps import PrincipalDep, UserDep
+from trainer.events import Evaluation as EvaluationBody
+
+router = APIRouter(route_class=GuardedRoute)
+StoreDep = Annotated[EvaluationStore, Depends(get_store)]
+
+
+@router.post(
+    "/runs/{run_id}/evaluation", status_code=204, response_class=Response, tags=WORKER_TAGS
+)
+def post_evaluation(
+    run_id: RunId,
+    evaluation: EvaluationBody,
+    store: StoreDep,
+    principal: PrincipalDep,
+    attempt: AttemptQuery = None,
+) -> None:
+    """Confusion matrix, per-class metrics, ROC curves, weight heat-maps, best epoch."""
+    store.authorize_run(principal, run_id, "worker")
+    store.set_evaluation(run_id, evaluation, attempt)
+
+
+@router.get("/runs/{run_id}/evaluation", response_model=EvaluationOut, tags=READ_TAGS)
+def evaluation(run_id: RunId, store: StoreDep, principal: UserDep) -> EvaluationOut:
+    store.authorize_run(principal, run_id, "read")
+    return EvaluationOut(run_id=run_id, evaluation=store.get_evaluation(run_id))

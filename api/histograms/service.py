@@ -1,0 +1,162 @@
+"""Weight histograms: ingest (one per parameter and step, idempotent), the per-run index and
+series (optionally re-binned onto shared edges: a heat-map over epochs), and overlays of
+several runs at one step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import Session, col
+
+from api.core.exceptions import NotFound
+from api.histograms.bins import rebin, shared_edges
+from api.histograms.models import Histogram
+from api.histograms.schemas import (
+    HistogramIn,
+    HistogramIndex,
+    HistogramOverlay,
+    HistogramSeries,
+    HistogramStep,
+    OverlayRun,
+)
+from api.runs.access import RunAccess
+from api.runs.models import Run
+
+
+class HistogramStore(RunAccess):
+    def add_histograms(
+        self, run_id: int, histograms: Sequence[HistogramIn], attempt: int | None = None
+    ) -> tuple[int, int]:
+        rows: dict[tuple[str, int], dict[str, Any]] = {}
+        for h in histograms:
+            rows.setdefault(
+                (h.param, h.step),
+                {
+                    "run_id": run_id,
+                    "param": h.param,
+                    "step": h.step,
+                    "edges_json": json.dumps(h.edges),
+                    "counts_json": json.dumps(h.counts),
+                    "numel": h.numel if h.numel is not None else round(sum(h.counts)),
+                    "nan_count": h.nan_count,
+                    "posinf_count": h.posinf_count,
+                    "neginf_count": h.neginf_count,
+                    **{
+                        k: _finite_or_none(getattr(h, k))
+                        for k in ("mean", "std", "min", "max", "l1", "l2", "near_zero")
+                    },
+                },
+            )
+        with Session(self.engine) as session:
+            self._writable_run(session, run_id, attempt=attempt)
+            inserted = 0
+            if rows:
+                stmt = (
+                    self._insert(Histogram)
+                    .on_conflict_do_nothing(index_elements=["run_id", "param", "step"])
+                    .returning(Histogram.id)
+                )
+                inserted = len(session.execute(stmt, list(rows.values())).all())
+            if inserted:
+                self._bump(session, run_id)
+            session.commit()
+        return inserted, len(histograms) - inserted
+
+    def histogram_index(self, run_id: int) -> HistogramIndex:
+        with Session(self.engine) as session:
+            self._run(session, run_id)
+            rows = session.execute(
+                select(Histogram.param, Histogram.step)
+                .where(Histogram.run_id == run_id)
+                .order_by(Histogram.param, Histogram.step)
+            ).all()
+        params: dict[str, list[int]] = {}
+        for param, step in rows:
+            params.setdefault(param, []).append(step)
+        return HistogramIndex(run_id=run_id, params=params)
+
+    def get_histograms(
+        self, run_id: int, param: str, steps: Sequence[int] | None, shared_bins: int | None
+    ) -> HistogramSeries:
+        with Session(self.engine) as session:
+            self._run(session, run_id)
+            query = select(Histogram).where(Histogram.run_id == run_id, Histogram.param == param)
+            if steps:
+                query = query.where(col(Histogram.step).in_(steps))
+            rows = list(session.execute(query.order_by(Histogram.step)).scalars())
+        items = [_histogram_step(h) for h in rows]
+        if shared_bins and items:
+            edges = shared_edges([i.edges for i in items], shared_bins)
+            items = [
+                i.model_copy(update={"edges": edges, "counts": rebin(i.edges, i.counts, edges)})
+                for i in items
+            ]
+        return HistogramSeries(
+            run_id=run_id, param=param, shared_edges=bool(shared_bins), steps=items
+        )
+
+    def overlay_histograms(
+        self, run_ids: Sequence[int], param: str, step: int | None, bins: int
+    ) -> HistogramOverlay:
+        picked: list[tuple[Run, Histogram]] = []
+        with Session(self.engine) as session:
+            for run_id in run_ids:
+                run = self._run(session, run_id)
+                query = select(Histogram).where(
+                    Histogram.run_id == run_id, Histogram.param == param
+                )
+                if step is not None:
+                    query = query.where(Histogram.step == step)
+                h = (
+                    session.execute(query.order_by(col(Histogram.step).desc()).limit(1))
+                    .scalars()
+                    .first()
+                )
+                if h is None:
+                    at = f" at step {step}" if step is not None else ""
+                    raise NotFound(f"run {run_id} has no histogram of {param}{at}")
+                picked.append((run, h))
+        steps = [_histogram_step(h) for _, h in picked]
+        edges = shared_edges([s.edges for s in steps], bins)
+        return HistogramOverlay(
+            param=param,
+            edges=edges,
+            runs=[
+                OverlayRun(
+                    run_id=run.id or 0,
+                    name=run.name,
+                    step=s.step,
+                    numel=s.numel,
+                    counts=rebin(s.edges, s.counts, edges),
+                )
+                for (run, _), s in zip(picked, steps, strict=True)
+            ],
+        )
+
+
+def _histogram_step(h: Histogram) -> HistogramStep:
+    return HistogramStep(
+        step=h.step,
+        edges=json.loads(h.edges_json),
+        counts=json.loads(h.counts_json),
+        numel=h.numel,
+        mean=h.mean,
+        std=h.std,
+        min=h.min,
+        max=h.max,
+        l1=h.l1,
+        l2=h.l2,
+        near_zero=h.near_zero,
+        nan_count=h.nan_count,
+        posinf_count=h.posinf_count,
+        neginf_count=h.neginf_count,
+    )
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None

@@ -1,0 +1,103 @@
+"""Weight histograms in (from workers), and out: the per-run index, one parameter's series
+(optionally on shared bins, a heat-map over epochs) and overlays of several runs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+
+from api.core.deps import (
+    MAX_ID,
+    READ_TAGS,
+    WORKER_TAGS,
+    AttemptQuery,
+    RunId,
+    csv_list,
+    etag,
+    get_store,
+    not_modified,
+    run_ids,
+)
+from api.core.exceptions import Invalid
+from api.core.http import GuardedRoute
+from api.core.schemas import IngestResult
+from api.histograms.schemas import (
+    HistogramBatch,
+    HistogramIndex,
+    HistogramOverlay,
+    HistogramSeries,
+)
+from api.histograms.service import HistogramStore
+from api.people.deps import PrincipalDep, UserDep
+
+router = APIRouter(route_class=GuardedRoute)
+StoreDep = Annotated[HistogramStore, Depends(get_store)]
+
+
+@router.post("/runs/{run_id}/histograms", response_model=IngestResult, tags=WORKER_TAGS)
+def post_histograms(
+    run_id: RunId,
+    batch: HistogramBatch,
+    store: StoreDep,
+    principal: PrincipalDep,
+    attempt: AttemptQuery = None,
+) -> IngestResult:
+    store.authorize_run(principal, run_id, "worker")
+    accepted, duplicates = store.add_histograms(run_id, batch.histograms, attempt)
+    return IngestResult(
+        accepted=accepted, duplicates=duplicates, revision=store.run_revision(run_id)
+    )
+
+
+@router.get(
+    "/runs/{run_id}/histograms",
+    response_model=HistogramSeries | HistogramIndex,
+    responses={304: {}, 404: {}},
+    tags=READ_TAGS,
+)
+async def histograms(
+    run_id: RunId,
+    request: Request,
+    response: Response,
+    store: StoreDep,
+    principal: UserDep,
+    param: Annotated[str | None, Query(description="e.g. fc1.weight; omit to list params")] = None,
+    steps: Annotated[str | None, Query(description="comma-separated steps; default all")] = None,
+    shared_bins: Annotated[
+        int | None,
+        Query(ge=2, le=1024, description="re-bin every step onto the same N bins (a heat-map)"),
+    ] = None,
+) -> HistogramSeries | HistogramIndex | Response:
+    tag = etag(request, str(store.authorize_run(principal, run_id, "read")))
+    if (cached := not_modified(request, tag)) is not None:
+        return cached
+    response.headers["ETag"] = tag
+    if param is None:
+        return await run_in_threadpool(store.histogram_index, run_id)
+    try:
+        wanted = [int(s) for s in csv_list(steps, "steps", limit=10_000)]
+    except ValueError:
+        raise Invalid("steps", "comma-separated integers") from None
+    if any(not 0 <= s <= MAX_ID for s in wanted):
+        raise Invalid("steps", f"steps are between 0 and {MAX_ID}")
+    return await run_in_threadpool(store.get_histograms, run_id, param, wanted or None, shared_bins)
+
+
+@router.get("/histograms/overlay", response_model=HistogramOverlay, tags=READ_TAGS)
+def histogram_overlay(
+    store: StoreDep,
+    principal: UserDep,
+    runs: Annotated[str, Query(description="comma-separated run ids")],
+    param: str,
+    step: Annotated[
+        int | None, Query(ge=0, le=MAX_ID, description="default: each run's last")
+    ] = None,
+    bins: Annotated[int, Query(ge=2, le=1024)] = 64,
+) -> HistogramOverlay:
+    """One parameter's histogram for several runs on shared bin edges (e.g. none vs L1 vs L2)."""
+    ids = run_ids(runs)
+    for run_id in ids:
+        store.authorize_run(principal, run_id, "read")
+    return store.overlay_histograms(ids, param, step, bins)

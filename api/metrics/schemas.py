@@ -1,0 +1,85 @@
+"""What the metric endpoints take and answer: points in, curves and comparisons out."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, NotRequired
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, with_config
+from typing_extensions import TypedDict
+
+from api.core.schemas import In, Step
+from api.runs.schemas import RunOut
+
+MetricKey = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_./:-]+$")]
+
+
+class MetricPointIn(In):
+    key: MetricKey
+    step: Step
+    # Any float, NaN and +-Infinity included (as JSON numbers or the strings "NaN",
+    # "Infinity", "-Infinity").
+    value: float
+    wall_time: float | None = Field(default=None, description="unix seconds; default: now")
+
+    @field_validator("wall_time")
+    @classmethod
+    def _finite_time(cls, v: float | None) -> float | None:
+        if v is not None and not math.isfinite(v):
+            raise ValueError("wall_time must be a finite number")
+        return v
+
+
+class MetricBatch(In):
+    points: list[MetricPointIn]
+
+
+# The ingest hot path validates with TypedDicts straight from the JSON bytes: the same rules as
+# MetricBatch (which documents the body in OpenAPI), about 7x faster than building models.
+@with_config(ConfigDict(extra="forbid"))
+class MetricPointDict(TypedDict):
+    key: MetricKey
+    step: Step
+    value: float
+    wall_time: NotRequired[Annotated[float, Field(allow_inf_nan=False)] | None]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class MetricBatchDict(TypedDict):
+    points: list[MetricPointDict]
+
+
+METRIC_BATCH = TypeAdapter(MetricBatchDict)
+
+
+class Series(BaseModel):
+    key: str
+    steps: list[int]
+    values: list[float]
+    total_points: int  # points stored for this key (whole run)
+    downsampled: bool
+
+
+class Curves(BaseModel):
+    run_id: int
+    revision: int
+    series: list[Series]
+
+
+class RunSummary(BaseModel):
+    best_epoch: int | None  # step of the lowest val_loss
+    min_val_loss: float | None
+    final_gap: float | None
+    final_val_accuracy: float | None
+    final_train_loss: float | None
+
+
+class CompareRun(BaseModel):
+    run: RunOut
+    summary: RunSummary
+    series: list[Series]
+
+
+class Comparison(BaseModel):
+    keys: list[str]
+    runs: list[CompareRun]

@@ -1,0 +1,301 @@
+"""Metric points: ingest (idempotent per key and step), curves at any length, the CSV export,
+and comparisons of several runs. How the summaries behind fast curve reads work: api.metrics.rollup.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, case, select
+from sqlmodel import Session, col
+
+from api.metrics.models import MetricPoint, MetricRollup, MetricSeries
+from api.metrics.rollup import (
+    ROLLUP_BASE,
+    ROLLUP_LEVELS,
+    aggregate,
+    merge_buckets,
+    minmax_set,
+)
+from api.metrics.schemas import CompareRun, MetricPointDict, RunSummary, Series
+from api.runs.access import RunAccess
+
+
+def _nan_to_null(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def _null_to_nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+class MetricStore(RunAccess):
+    def add_metrics(
+        self, run_id: int, points: Sequence[MetricPointDict], attempt: int | None = None
+    ) -> tuple[int, int, int]:
+        """Store new points; (run, key, step) already stored are kept as they were.
+
+        Returns (accepted, duplicates, revision).
+        """
+        now = time.time()
+        unique: dict[tuple[str, int], tuple[float | None, float]] = {}
+        for p in points:
+            ident = (p["key"], p["step"])
+            if ident not in unique:
+                wall = p.get("wall_time")
+                unique[ident] = (_nan_to_null(p["value"]), now if wall is None else wall)
+        with Session(self.engine) as session:
+            # The run's row lock serialises ingestion per run, so "which points are new" below
+            # stays true until commit (SQLite: the write lock, taken by BEGIN IMMEDIATE).
+            self._writable_run(session, run_id, lock=True, attempt=attempt)
+            conn = session.connection()
+            new = self._new_points(conn, run_id, unique)
+            if new:
+                self._insert_points(conn, [(run_id, k, s, v, w) for k, s, v, w in new])
+                self._update_summaries(conn, run_id, [(k, s, v) for k, s, v, _ in new])
+            # Nothing new (a retried post) leaves the revision, and so every ETag, unchanged.
+            revision = self._bump(session, run_id) if new else self._revision(session, run_id)
+            session.commit()
+        return len(new), len(points) - len(new), revision
+
+    def _insert_points(
+        self, conn: Connection, rows: list[tuple[int, str, int, float | None, float]]
+    ) -> None:
+        # Straight to the driver: SQLAlchemy's per-row parameter handling would cost more than
+        # the database's own work on this hot path. The rows are known to be new (see the lock
+        # in add_metrics), so PostgreSQL can take them by COPY, its fastest way in.
+        columns = "metric_point (run_id, key, step, value, wall_time)"
+        if self._dialect == "postgresql":
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            with cursor.copy(f"COPY {columns} FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        conn.exec_driver_sql(f"INSERT INTO {columns} VALUES (?, ?, ?, ?, ?)", rows)
+
+    def _new_points(
+        self,
+        conn: Connection,
+        run_id: int,
+        points: dict[tuple[str, int], tuple[float | None, float]],
+    ) -> list[tuple[str, int, float | None, float]]:
+        spans: dict[str, list[int]] = {}
+        for key, step in points:
+            span = spans.get(key)
+            if span is None:
+                spans[key] = [step, step]
+            elif step < span[0]:
+                span[0] = step
+            elif step > span[1]:
+                span[1] = step
+        existing: set[tuple[str, int]] = set()
+        for key, (lo, hi) in spans.items():
+            existing.update(
+                (key, step)
+                for (step,) in conn.execute(
+                    select(MetricPoint.step).where(
+                        MetricPoint.run_id == run_id,
+                        MetricPoint.key == key,
+                        col(MetricPoint.step).between(lo, hi),
+                    )
+                )
+            )
+        return [
+            (key, step, value, wall)
+            for (key, step), (value, wall) in points.items()
+            if (key, step) not in existing
+        ]
+
+    def _update_summaries(
+        self, conn: Connection, run_id: int, points: list[tuple[str, int, float | None]]
+    ) -> None:
+        series, rollups = aggregate(points)
+        least, greatest = self._least_greatest()
+        s_ins = self._insert(MetricSeries.__table__)
+        s_ex = s_ins.excluded
+        t = MetricSeries.__table__.c
+        conn.execute(
+            s_ins.on_conflict_do_update(
+                index_elements=["run_id", "key"],
+                set_={
+                    "count": t["count"] + s_ex["count"],
+                    "first_step": least(t.first_step, s_ex.first_step),
+                    "last_step": greatest(t.last_step, s_ex.last_step),
+                    "last_value": case(
+                        (s_ex.last_step > t.last_step, s_ex.last_value), else_=t.last_value
+                    ),
+                    **minmax_set(t, s_ex),
+                },
+            ),
+            [{"run_id": run_id, "key": k, **a.series_row()} for k, a in series.items()],
+        )
+        r_ins = self._insert(MetricRollup.__table__)
+        r_ex = r_ins.excluded
+        rt = MetricRollup.__table__.c
+        conn.execute(
+            r_ins.on_conflict_do_update(
+                index_elements=["run_id", "key", "level", "bucket"],
+                set_={
+                    "count": rt["count"] + r_ex["count"],
+                    "first_step": least(rt.first_step, r_ex.first_step),
+                    **minmax_set(rt, r_ex),
+                },
+            ),
+            [
+                {"run_id": run_id, "key": k, "level": lvl, "bucket": b, **a.rollup_row()}
+                for (k, lvl, b), a in rollups.items()
+            ],
+        )
+
+    def get_curves(
+        self,
+        run_id: int,
+        keys: Sequence[str] | None,
+        max_points: int,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> list[Series]:
+        with Session(self.engine) as session:
+            self._run(session, run_id)
+            query = select(MetricSeries).where(MetricSeries.run_id == run_id)
+            if keys:
+                query = query.where(col(MetricSeries.key).in_(keys))
+            found = {s.key: s for s in session.execute(query).scalars()}
+            order = list(keys) if keys else sorted(found)
+            out = []
+            for key in order:
+                s = found.get(key)
+                if s is None:
+                    out.append(
+                        Series(key=key, steps=[], values=[], total_points=0, downsampled=False)
+                    )
+                    continue
+                out.append(self._series(session, run_id, s, max_points, start, end))
+            return out
+
+    def _series(
+        self,
+        session: Session,
+        run_id: int,
+        s: MetricSeries,
+        max_points: int,
+        start: int | None,
+        end: int | None,
+    ) -> Series:
+        lo = s.first_step if start is None else max(start, s.first_step)
+        hi = s.last_step if end is None else min(end, s.last_step)
+        if hi < lo:
+            return Series(key=s.key, steps=[], values=[], total_points=s.count, downsampled=False)
+        if s.count <= max_points or hi - lo + 1 <= max_points:
+            rows = session.execute(
+                select(MetricPoint.step, MetricPoint.value)
+                .where(
+                    MetricPoint.run_id == run_id,
+                    MetricPoint.key == s.key,
+                    col(MetricPoint.step).between(lo, hi),
+                )
+                .order_by(MetricPoint.step)
+            ).all()
+            return Series(
+                key=s.key,
+                steps=[r[0] for r in rows],
+                values=[_null_to_nan(r[1]) for r in rows],
+                total_points=s.count,
+                downsampled=False,
+            )
+        n_buckets = max(1, max_points // 2)
+        width = -(-(hi - lo + 1) // n_buckets)  # ceil
+        level = max((lv for lv in ROLLUP_LEVELS if ROLLUP_BASE**lv <= width), default=0)
+        if level == 0:
+            # Fewer than 16 steps per output bucket: at most 8 * max_points raw rows.
+            raw = session.execute(
+                select(MetricPoint.step, MetricPoint.value).where(
+                    MetricPoint.run_id == run_id,
+                    MetricPoint.key == s.key,
+                    col(MetricPoint.step).between(lo, hi),
+                )
+            ).all()
+            parts: Iterable[tuple[int, int | None, float | None, int | None, float | None]] = (
+                (r[0], r[0], r[1], r[0], r[1]) for r in raw
+            )
+        else:
+            bw = ROLLUP_BASE**level
+            # Thousands of rows on a hot read path: fetched through the driver directly, which
+            # is several times cheaper per row than SQLAlchemy's result processing.
+            mark = self._mark
+            parts = (
+                session.connection()
+                .exec_driver_sql(
+                    "SELECT first_step, min_step, min_value, max_step, max_value "
+                    f"FROM metric_rollup WHERE run_id = {mark} AND key = {mark} AND level = {mark} "
+                    f"AND bucket BETWEEN {mark} AND {mark}",
+                    (run_id, s.key, level, lo // bw, hi // bw),
+                )
+                .all()
+            )
+        steps, values = merge_buckets(parts, lo, hi, width, n_buckets)
+        return Series(key=s.key, steps=steps, values=values, total_points=s.count, downsampled=True)
+
+    def iter_metric_batches(self, run_id: int, size: int = 10_000) -> Iterator[list[Any]]:
+        """Every point of a run, ordered by key then step, in batches of ``size`` rows (NaN as
+        None), for exports of any length. Straight from the driver's cursor (SQLAlchemy's row
+        processing doubled the time); on PostgreSQL a server-side cursor, so memory stays flat.
+        """
+        mark = self._mark
+        sql = (
+            "SELECT key, step, value, wall_time FROM metric_point "
+            f"WHERE run_id = {mark} ORDER BY key, step"
+        )
+        with self.engine.connect() as conn:
+            dbapi = conn.connection.dbapi_connection
+            assert dbapi is not None
+            named = {"name": "fitlens_export"} if self._dialect == "postgresql" else {}
+            cursor = dbapi.cursor(**named)
+            try:
+                cursor.execute(sql, (run_id,))
+                while batch := cursor.fetchmany(size):
+                    yield list(batch)
+            finally:
+                cursor.close()
+
+    def compare(
+        self, run_ids: Sequence[int], keys: Sequence[str], max_points: int
+    ) -> list[CompareRun]:
+        summary_keys = ("val_loss", "gap", "val_accuracy", "train_loss")
+        with Session(self.engine) as session:
+            runs = [self._run(session, i) for i in run_ids]
+            outs = self._run_outs(session, runs)
+            rows = session.execute(
+                select(MetricSeries).where(
+                    col(MetricSeries.run_id).in_(run_ids), col(MetricSeries.key).in_(summary_keys)
+                )
+            ).scalars()
+            by_run: dict[int, dict[str, MetricSeries]] = {}
+            for s in rows:
+                by_run.setdefault(s.run_id, {})[s.key] = s
+        result = []
+        for out in outs:
+            series = by_run.get(out.id, {})
+            val = series.get("val_loss")
+
+            def last(key: str, series: dict[str, MetricSeries] = series) -> float | None:
+                s = series.get(key)
+                return None if s is None else _null_to_nan(s.last_value)
+
+            result.append(
+                CompareRun(
+                    run=out,
+                    summary=RunSummary(
+                        best_epoch=val.min_step if val else None,
+                        min_val_loss=val.min_value if val else None,
+                        final_gap=last("gap"),
+                        final_val_accuracy=last("val_accuracy"),
+                        final_train_loss=last("train_loss"),
+                    ),
+                    series=self.get_curves(out.id, keys, max_points),
+                )
+            )
+        return result

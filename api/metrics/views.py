@@ -1,0 +1,176 @@
+"""Metric points in (the ingest hot path), curves out (downsampled keeping every spike), the
+CSV export, and comparisons of several runs.
+
+Shapes are ready for any plotting library: each series is ``steps`` (x) and ``values`` (y).
+Non-finite values are the strings "NaN", "Infinity", "-Infinity" (strict JSON has no NaN).
+
+Polled routes are async: the ETag check is one primary-key lookup, done on the event loop to
+spare a thread hop per poll; the real read runs in the threadpool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import ValidationError
+
+from api.core.deps import (
+    MAX_ID,
+    READ_TAGS,
+    WORKER_TAGS,
+    AttemptQuery,
+    RunId,
+    SettingsDep,
+    csv_list,
+    etag,
+    get_store,
+    not_modified,
+    run_ids,
+)
+from api.core.errors import error
+from api.core.http import GuardedRoute
+from api.core.schemas import IngestResult
+from api.metrics.schemas import METRIC_BATCH, Comparison, Curves
+from api.metrics.service import MetricStore
+from api.people.deps import PrincipalDep, UserDep
+from api.runs.schemas import with_links
+
+router = APIRouter(route_class=GuardedRoute)
+StoreDep = Annotated[MetricStore, Depends(get_store)]
+MaxPoints = Annotated[int, Query(ge=2, le=100_000, description="downsample above this")]
+
+
+@router.post(
+    "/runs/{run_id}/metrics",
+    tags=WORKER_TAGS,
+    response_model=IngestResult,
+    responses={409: {}, 413: {}, 404: {}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/MetricBatch"}}
+            },
+        }
+    },
+)
+async def post_metrics(
+    run_id: RunId,
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    attempt: AttemptQuery = None,
+) -> IngestResult | JSONResponse:
+    """A batch of (key, step, value, wall_time) points (body: MetricBatch). Re-posting a
+    (key, step) keeps one. NaN and +-Infinity are accepted as JSON tokens or strings."""
+    store.authorize_run(principal, run_id, "worker")
+    body = await request.body()
+    # Every point names its "key": counting them costs a scan of the bytes, while parsing an
+    # oversized batch first would cost hundreds of MB (bodies are bounded; their points too).
+    if body.count(b'"key"') > settings.max_metric_batch:
+        return error(413, f"points: more than {settings.max_metric_batch} points in one request")
+    try:
+        batch = METRIC_BATCH.validate_json(body)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from None
+    points = batch["points"]
+    if len(points) > settings.max_metric_batch:
+        return error(
+            413, f"points: {len(points)} points in one request; at most {settings.max_metric_batch}"
+        )
+    # The database work is blocking: keep it off the event loop.
+    accepted, duplicates, revision = await run_in_threadpool(
+        store.add_metrics, run_id, points, attempt
+    )
+    return IngestResult(accepted=accepted, duplicates=duplicates, revision=revision)
+
+
+@router.get(
+    "/runs/{run_id}/curves", response_model=Curves, responses={304: {}, 404: {}}, tags=READ_TAGS
+)
+async def curves(
+    run_id: RunId,
+    request: Request,
+    response: Response,
+    store: StoreDep,
+    principal: UserDep,
+    keys: Annotated[str | None, Query(description="comma-separated; default: every key")] = None,
+    max_points: MaxPoints = 1000,
+    start: Annotated[int | None, Query(ge=0, le=MAX_ID, description="first step (zoom)")] = None,
+    end: Annotated[int | None, Query(ge=0, le=MAX_ID, description="last step (zoom)")] = None,
+) -> Curves | Response:
+    """Per key: steps and values. Longer series are downsampled keeping each bucket's minimum
+    and maximum point, so a spike stays visible; ``start``/``end`` zoom to full resolution."""
+    revision = store.authorize_run(principal, run_id, "read")
+    tag = etag(request, str(revision))
+    if (cached := not_modified(request, tag)) is not None:
+        return cached
+    response.headers["ETag"] = tag
+    series = await run_in_threadpool(
+        store.get_curves, run_id, csv_list(keys, "keys") or None, max_points, start, end
+    )
+    return Curves(run_id=run_id, revision=revision, series=series)
+
+
+@router.get(
+    "/runs/{run_id}/metrics.csv",
+    response_class=StreamingResponse,
+    tags=READ_TAGS,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def metrics_csv(run_id: RunId, store: StoreDep, principal: UserDep) -> StreamingResponse:
+    """Every point, long format: key,step,value,wall_time (non-finite: nan, inf, -inf).
+    Streamed in blocks of 10,000 rows: memory stays flat whatever the run's length, and the
+    stream costs one thread hop per block, not per row."""
+    store.authorize_run(principal, run_id, "read")  # 404 before streaming starts
+
+    def blocks() -> Iterator[str]:
+        yield "key,step,value,wall_time\n"
+        for batch in store.iter_metric_batches(run_id):
+            # repr() writes inf and -inf as such; NaN is stored as NULL.
+            yield "".join(
+                [
+                    f"{key},{step},{'nan' if value is None else repr(value)},{wall_time!r}\n"
+                    for key, step, value, wall_time in batch
+                ]
+            )
+
+    return StreamingResponse(
+        blocks(),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="run-{run_id}-metrics.csv"'},
+    )
+
+
+@router.get("/compare", response_model=Comparison, responses={304: {}, 404: {}}, tags=READ_TAGS)
+async def compare(
+    request: Request,
+    response: Response,
+    store: StoreDep,
+    settings: SettingsDep,
+    principal: UserDep,
+    runs: Annotated[str, Query(description="comma-separated run ids")],
+    keys: Annotated[str, Query(description="comma-separated metric keys")] = "val_loss,train_loss",
+    max_points: MaxPoints = 1000,
+) -> Comparison | Response:
+    """Series of several runs side by side plus a summary row each: best epoch (lowest
+    val_loss), min val loss, final gap, final val accuracy."""
+    ids = run_ids(runs)
+    revisions = {i: store.authorize_run(principal, i, "read") for i in ids}
+    tag = etag(request, ",".join(f"{i}:{revisions[i]}" for i in ids))
+    if (cached := not_modified(request, tag)) is not None:
+        return cached
+    response.headers["ETag"] = tag
+    key_list = csv_list(keys, "keys")
+    compared = await run_in_threadpool(store.compare, ids, key_list, max_points)
+    for item in compared:
+        item.run = with_links(item.run, settings.api_prefix)
+    return Comparison(keys=key_list, runs=compared)

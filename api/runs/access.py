@@ -1,0 +1,166 @@
+"""Reaching a run: who may touch it, its row under lock, its revision, its API shape.
+
+Every domain that keeps data of a run builds its store on RunAccess, so the rules of a run's
+data are written once: a run another team's member cannot see is NotFound, data only goes to a
+run that is still open and to its current attempt, and each change bumps the run's revision
+(the ETags' basis).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+from sqlmodel import Session, col
+
+from api.core.exceptions import Conflict, Forbidden, NotFound
+from api.core.store import StoreBase
+from api.people.auth import WRITE_ROLES, Principal
+from api.people.models import Project, User
+from api.runs.models import FINISHED, Run, RunEvent, RunTag
+from api.runs.schemas import Progress, RunOut
+
+
+class RunAccess(StoreBase):
+    def get_run(self, run_id: int) -> RunOut:
+        with Session(self.engine) as session:
+            return self._run_out(session, self._run(session, run_id))
+
+    def run_revision(self, run_id: int) -> int:
+        """The cheapest possible read, for ETag checks."""
+        with self.engine.connect() as conn:
+            rev = conn.execute(_RUN_REVISION, {"run_id": run_id}).scalar()
+        if rev is None:
+            raise NotFound(f"run {run_id} not found")
+        return int(rev)
+
+    def authorize_run(self, principal: Principal, run_id: int, need: str) -> int:
+        """Check that ``principal`` may ``need`` ("read", "write", "owner" or "worker") run
+        ``run_id``;
+        returns the run's revision (so an ETag check costs no second query). A run the caller
+        cannot see is NotFound, never Forbidden: its existence does not leak."""
+        with self.engine.connect() as conn:
+            row = conn.execute(_RUN_ACCESS, {"run_id": run_id}).first()
+        missing = NotFound(f"run {run_id} not found")
+        if row is None:
+            raise missing
+        revision, team_id = int(row[0]), row[1]
+        if principal.is_worker:
+            if principal.run_id != run_id:
+                raise missing
+            if need == "write":
+                raise Forbidden("a worker token can only report on its run")
+            return revision
+        role = principal.roles.get(team_id)
+        if role is None:
+            raise missing
+        if need == "owner" and role != "owner":
+            raise Forbidden(f"you are a {role} of this run's team: only its owners may do this")
+        if need != "read" and role not in WRITE_ROLES:
+            raise Forbidden(f"you are a {role} of this run's team: read only")
+        return revision
+
+    def _run(self, session: Session, run_id: int, lock: bool = False) -> Run:
+        if lock:
+            # A no-op write takes the lock before anything is read: the run's row lock in
+            # PostgreSQL, the database write lock in SQLite. Writers to one run then go one at a
+            # time, so what they read stays true until they commit.
+            session.execute(update(Run).where(col(Run.id) == run_id).values(revision=Run.revision))
+        query = select(Run).where(Run.id == run_id)
+        run = session.execute(query).scalars().first()
+        if run is None:
+            raise NotFound(f"run {run_id} not found")
+        return run
+
+    def _writable_run(
+        self, session: Session, run_id: int, lock: bool = False, attempt: int | None = None
+    ) -> Run:
+        run = self._run(session, run_id, lock=lock)
+        if run.status in FINISHED:
+            raise Conflict(f"run {run_id} is {run.status}; it takes no more data")
+        self._check_attempt(run, attempt)
+        return run
+
+    def _bump(self, session: Session, run_id: int) -> int:
+        session.execute(update(Run).where(col(Run.id) == run_id).values(revision=Run.revision + 1))
+        return self._revision(session, run_id)
+
+    def _revision(self, session: Session, run_id: int) -> int:
+        return int(session.execute(select(Run.revision).where(Run.id == run_id)).scalar_one())
+
+    def _event(
+        self, session: Session, run_id: int, kind: str, step: int | None, payload: dict[str, Any]
+    ) -> None:
+        session.add(
+            RunEvent(
+                run_id=run_id, kind=kind, step=step, payload_json=json.dumps(payload, default=str)
+            )
+        )
+
+    @staticmethod
+    def _check_attempt(run: Run, attempt: int | None) -> None:
+        if attempt is not None and attempt != run.attempt:
+            raise Conflict(f"run {run.id} is on attempt {run.attempt}; attempt {attempt} is stale")
+
+    def _run_out(self, session: Session, run: Run) -> RunOut:
+        return self._run_outs(session, [run])[0]
+
+    def _run_outs(self, session: Session, runs: Sequence[Run]) -> list[RunOut]:
+        ids = [r.id for r in runs]
+        tags: dict[int, list[str]] = {}
+        projects: dict[int, str] = {}
+        users: dict[int | None, str] = {}
+        if ids:
+            for run_id, tag in session.execute(
+                select(RunTag.run_id, RunTag.tag)
+                .where(col(RunTag.run_id).in_(ids))
+                .order_by(RunTag.tag)
+            ):
+                tags.setdefault(run_id, []).append(tag)
+            creators = {r.created_by_id for r in runs if r.created_by_id is not None}
+            users = dict(
+                session.execute(select(User.id, User.name).where(col(User.id).in_(creators))).all()
+            )
+            pids = {r.project_id for r in runs}
+            for pid, name in session.execute(
+                select(Project.id, Project.name).where(col(Project.id).in_(pids))
+            ):
+                projects[pid] = name
+        return [
+            RunOut(
+                id=r.id or 0,
+                project=projects.get(r.project_id, ""),
+                name=r.name,
+                created_by=users.get(r.created_by_id),
+                status=r.status,
+                spec=json.loads(r.spec_json),
+                spec_hash=r.spec_hash,
+                tags=tags.get(r.id or 0, []),
+                notes=r.notes,
+                created_at=r.created_at,
+                started_at=r.started_at,
+                finished_at=r.finished_at,
+                heartbeat_at=r.heartbeat_at,
+                worker_host=r.worker_host,
+                device=r.device,
+                progress=Progress(epoch=r.progress_epoch, epochs=r.progress_total),
+                failure_reason=r.failure_reason,
+                attempt=r.attempt,
+                revision=r.revision,
+                enqueued_at=r.enqueued_at,
+                environment=json.loads(r.environment_json) if r.environment_json else None,
+                diverged_epoch=r.diverged_epoch,
+            )
+            for r in runs
+        ]
+
+
+# Built once: constructing the statement costs more than running it (it runs on every request).
+_RUN_REVISION = select(Run.revision).where(col(Run.id) == bindparam("run_id"))
+_RUN_ACCESS = (
+    select(Run.revision, Project.team_id)
+    .join(Project, col(Project.id) == Run.project_id)
+    .where(col(Run.id) == bindparam("run_id"))
+)

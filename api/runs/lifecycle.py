@@ -1,0 +1,230 @@
+"""A run's life after submission: status reports (attempts), the reaper, retries, and delivery
+to the queue (the database is the source of truth; api.runs.delivery reconciles the queue).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table, and_, delete, or_, select, update
+from sqlmodel import Session, SQLModel, col
+
+from api.core.db import utcnow
+from api.core.exceptions import Conflict
+from api.people.tokens import mint_worker_token, revoke_worker_tokens
+from api.runs.access import RunAccess
+from api.runs.models import FINISHED, Run, RunEvent
+from api.runs.schemas import RunOut, StatusUpdate
+
+
+def run_tables(attempt_data_only: bool = False) -> list[Table]:
+    """The tables holding a run's data (a ``run_id`` column), however many domains keep them;
+    with ``attempt_data_only``, those of one attempt (api.core.db.attempt_data)."""
+    return [
+        table
+        for table in SQLModel.metadata.sorted_tables
+        if "run_id" in table.c and (not attempt_data_only or table.info.get("attempt_data"))
+    ]
+
+
+def _due_for_delivery(cutoff: datetime) -> Any:
+    """Queued, and never handed over (or the hand-over failed), or handed over before cutoff."""
+    return and_(
+        Run.status == "queued",
+        or_(col(Run.enqueued_at).is_(None), col(Run.enqueued_at) < cutoff),
+    )
+
+
+class RunLifecycle(RunAccess):
+    def set_status(self, run_id: int, update: StatusUpdate) -> RunOut:
+        """Worker-reported transitions. ``running`` starts a new attempt (from ``queued`` only);
+        later posts name that attempt, so a redelivered or zombie worker cannot write into it."""
+        now = utcnow()
+        with Session(self.engine) as session:
+            run = self._run(session, run_id, lock=True)
+            if run.status in FINISHED:
+                if run.status == update.status:  # a retried final post: already done
+                    return self._run_out(session, run)
+                raise Conflict(f"run {run_id} is {run.status}; it cannot become {update.status}")
+            if update.status == "running":
+                if run.status == "running":
+                    if update.attempt == run.attempt:  # a retried start
+                        return self._run_out(session, run)
+                    raise Conflict(f"run {run_id} is already running (attempt {run.attempt})")
+                run.attempt += 1
+                run.started_at = now
+                run.worker_host = update.worker_host
+                run.device = update.device
+                run.environment_json = (
+                    json.dumps(update.environment) if update.environment else None
+                )
+                run.status = "running"
+                self._event(
+                    session,
+                    run_id,
+                    "status",
+                    None,
+                    {
+                        "status": "running",
+                        "attempt": run.attempt,
+                        "worker_host": update.worker_host,
+                        "device": update.device,
+                    },
+                )
+            else:
+                if update.status in ("heartbeat", "succeeded") and run.status != "running":
+                    raise Conflict(f"run {run_id} is {run.status}, not running")
+                self._check_attempt(run, update.attempt)
+                if update.status in ("succeeded", "failed"):
+                    run.status = update.status
+                    run.finished_at = now
+                    run.failure_reason = update.reason if update.status == "failed" else None
+                    self._event(
+                        session,
+                        run_id,
+                        "status",
+                        None,
+                        {"status": update.status, "reason": update.reason, "attempt": run.attempt},
+                    )
+            if update.epoch is not None:
+                run.progress_epoch = update.epoch
+            if update.epochs is not None:
+                run.progress_total = update.epochs
+            run.heartbeat_at = now
+            run.revision += 1
+            session.commit()
+            return self._run_out(session, run)
+
+    def reap_stale(self, timeout_s: float, max_attempts: int) -> list[int]:
+        """Runs whose worker went silent (no heartbeat for ``timeout_s``) do not stay running:
+        with attempts left they go back to ``queued`` with their data cleared, to be delivered
+        again by the reconciler (``claim_delivery``); otherwise they fail with the reason.
+        Returns the ids of the requeued runs. The caller decides whether the API has been
+        listening long enough to judge silence at all (api.runs.delivery)."""
+        cutoff = utcnow() - timedelta(seconds=timeout_s)
+        requeued = []
+        with Session(self.engine) as session:
+            stale = (
+                session.execute(
+                    select(Run.id).where(Run.status == "running", col(Run.heartbeat_at) < cutoff)
+                )
+                .scalars()
+                .all()
+            )
+        for run_id in stale:
+            with Session(self.engine) as session:
+                run = self._run(session, run_id, lock=True)
+                if (
+                    run.status != "running"
+                    or run.heartbeat_at is None
+                    or run.heartbeat_at >= cutoff
+                ):
+                    continue  # it moved on while we looked
+                silent = f"no heartbeat from {run.worker_host or 'its worker'} for {timeout_s:g}s"
+                if run.attempt < max_attempts:
+                    reason = f"worker lost ({silent}) in attempt {run.attempt}; requeued"
+                    self._back_to_queue(session, run, reason)
+                    requeued.append(run_id)
+                else:
+                    run.status = "failed"
+                    run.finished_at = utcnow()
+                    run.failure_reason = (
+                        f"worker lost ({silent}) in attempt {run.attempt} of "
+                        f"{max_attempts}; not retried"
+                    )
+                    self._event(
+                        session,
+                        run_id,
+                        "status",
+                        None,
+                        {"status": "failed", "reason": run.failure_reason, "attempt": run.attempt},
+                    )
+                run.revision += 1
+                session.commit()
+        return requeued
+
+    def retry_run(self, run_id: int, who: str) -> RunOut:
+        """A failed or cancelled run, or one stuck in the queue, goes back to the queue as a new
+        attempt with its partial data cleared; the event says who asked."""
+        with Session(self.engine) as session:
+            run = self._run(session, run_id, lock=True)
+            if run.status in ("running", "succeeded"):
+                raise Conflict(
+                    f"run {run_id} is {run.status}; only failed, cancelled or queued "
+                    "runs can be retried"
+                )
+            self._back_to_queue(session, run, f"retry asked by {who}", {"asked_by": who})
+            run.finished_at = None
+            run.failure_reason = None
+            run.revision += 1
+            session.commit()
+            return self._run_out(session, run)
+
+    def _back_to_queue(
+        self, session: Session, run: Run, reason: str, extra: dict[str, Any] | None = None
+    ) -> None:
+        """Queued again, to start from scratch: its data cleared, its workers' tokens revoked
+        (a lost worker that wakes up cannot write), and not handed over yet."""
+        assert run.id is not None
+        self._clear_data(session, run.id)
+        run.status = "queued"
+        run.started_at = run.heartbeat_at = None
+        run.worker_host = run.device = None
+        run.progress_epoch = 0
+        run.enqueued_at = None
+        run.diverged_epoch = None
+        self._event(
+            session,
+            run.id,
+            "status",
+            None,
+            {"status": "queued", "reason": reason, "attempt": run.attempt, **(extra or {})},
+        )
+        revoke_worker_tokens(session, run.id)
+
+    # ---- delivery: the database is the source of truth, the queue is reconciled with it ----
+
+    def due_deliveries(self, redeliver_after_s: float, limit: int = 100) -> list[int]:
+        """Queued runs never handed to the queue (or whose hand-over failed), and those handed
+        over so long ago that the message must have been lost (no worker claimed them)."""
+        due = _due_for_delivery(utcnow() - timedelta(seconds=redeliver_after_s))
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(Run.id).where(due).order_by(Run.id).limit(limit))
+            return [int(r) for r in rows.scalars()]
+
+    def claim_delivery(self, run_id: int, redeliver_after_s: float) -> tuple[str, str] | None:
+        """Mark a due run as handed over, now, and mint the token its worker will get; (spec
+        JSON, token), or None if another API process claimed it first or it is no longer due.
+        One conditional UPDATE decides, so several API processes never send it twice at once
+        (a duplicate would be harmless anyway: the attempt rule lets one worker start it)."""
+        now = utcnow()
+        due = _due_for_delivery(now - timedelta(seconds=redeliver_after_s))
+        with Session(self.engine) as session:
+            claimed = session.execute(
+                update(Run).where(col(Run.id) == run_id, due).values(enqueued_at=now)
+            )
+            if not claimed.rowcount:
+                return None
+            spec_json = session.execute(select(Run.spec_json).where(Run.id == run_id)).scalar_one()
+            token = mint_worker_token(session, run_id)
+            session.commit()
+        return spec_json, token
+
+    def undo_delivery(self, run_id: int) -> None:
+        """The hand-over failed (the broker was away): due again at the next reconciliation."""
+        with Session(self.engine) as session:
+            session.execute(
+                update(Run)
+                .where(col(Run.id) == run_id, Run.status == "queued")
+                .values(enqueued_at=None)
+            )
+            session.commit()
+
+    def _clear_data(self, session: Session, run_id: int) -> None:
+        for table in run_tables(attempt_data_only=True):
+            session.execute(delete(table).where(table.c.run_id == run_id))
+        session.execute(
+            delete(RunEvent).where(RunEvent.run_id == run_id, RunEvent.kind != "status")
+        )

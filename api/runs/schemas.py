@@ -1,0 +1,186 @@
+"""What the run endpoints take and answer: jobs, runs, status reports and events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, model_validator
+
+from api.core.schemas import In, Step, Text
+from api.runs.models import RunStatus
+from trainer.spec import JobSpec
+
+Tag = Annotated[Text, Field(min_length=1, max_length=100, pattern=r"^[^,\s][^,]*$")]
+
+
+class JobCreate(In):
+    spec: JobSpec = Field(default_factory=JobSpec)
+    project: Text = Field(default="", max_length=200, description="empty: the default project")
+    team: Text | None = Field(
+        default=None,
+        max_length=100,
+        description="team of a new project; needed only when you write to several teams",
+    )
+    name: Text | None = Field(default=None, max_length=200)
+    tags: list[Tag] = Field(default_factory=list, max_length=50)
+    notes: Text = Field(default="", max_length=10_000)
+
+
+class RunPatch(In):
+    name: Text | None = Field(default=None, min_length=1, max_length=200)
+    tags: list[Tag] | None = Field(default=None, max_length=50)
+    notes: Text | None = Field(default=None, max_length=10_000)
+
+
+class Progress(BaseModel):
+    epoch: int
+    epochs: int
+
+
+class RunLinks(BaseModel):
+    self: str
+    curves: str
+    histograms: str
+    evaluation: str
+    events: str
+    metrics_csv: str
+
+
+class RunOut(BaseModel):
+    id: int
+    project: str
+    name: str
+    created_by: str | None  # who submitted it
+    status: RunStatus
+    spec: dict[str, Any]
+    spec_hash: str
+    tags: list[str]
+    notes: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    worker_host: str | None
+    device: str | None
+    progress: Progress
+    failure_reason: str | None
+    attempt: int
+    revision: int
+    # When the run was last handed to the queue (null: not yet; the API keeps trying).
+    enqueued_at: datetime | None = None
+    # Versions and hardware of the attempt: python, torch, fitlens, git commit, device, ...
+    environment: dict[str, str] | None = None
+    # The first epoch with a non-finite loss, when the run diverged.
+    diverged_epoch: int | None = None
+    links: RunLinks | None = None
+
+
+class RunPage(BaseModel):
+    items: list[RunOut]
+    next_cursor: str | None
+
+
+def with_links(run: RunOut, prefix: str) -> RunOut:
+    """The run with the addresses of what it holds (``prefix``: the API's, e.g. /api/v1)."""
+    base = f"{prefix}/runs/{run.id}"
+    return run.model_copy(
+        update={
+            "links": RunLinks(
+                self=base,
+                curves=f"{base}/curves",
+                histograms=f"{base}/histograms",
+                evaluation=f"{base}/evaluation",
+                events=f"{base}/events",
+                metrics_csv=f"{base}/metrics.csv",
+            )
+        }
+    )
+
+
+# ---- what workers report ----
+
+
+MAX_REASON = 10_000
+
+
+def _storable_reason(value: object) -> object:
+    # How a run ended must always be recordable: NULs dropped, long reasons cut, never a 422
+    # that would leave the run without its real cause.
+    if isinstance(value, str):
+        value = value.replace("\x00", "")
+        if len(value) > MAX_REASON:
+            value = value[: MAX_REASON - 1] + "…"
+    return value
+
+
+EnvironmentKey = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[a-z0-9_.]+$")]
+
+
+class StatusUpdate(In):
+    status: Literal["running", "heartbeat", "succeeded", "failed"]
+    worker_host: Text | None = Field(default=None, max_length=200)
+    device: Text | None = Field(default=None, max_length=200)
+    epoch: int | None = Field(default=None, ge=0, le=1_000_000)
+    epochs: int | None = Field(default=None, ge=0, le=1_000_000)
+    reason: Annotated[Text | None, BeforeValidator(_storable_reason)] = Field(
+        default=None, max_length=MAX_REASON
+    )
+    # With "running": what the attempt runs on (python, torch, fitlens, git_commit, device...).
+    environment: dict[EnvironmentKey, Annotated[Text, Field(max_length=200)]] | None = Field(
+        default=None, max_length=32
+    )
+    # The attempt a worker got from its "running" post; later posts name it (stale ones: 409).
+    attempt: int | None = Field(default=None, ge=1, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _reason_for_failure(self) -> StatusUpdate:
+        if self.status == "failed" and not self.reason:
+            raise ValueError("reason: a failed run needs a reason")
+        return self
+
+
+class StatusOut(BaseModel):
+    id: int
+    status: RunStatus
+    attempt: int
+    revision: int
+
+
+# ---- events ----
+
+
+def _shallow(value: dict[str, Any]) -> dict[str, Any]:
+    # A free-form payload is stored as JSON and served back: keep it shallow enough to read.
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_PAYLOAD_DEPTH:
+            raise ValueError(f"nested more than {MAX_PAYLOAD_DEPTH} levels deep")
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        stack.extend((child, depth + 1) for child in children)
+    return value
+
+
+MAX_PAYLOAD_DEPTH = 16
+
+
+class EventIn(In):
+    # lr_change: payload old_lr, new_lr, reason; diverged: the first epoch with a non-finite
+    # loss (payload: the reason), which also marks the run (RunOut.diverged_epoch).
+    kind: Literal["lr_change", "diverged"]
+    step: Step
+    payload: Annotated[dict[str, Any], AfterValidator(_shallow)] = Field(default_factory=dict)
+
+
+class EventBatch(In):
+    events: list[EventIn] = Field(max_length=1000)
+
+
+class EventOut(BaseModel):
+    kind: str
+    step: int | None
+    payload: dict[str, Any]
+    created_at: datetime

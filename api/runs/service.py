@@ -1,0 +1,260 @@
+"""Runs: jobs in as queued runs (filed in a project of the caller's team), listed, edited,
+cancelled and deleted, and the events that tell a run's story (status changes, learning-rate
+cuts, divergence).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col
+
+from api.core.db import utcnow
+from api.core.exceptions import Conflict, Forbidden, Invalid, NotFound
+from api.people.auth import WRITE_ROLES, Principal
+from api.people.models import Project, Team, User
+from api.people.tokens import mint_worker_token
+from api.runs.filters import SORTS, RunFilter, decode_cursor, encode_cursor, parse_where
+from api.runs.lifecycle import RunLifecycle, run_tables
+from api.runs.models import FINISHED, Run, RunEvent, RunTag
+from api.runs.schemas import EventIn, EventOut, RunOut, RunPatch
+from trainer.spec import JobSpec
+
+
+class RunStore(RunLifecycle):
+    def create_run(
+        self,
+        spec: JobSpec,
+        project: str,
+        name: str | None,
+        tags: Sequence[str],
+        notes: str,
+        principal: Principal,
+        team: str | None = None,
+    ) -> tuple[RunOut, str]:
+        """Store a queued run; returns it and the run's worker token (shown once, never stored
+        in clear): the only credential its worker gets."""
+        project = project or self.default_project
+        with Session(self.engine) as session:
+            project_id = self._project_for(session, project, principal, team)
+            model = spec.model
+            run = Run(
+                project_id=project_id,
+                created_by_id=principal.user_id,
+                name=name or "",
+                status="queued",
+                spec_json=spec.canonical_json(),
+                spec_hash=spec.spec_hash(),
+                notes=notes,
+                task=spec.task,
+                dataset=spec.dataset.name,
+                model_kind=model.kind,
+                optimizer=spec.optimizer.name,
+                lr=spec.optimizer.lr,
+                weight_decay=spec.optimizer.weight_decay,
+                dropout=max(model.dropout, getattr(model, "input_dropout", 0.0)),
+                l1=spec.regularization.l1,
+                l2=spec.regularization.l2,
+                lr_schedule=spec.lr_schedule.kind,
+                early_stopping=spec.early_stopping is not None,
+                epochs=spec.epochs,
+                batch_size=spec.batch_size,
+                seed=spec.seed,
+                progress_total=spec.epochs,
+                enqueued_at=utcnow(),  # the caller hands it over next (else: undo_delivery)
+            )
+            session.add(run)
+            session.flush()
+            assert run.id is not None
+            if not name:
+                run.name = f"run-{run.id}"
+            for tag in dict.fromkeys(tags):
+                session.add(RunTag(run_id=run.id, tag=tag))
+            self._event(session, run.id, "status", None, {"status": "queued"})
+            token = mint_worker_token(session, run.id)
+            session.commit()
+            return self._run_out(session, run), token
+
+    def _project_for(
+        self, session: Session, name: str, principal: Principal, team: str | None
+    ) -> int:
+        """The project to file a new run in: by name among the projects of the caller's teams
+        (of ``team`` when given), or a new one in the caller's team. Names are unique per team,
+        so ``team`` is needed only when several of the caller's teams could be meant."""
+        team_id: int | None = None
+        if team is not None:
+            team_id = session.execute(select(Team.id).where(Team.name == team)).scalar()
+            if team_id is None or team_id not in principal.roles:
+                raise NotFound(f"team {team!r} not found")
+        teams = [team_id] if team_id is not None else principal.teams()
+        found = session.execute(
+            select(Project.id, Project.team_id).where(
+                Project.name == name, col(Project.team_id).in_(teams)
+            )
+        ).all()
+        if len(found) > 1:
+            raise Invalid("team", f"several of your teams have a project {name!r}: name the team")
+        if found:
+            team_id = int(found[0][1])
+        elif team_id is None:
+            writable = principal.teams(write=True)
+            if not writable:
+                raise Forbidden("you are not an owner or member of any team")
+            if len(writable) > 1:
+                raise Invalid("team", f"name the team for the new project {name!r}")
+            team_id = writable[0]
+        role = principal.roles[team_id]
+        if role not in WRITE_ROLES:
+            raise Forbidden(f"you are a {role} of project {name!r}'s team: read only")
+        if found:
+            return int(found[0][0])
+        try:
+            with session.begin_nested():
+                new = Project(name=name, team_id=team_id)
+                session.add(new)
+            assert new.id is not None
+            return new.id
+        except IntegrityError:  # created concurrently by another request: use that one
+            return int(
+                session.execute(
+                    select(Project.id).where(Project.name == name, Project.team_id == team_id)
+                ).scalar_one()
+            )
+
+    def list_runs(
+        self,
+        filters: RunFilter,
+        sort: str = "-created_at",
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> tuple[list[RunOut], str | None]:
+        if sort not in SORTS:
+            raise Invalid("sort", f"must be one of {sorted(SORTS)}")
+        field = sort.lstrip("-")
+        descending = sort.startswith("-")
+        column = {"created_at": Run.created_at, "name": Run.name, "id": Run.id}[field]
+        query = select(Run).join(Project, col(Project.id) == Run.project_id)
+        if filters.teams is not None:
+            query = query.where(col(Project.team_id).in_(filters.teams))
+        if filters.project:
+            query = query.where(Project.name == filters.project)
+        if filters.created_by:
+            query = query.join(User, col(User.id) == Run.created_by_id).where(
+                User.name == filters.created_by
+            )
+        if filters.status:
+            query = query.where(col(Run.status).in_(filters.status))
+        for tag in filters.tags:
+            query = query.where(
+                select(RunTag.run_id).where(RunTag.run_id == Run.id, RunTag.tag == tag).exists()
+            )
+        if filters.name:
+            query = query.where(func.lower(Run.name).contains(filters.name.lower()))
+        if filters.created_after:
+            query = query.where(Run.created_at >= filters.created_after)
+        if filters.created_before:
+            query = query.where(Run.created_at < filters.created_before)
+        if filters.spec_hash:
+            query = query.where(Run.spec_hash == filters.spec_hash)
+        for clause in parse_where(filters.where):
+            query = query.where(clause)
+        if cursor:
+            value, last_id = decode_cursor(cursor, field)
+            key = tuple_(column, Run.id)
+            query = query.where(key < (value, last_id) if descending else key > (value, last_id))
+        order = (column.desc(), col(Run.id).desc()) if descending else (column, col(Run.id))
+        query = query.order_by(*order).limit(limit + 1)
+        with Session(self.engine) as session:
+            runs = list(session.execute(query).scalars())
+            page = runs[:limit]
+            outs = self._run_outs(session, page)
+        next_cursor = None
+        if len(runs) > limit:
+            last = page[-1]
+            next_cursor = encode_cursor(getattr(last, field), last.id)
+        return outs, next_cursor
+
+    def update_run(self, run_id: int, patch: RunPatch) -> RunOut:
+        with Session(self.engine) as session:
+            run = self._run(session, run_id)
+            if patch.name is not None:
+                run.name = patch.name
+            if patch.notes is not None:
+                run.notes = patch.notes
+            if patch.tags is not None:
+                session.execute(delete(RunTag).where(col(RunTag.run_id) == run_id))
+                for tag in dict.fromkeys(patch.tags):
+                    session.add(RunTag(run_id=run_id, tag=tag))
+            run.revision += 1
+            session.commit()
+            return self._run_out(session, run)
+
+    def cancel_run(self, run_id: int) -> RunOut:
+        with Session(self.engine) as session:
+            run = self._run(session, run_id, lock=True)
+            if run.status == "cancelled":
+                return self._run_out(session, run)
+            if run.status in FINISHED:
+                raise Conflict(f"run {run_id} already {run.status}; nothing to cancel")
+            run.status = "cancelled"
+            run.finished_at = utcnow()
+            run.failure_reason = "cancelled by user"
+            run.revision += 1
+            self._event(session, run_id, "status", None, {"status": "cancelled"})
+            session.commit()
+            return self._run_out(session, run)
+
+    def delete_run(self, run_id: int) -> None:
+        """The run and everything it holds, its worker token included (a worker still training
+        it gets 401 at its next post, and stops). Explicit deletes, not only ON DELETE CASCADE,
+        so a database with foreign keys off loses nothing to orphans either."""
+        with Session(self.engine) as session:
+            self._run(session, run_id, lock=True)
+            for table in run_tables():
+                session.execute(delete(table).where(table.c.run_id == run_id))
+            session.execute(delete(Run).where(col(Run.id) == run_id))
+            session.commit()
+
+    def add_events(self, run_id: int, events: Sequence[EventIn], attempt: int | None = None) -> int:
+        with Session(self.engine) as session:
+            run = self._writable_run(session, run_id, attempt=attempt)
+            existing = {
+                (k, s)
+                for k, s in session.execute(
+                    select(RunEvent.kind, RunEvent.step).where(RunEvent.run_id == run_id)
+                ).all()
+            }
+            added = 0
+            for e in events:
+                if (e.kind, e.step) in existing:
+                    continue  # idempotent: one event per (kind, step)
+                existing.add((e.kind, e.step))
+                self._event(session, run_id, e.kind, e.step, e.payload)
+                first = run.diverged_epoch is None or e.step < run.diverged_epoch
+                if e.kind == "diverged" and first:
+                    run.diverged_epoch = e.step
+                added += 1
+            if added:
+                self._bump(session, run_id)
+            session.commit()
+        return added
+
+    def get_events(self, run_id: int, kind: str | None) -> list[EventOut]:
+        with Session(self.engine) as session:
+            self._run(session, run_id)
+            query = select(RunEvent).where(RunEvent.run_id == run_id)
+            if kind:
+                query = query.where(RunEvent.kind == kind)
+            rows = session.execute(query.order_by(RunEvent.id)).scalars()
+            return [
+                EventOut(
+                    kind=r.kind,
+                    step=r.step,
+                    payload=json.loads(r.payload_json),
+                    created_at=r.created_at,
+                )
+                for r in rows
+            ]

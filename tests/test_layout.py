@@ -1,0 +1,102 @@
+"""The layout the code keeps (issue 11): one package per domain in api/, dependencies between
+them running one way, every module short enough to read in one sitting."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("api", "trainer", "worker", "stack")
+DOMAINS = ("core", "people", "runs", "metrics", "histograms", "evaluation")
+
+# What each api domain may import from the others: core under everything; people under runs;
+# runs under the domains that keep a run's data. Views of those domains ask people only who is
+# asking (api.people.deps). The one way back: authenticating a worker token reads its run's
+# status in the same query (api.people.tokens -> api.runs.models).
+ALLOWED: dict[str, set[str]] = {
+    "core": set(),
+    "people": {"api.core", "api.runs.models"},
+    "runs": {"api.core", "api.people"},
+    "metrics": {"api.core", "api.runs", "api.people.deps"},
+    "histograms": {"api.core", "api.runs", "api.people.deps"},
+    "evaluation": {"api.core", "api.runs", "api.people.deps"},
+}
+
+
+def _modules(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+def _imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_module_is_over_400_lines(package: str) -> None:
+    long = {
+        str(p.relative_to(ROOT)): n
+        for p in _modules(package)
+        if (n := len(p.read_text().splitlines())) > 400
+    }
+    assert not long
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_domains_depend_one_way(domain: str) -> None:
+    allowed = ALLOWED[domain] | {f"api.{domain}"}
+    wrong = {}
+    for path in _modules(f"api/{domain}"):
+        outside = {
+            m
+            for m in _imports(path)
+            if m.startswith("api.") and not any(m == a or m.startswith(a + ".") for a in allowed)
+        }
+        if outside:
+            wrong[str(path.relative_to(ROOT))] = sorted(outside)
+    assert not wrong
+
+
+def test_trainer_and_worker_keep_their_doors() -> None:
+    """trainer imports no web or queue code; worker and stack never import the API."""
+    for package, banned in (
+        ("trainer", ("api", "worker", "fastapi", "celery", "httpx", "sqlalchemy")),
+        ("worker", ("api",)),
+        ("stack", ("api", "worker", "trainer")),
+    ):
+        for path in _modules(package):
+            bad = {m for m in _imports(path) if m.split(".")[0] in banned}
+            assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+def test_every_table_of_run_data_is_found() -> None:
+    """Deleting a run empties every table with a run_id column, and a retry clears one
+    attempt's data, whichever domain keeps it (api.runs.lifecycle.run_tables)."""
+    import api.models  # noqa: F401 - every domain's tables
+    from api.runs.lifecycle import run_tables
+
+    assert {t.name for t in run_tables()} == {
+        "api_token",
+        "evaluation",
+        "histogram",
+        "metric_point",
+        "metric_rollup",
+        "metric_series",
+        "run_event",
+        "runtag",
+    }
+    assert {t.name for t in run_tables(attempt_data_only=True)} == {
+        "evaluation",
+        "histogram",
+        "metric_point",
+        "metric_rollup",
+        "metric_series",
+    }

@@ -69,3 +69,17 @@ def test_door_bench_prints_each_answer_and_the_memory_it_cost() -> None:
     rows = re.findall(r"answered (\w+)\s+peak memory \+\s*([\d.]+) MiB", out)
     assert [status for status, _ in rows] == ["401", "413", "413"], out
     assert float(rows[0][1]) < 20, out  # the anonymous upload was never read
+
+
+def test_ab_reads_every_figure_of_a_line_by_its_words() -> None:
+    from bench.ab import figures
+
+    found = figures(
+        "database: sqlite (file, WAL)\n"
+        "ingest rate: 119,002 points/s   (request p50 74 ms, max 186 ms)\n"
+        "curves, 1,000,000 -> 1000 points: p50 28.9 ms\n"
+    )
+    assert found == {
+        "ingest rate: # points/s   (request p# # ms, max # ms)": [119002.0, 50.0, 74.0, 186.0],
+        "curves, # -> # points: p# # ms": [1000000.0, 1000.0, 50.0, 28.9],
+    }

@@ -38,9 +38,8 @@ class RunAccess(StoreBase):
 
     def authorize_run(self, principal: Principal, run_id: int, need: str) -> int:
         """Check that ``principal`` may ``need`` ("read", "write", "owner" or "worker") run
-        ``run_id``;
-        returns the run's revision (so an ETag check costs no second query). A run the caller
-        cannot see is NotFound, never Forbidden: its existence does not leak."""
+        ``run_id``; returns the run's revision (so an ETag check costs no second query). A run
+        the caller cannot see is NotFound, never Forbidden: its existence does not leak."""
         with self.engine.connect() as conn:
             row = conn.execute(_RUN_ACCESS, {"run_id": run_id}).first()
         missing = NotFound(f"run {run_id} not found")

@@ -2,7 +2,7 @@
 
 The one module that knows every domain (with api.store and api.models); the domains do not
 import it, so their dependencies keep running one way: people <- runs <- metrics, histograms,
-evaluation, and core under them all.
+evaluation <- diagnosis (metrics'), and core under them all.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from api.core.db import make_engine
 from api.core.errors import SafeJSONResponse, error, install_error_handlers
 from api.core.http import GuardedRoute, RequestGuard
 from api.core.schemas import ErrorBody
+from api.diagnosis import views as diagnosis
 from api.evaluation import views as evaluation
 from api.histograms import views as histograms
 from api.metrics import views as metrics
@@ -77,7 +78,7 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     )
     install_error_handlers(app)
     api = APIRouter(prefix=settings.api_prefix, route_class=GuardedRoute)
-    for module in (runs, metrics, histograms, evaluation, people):
+    for module in (runs, metrics, histograms, evaluation, diagnosis, people):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)

@@ -7,7 +7,7 @@ from api.evaluation.models import Evaluation
 from api.histograms.models import Histogram
 from api.metrics.models import MetricPoint, MetricRollup, MetricSeries
 from api.people.models import ApiToken, Invitation, Membership, Project, Team, User
-from api.runs.models import Run, RunEvent, RunTag
+from api.runs.models import Run, RunDiagnosis, RunEvent, RunTag
 
 __all__ = [
     "ApiToken",
@@ -20,6 +20,7 @@ __all__ = [
     "MetricSeries",
     "Project",
     "Run",
+    "RunDiagnosis",
     "RunEvent",
     "RunTag",
     "Team",

@@ -8,14 +8,15 @@ tests) takes this one.
 
 from __future__ import annotations
 
+from api.diagnosis.service import DiagnosisStore
 from api.evaluation.service import EvaluationStore
 from api.histograms.service import HistogramStore
-from api.metrics.service import MetricStore
 from api.people.service import PeopleStore
 from api.runs.service import RunStore
 
 __all__ = ["TrackingStore"]
 
 
-class TrackingStore(PeopleStore, RunStore, MetricStore, HistogramStore, EvaluationStore):
-    """Users, teams and tokens; runs and their lifecycle; metrics, histograms, evaluations."""
+class TrackingStore(PeopleStore, RunStore, DiagnosisStore, HistogramStore, EvaluationStore):
+    """Users, teams and tokens; runs and their lifecycle; metrics (with the diagnosis made
+    from them), histograms, evaluations."""

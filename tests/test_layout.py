@@ -10,12 +10,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("api", "trainer", "worker", "stack")
-DOMAINS = ("core", "people", "runs", "metrics", "histograms", "evaluation")
+DOMAINS = ("core", "people", "runs", "metrics", "histograms", "evaluation", "diagnosis")
 
 # What each api domain may import from the others: core under everything; people under runs;
-# runs under the domains that keep a run's data. Views of those domains ask people only who is
-# asking (api.people.deps). The one way back: authenticating a worker token reads its run's
-# status in the same query (api.people.tokens -> api.runs.models).
+# runs under the domains that keep a run's data; metrics under the diagnosis made of them.
+# Views of those domains ask people only who is asking (api.people.deps). The one way back:
+# authenticating a worker token reads its run's status in the same query (api.people.tokens ->
+# api.runs.models).
 ALLOWED: dict[str, set[str]] = {
     "core": set(),
     "people": {"api.core", "api.runs.models"},
@@ -23,6 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "metrics": {"api.core", "api.runs", "api.people.deps"},
     "histograms": {"api.core", "api.runs", "api.people.deps"},
     "evaluation": {"api.core", "api.runs", "api.people.deps"},
+    "diagnosis": {"api.core", "api.runs", "api.metrics", "api.people.deps"},
 }
 
 
@@ -90,6 +92,7 @@ def test_every_table_of_run_data_is_found() -> None:
         "metric_point",
         "metric_rollup",
         "metric_series",
+        "run_diagnosis",
         "run_event",
         "runtag",
     }
@@ -99,4 +102,5 @@ def test_every_table_of_run_data_is_found() -> None:
         "metric_point",
         "metric_rollup",
         "metric_series",
+        "run_diagnosis",
     }

@@ -123,6 +123,9 @@ class RunEnded(_Event):
     best_epoch: int
     reason: str
     seconds: float
+    # After an early stop with restore_best: the epoch whose weights were restored (and
+    # evaluated); None when the last epoch's weights were kept.
+    restored_epoch: int | None = None
 
 
 Event = Annotated[RunStarted | EpochEnd | Evaluation | RunEnded, Field(discriminator="event")]

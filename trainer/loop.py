@@ -216,11 +216,12 @@ def train(
             break
 
     evaluation = None
+    restored_epoch = None
     if status != "cancelled":
         eval_epoch = len(history)
         if stopper is not None and stopper.best_state is not None:
             model.load_state_dict(stopper.best_state)
-            eval_epoch = stopper.best_epoch
+            eval_epoch = restored_epoch = stopper.best_epoch
         evaluation = evaluate(
             model,
             scorer.outputs(data.x_val),
@@ -238,6 +239,7 @@ def train(
             best_epoch=best_epoch,
             reason=reason,
             seconds=time.perf_counter() - started,
+            restored_epoch=restored_epoch if status == "early_stopped" else None,
         ),
     )
     return RunResult(status, len(history), best_epoch, history, evaluation)

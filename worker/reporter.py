@@ -152,10 +152,15 @@ class ApiReporter(Callback):
         self.outbox.put("evaluation", event.model_dump(mode="json", exclude={"event"}))
 
     def on_run_end(self, event: RunEnded) -> None:
-        if event.status == "diverged":  # the trainer stopped at the epoch it diverged
-            diverged = {
+        # The trainer stopped at the epoch it diverged, or where its stopping rule fired.
+        if event.status == "diverged":
+            stop = {
                 "kind": "diverged",
                 "step": event.epochs_run,
                 "payload": {"reason": event.reason},
             }
-            self.outbox.put("events", {"events": [diverged]})
+            self.outbox.put("events", {"events": [stop]})
+        elif event.status == "early_stopped":
+            payload = {"reason": event.reason, "restored_epoch": event.restored_epoch}
+            stop = {"kind": "early_stopped", "step": event.epochs_run, "payload": payload}
+            self.outbox.put("events", {"events": [stop]})

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator,
 from typing_extensions import TypedDict
 
 from api.core.schemas import In, Step
+from api.runs.models import Verdict
 from api.runs.schemas import RunOut
 
 MetricKey = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_./:-]+$")]
@@ -70,8 +71,14 @@ class RunSummary(BaseModel):
     best_epoch: int | None  # step of the lowest val_loss
     min_val_loss: float | None
     final_gap: float | None
-    final_val_accuracy: float | None
+    final_val_accuracy: float | None  # at the last epoch trained
     final_train_loss: float | None
+    # The model the evaluation scored: after an early stop with restore, the best epoch's
+    # weights, not the last epoch's; its validation accuracy is the one to compare.
+    evaluated_epoch: int | None = None
+    val_accuracy: float | None = None
+    onset_epoch: int | None = None  # overfitting began after this epoch (the diagnosis)
+    verdict: Verdict | None = None
 
 
 class CompareRun(BaseModel):

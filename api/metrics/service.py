@@ -22,6 +22,7 @@ from api.metrics.rollup import (
 )
 from api.metrics.schemas import CompareRun, MetricPointDict, RunSummary, Series
 from api.runs.access import RunAccess
+from api.runs.schemas import DiagnosisOut
 
 
 def _nan_to_null(value: float) -> float | None:
@@ -30,6 +31,17 @@ def _nan_to_null(value: float) -> float | None:
 
 def _null_to_nan(value: float | None) -> float:
     return math.nan if value is None else value
+
+
+def _diagnosed(d: DiagnosisOut | None) -> dict[str, Any]:
+    if d is None:
+        return {}
+    return {
+        "evaluated_epoch": d.evaluated_epoch,
+        "val_accuracy": d.at_evaluated.get("val_accuracy"),
+        "onset_epoch": d.onset_epoch,
+        "verdict": d.verdict,
+    }
 
 
 class MetricStore(RunAccess):
@@ -56,6 +68,7 @@ class MetricStore(RunAccess):
             if new:
                 self._insert_points(conn, [(run_id, k, s, v, w) for k, s, v, w in new])
                 self._update_summaries(conn, run_id, [(k, s, v) for k, s, v, _ in new])
+                self._run_data_changed(session, run_id, "metrics", {k for k, _, _, _ in new})
             # Nothing new (a retried post) leaves the revision, and so every ETag, unchanged.
             revision = self._bump(session, run_id) if new else self._revision(session, run_id)
             session.commit()
@@ -294,6 +307,7 @@ class MetricStore(RunAccess):
                         final_gap=last("gap"),
                         final_val_accuracy=last("val_accuracy"),
                         final_train_loss=last("train_loss"),
+                        **_diagnosed(out.diagnosis),
                     ),
                     series=self.get_curves(out.id, keys, max_points),
                 )

@@ -9,7 +9,7 @@ run that is still open and to its current attempt, and each change bumps the run
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
@@ -19,8 +19,8 @@ from api.core.exceptions import Conflict, Forbidden, NotFound
 from api.core.store import StoreBase
 from api.people.auth import WRITE_ROLES, Principal
 from api.people.models import Project, User
-from api.runs.models import FINISHED, Run, RunEvent, RunTag
-from api.runs.schemas import Progress, RunOut
+from api.runs.models import FINISHED, Run, RunDiagnosis, RunEvent, RunTag
+from api.runs.schemas import DiagnosisOut, Progress, RunOut
 
 
 class RunAccess(StoreBase):
@@ -60,6 +60,15 @@ class RunAccess(StoreBase):
         if need != "read" and role not in WRITE_ROLES:
             raise Forbidden(f"you are a {role} of this run's team: read only")
         return revision
+
+    def _run_data_changed(
+        self, session: Session, run_id: int, kind: str, keys: Collection[str] = ()
+    ) -> None:
+        """Called in the writer's transaction, under the run's lock, after new ``kind`` data
+        ("metrics" with their ``keys``, "events" with their kinds, or "status" when the run
+        finished) was stored. A domain that derives something from a run's data overrides it
+        (api.diagnosis); here, nothing to do."""
+        return None
 
     def _run(self, session: Session, run_id: int, lock: bool = False) -> Run:
         if lock:
@@ -110,6 +119,7 @@ class RunAccess(StoreBase):
         ids = [r.id for r in runs]
         tags: dict[int, list[str]] = {}
         projects: dict[int, str] = {}
+        diagnoses: dict[int, DiagnosisOut] = {}
         users: dict[int | None, str] = {}
         if ids:
             for run_id, tag in session.execute(
@@ -122,6 +132,12 @@ class RunAccess(StoreBase):
             users = dict(
                 session.execute(select(User.id, User.name).where(col(User.id).in_(creators))).all()
             )
+            diagnoses = {
+                d.run_id: DiagnosisOut.model_validate_json(d.detail_json)
+                for d in session.execute(
+                    select(RunDiagnosis).where(col(RunDiagnosis.run_id).in_(ids))
+                ).scalars()
+            }
             pids = {r.project_id for r in runs}
             for pid, name in session.execute(
                 select(Project.id, Project.name).where(col(Project.id).in_(pids))
@@ -151,6 +167,7 @@ class RunAccess(StoreBase):
                 enqueued_at=r.enqueued_at,
                 environment=json.loads(r.environment_json) if r.environment_json else None,
                 diverged_epoch=r.diverged_epoch,
+                diagnosis=diagnoses.get(r.id or 0),
             )
             for r in runs
         ]

@@ -10,8 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import or_, tuple_
+from sqlmodel import col
+
 from api.core.exceptions import Invalid
-from api.runs.models import Run
+from api.runs.models import Run, RunDiagnosis, Verdict
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class RunFilter:
     created_by: str | None = None  # user name
     # Only runs of projects these teams own: the caller's visibility. None means no limit.
     teams: Sequence[int] | None = None
+    verdicts: Sequence[Verdict] = ()  # what the run's diagnosis says
 
 
 # Spec columns that ``where`` may test, and whether they hold numbers.
@@ -47,7 +51,21 @@ FILTERABLE: dict[str, bool] = {
     "early_stopping": True,
 }
 _WHERE = re.compile(r"^\s*([a-z_0-9]+)\s*(>=|<=|!=|=|>|<)\s*(.+?)\s*$")
-SORTS = {"created_at", "-created_at", "name", "-name", "id", "-id"}
+# Diagnosis values runs sort on (api.runs.models.RunDiagnosis); runs without one (not
+# diagnosed yet, or no onset found) come last, whichever the direction.
+SUMMARY_SORTS = (
+    "min_val_loss",
+    "best_epoch",
+    "onset_epoch",
+    "gap_at_best",
+    "final_gap",
+    "gap_slope",
+    "final_train_loss",
+    "final_val_loss",
+    "val_accuracy",
+    "epochs",
+)
+SORTS = {d + f for f in ("created_at", "name", "id", *SUMMARY_SORTS) for d in ("", "-")}
 
 
 def parse_where(where: str | None) -> list[Any]:
@@ -88,6 +106,37 @@ def parse_where(where: str | None) -> list[Any]:
     return clauses
 
 
+def sort_column(field: str) -> Any:
+    if field in SUMMARY_SORTS:
+        return getattr(RunDiagnosis, field)
+    return {"created_at": Run.created_at, "name": Run.name, "id": Run.id}[field]
+
+
+def order_and_after(
+    field: str, descending: bool, cursor: str | None
+) -> tuple[list[Any], list[Any]]:
+    """ORDER BY terms for ``field``, and the WHERE terms that start the page after ``cursor``
+    (keyset pagination: the sort value and the run id of the last run shown)."""
+    column = sort_column(field)
+    nullable = field in SUMMARY_SORTS
+
+    def after(a: Any, b: Any) -> Any:
+        return a < b if descending else a > b
+
+    ids = col(Run.id).desc() if descending else col(Run.id)
+    order = [column.desc() if descending else column, ids]
+    if nullable:
+        order.insert(0, column.is_(None))
+    if not cursor:
+        return order, []
+    value, last_id = decode_cursor(cursor, field)
+    if not nullable:
+        return order, [after(tuple_(column, Run.id), (value, last_id))]
+    if value is None:
+        return order, [column.is_(None), after(Run.id, last_id)]
+    return order, [or_(column.is_(None), after(tuple_(column, Run.id), (value, last_id)))]
+
+
 def encode_cursor(value: Any, run_id: int | None) -> str:
     raw = json.dumps([value.isoformat() if isinstance(value, datetime) else value, run_id])
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
@@ -101,6 +150,11 @@ def decode_cursor(cursor: str, field: str) -> tuple[Any, int]:
             value = datetime.fromisoformat(value)
         elif field == "id":
             value = int(value)
+        elif field in SUMMARY_SORTS:
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                raise TypeError
         elif not isinstance(value, str):
             raise TypeError
         return value, int(run_id)

@@ -81,6 +81,7 @@ class RunLifecycle(RunAccess):
                     run.status = update.status
                     run.finished_at = now
                     run.failure_reason = update.reason if update.status == "failed" else None
+                    self._run_data_changed(session, run_id, "status")
                     self._event(
                         session,
                         run_id,

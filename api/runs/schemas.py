@@ -5,10 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from api.core.schemas import In, Step, Text
-from api.runs.models import RunStatus
+from api.runs.models import RunStatus, Verdict
 from trainer.spec import JobSpec
 
 Tag = Annotated[Text, Field(min_length=1, max_length=100, pattern=r"^[^,\s][^,]*$")]
@@ -47,6 +54,32 @@ class RunLinks(BaseModel):
     metrics_csv: str
 
 
+class DiagnosisOut(BaseModel):
+    """What a run's curves say, with the numbers behind it (rules: docs/api.md, "Diagnosis")."""
+
+    # NaN and infinities survive storage as JSON (as the API writes them: strings).
+    model_config = ConfigDict(ser_json_inf_nan="strings")
+
+    verdict: Verdict
+    why: str
+    epochs: int  # epochs with both a train_loss and a val_loss
+    best_epoch: int | None  # lowest val_loss
+    min_val_loss: float | None
+    onset_epoch: int | None  # overfitting began after this epoch
+    gap_at_best: float | None  # val_loss - train_loss
+    final_gap: float | None
+    gap_slope: float | None  # per epoch, over the last epochs
+    early_stopped: bool
+    stop_reason: str | None
+    restored_epoch: int | None  # whose weights were restored after an early stop
+    evaluated_epoch: int | None  # whose weights the evaluation used: restored, else last
+    diverged_epoch: int | None
+    at_best: dict[str, float]  # every metric at the best epoch
+    at_evaluated: dict[str, float]  # ... at the evaluated epoch
+    final: dict[str, float]  # ... at the last epoch
+    rules: dict[str, float]  # the rules it was made with (defaults unless you asked)
+
+
 class RunOut(BaseModel):
     id: int
     project: str
@@ -73,6 +106,8 @@ class RunOut(BaseModel):
     environment: dict[str, str] | None = None
     # The first epoch with a non-finite loss, when the run diverged.
     diverged_epoch: int | None = None
+    # What its curves say so far (null until an epoch has both losses).
+    diagnosis: DiagnosisOut | None = None
     links: RunLinks | None = None
 
 
@@ -169,8 +204,10 @@ MAX_PAYLOAD_DEPTH = 16
 
 class EventIn(In):
     # lr_change: payload old_lr, new_lr, reason; diverged: the first epoch with a non-finite
-    # loss (payload: the reason), which also marks the run (RunOut.diverged_epoch).
-    kind: Literal["lr_change", "diverged"]
+    # loss (payload: the reason), which also marks the run (RunOut.diverged_epoch);
+    # early_stopped: the last epoch trained (payload: reason, restored_epoch when the best
+    # epoch's weights were restored), which the diagnosis reports.
+    kind: Literal["lr_change", "diverged", "early_stopped"]
     step: Step
     payload: Annotated[dict[str, Any], AfterValidator(_shallow)] = Field(default_factory=dict)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -17,9 +17,17 @@ from api.core.exceptions import Conflict, Forbidden, Invalid, NotFound
 from api.people.auth import WRITE_ROLES, Principal
 from api.people.models import Project, Team, User
 from api.people.tokens import mint_worker_token
-from api.runs.filters import SORTS, RunFilter, decode_cursor, encode_cursor, parse_where
+from api.runs.filters import (
+    SORTS,
+    SUMMARY_SORTS,
+    RunFilter,
+    encode_cursor,
+    order_and_after,
+    parse_where,
+    sort_column,
+)
 from api.runs.lifecycle import RunLifecycle, run_tables
-from api.runs.models import FINISHED, Run, RunEvent, RunTag
+from api.runs.models import FINISHED, Run, RunDiagnosis, RunEvent, RunTag
 from api.runs.schemas import EventIn, EventOut, RunOut, RunPatch
 from trainer.spec import JobSpec
 
@@ -134,9 +142,11 @@ class RunStore(RunLifecycle):
         if sort not in SORTS:
             raise Invalid("sort", f"must be one of {sorted(SORTS)}")
         field = sort.lstrip("-")
-        descending = sort.startswith("-")
-        column = {"created_at": Run.created_at, "name": Run.name, "id": Run.id}[field]
-        query = select(Run).join(Project, col(Project.id) == Run.project_id)
+        query = select(Run, sort_column(field)).join(Project, col(Project.id) == Run.project_id)
+        if filters.verdicts or field in SUMMARY_SORTS:
+            query = query.outerjoin(RunDiagnosis, col(RunDiagnosis.run_id) == Run.id)
+        if filters.verdicts:
+            query = query.where(col(RunDiagnosis.verdict).in_(filters.verdicts))
         if filters.teams is not None:
             query = query.where(col(Project.team_id).in_(filters.teams))
         if filters.project:
@@ -161,20 +171,16 @@ class RunStore(RunLifecycle):
             query = query.where(Run.spec_hash == filters.spec_hash)
         for clause in parse_where(filters.where):
             query = query.where(clause)
-        if cursor:
-            value, last_id = decode_cursor(cursor, field)
-            key = tuple_(column, Run.id)
-            query = query.where(key < (value, last_id) if descending else key > (value, last_id))
-        order = (column.desc(), col(Run.id).desc()) if descending else (column, col(Run.id))
-        query = query.order_by(*order).limit(limit + 1)
+        order, after = order_and_after(field, sort.startswith("-"), cursor)
+        query = query.where(*after).order_by(*order).limit(limit + 1)
         with Session(self.engine) as session:
-            runs = list(session.execute(query).scalars())
-            page = runs[:limit]
-            outs = self._run_outs(session, page)
+            rows = session.execute(query).all()
+            page = rows[:limit]
+            outs = self._run_outs(session, [run for run, _ in page])
         next_cursor = None
-        if len(runs) > limit:
-            last = page[-1]
-            next_cursor = encode_cursor(getattr(last, field), last.id)
+        if len(rows) > limit:
+            last, value = page[-1]
+            next_cursor = encode_cursor(value, last.id)
         return outs, next_cursor
 
     def update_run(self, run_id: int, patch: RunPatch) -> RunOut:
@@ -238,6 +244,7 @@ class RunStore(RunLifecycle):
                     run.diverged_epoch = e.step
                 added += 1
             if added:
+                self._run_data_changed(session, run_id, "events", {e.kind for e in events})
                 self._bump(session, run_id)
             session.commit()
         return added

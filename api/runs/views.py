@@ -26,7 +26,7 @@ from api.core.schemas import IngestResult, UtcDatetime
 from api.people.deps import PrincipalDep, UserDep
 from api.runs.delivery import deliver, hand_over
 from api.runs.filters import RunFilter
-from api.runs.models import RunStatus
+from api.runs.models import RunStatus, Verdict
 from api.runs.queue import Enqueuer
 from api.runs.schemas import (
     EventBatch,
@@ -111,6 +111,9 @@ def list_runs(
     principal: UserDep,
     project: str | None = None,
     status: Annotated[list[RunStatus] | None, Query()] = None,
+    verdict: Annotated[
+        list[Verdict] | None, Query(description="what the diagnosis says; repeat for several")
+    ] = None,
     tag: Annotated[
         list[str] | None, Query(description="repeat for several; all must match")
     ] = None,
@@ -126,9 +129,14 @@ def list_runs(
             max_length=1000,
         ),
     ] = None,
-    sort: Annotated[str, Query(description="created_at, name or id; '-' for descending")] = (
-        "-created_at"
-    ),
+    sort: Annotated[
+        str,
+        Query(
+            description="created_at, name, id or a diagnosis value (min_val_loss, best_epoch, "
+            "onset_epoch, gap_at_best, final_gap, gap_slope, final_train_loss, final_val_loss, "
+            "val_accuracy, epochs; runs without one last); '-' for descending"
+        ),
+    ] = ("-created_at"),
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> RunPage:
@@ -143,6 +151,7 @@ def list_runs(
         where=where,
         created_by=created_by,
         teams=principal.teams(),  # every project the caller's teams own, and nothing else
+        verdicts=verdict or (),
     )
     runs, next_cursor = store.list_runs(filters, sort, cursor, limit)
     return RunPage(

@@ -30,6 +30,7 @@ TABLES = (
     "histogram",
     "evaluation",
     "run_event",
+    "run_diagnosis",
     "runtag",
     "run",
     "project",

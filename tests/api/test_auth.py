@@ -98,6 +98,7 @@ def sha256(token: str) -> str:
 # ---- the matrix ----
 
 POINT = {"points": [{"key": "val_loss", "step": 1, "value": 0.5}]}
+LOSSES = {"points": [{"key": k, "step": 1, "value": 0.5} for k in ("train_loss", "val_loss")]}
 HIST = {"histograms": [{"param": "w", "step": 1, "edges": [0, 1], "counts": [3]}]}
 EVALUATION = {
     "epoch": 1,
@@ -203,6 +204,7 @@ CASES = [
     Case("GET", "/runs/{run}/histograms", READ, prepare=_post("histograms", HIST)),
     Case("GET", "/runs/{run}/evaluation", READ, prepare=_post("evaluation", EVALUATION)),
     Case("GET", "/runs/{run}/events", READ),
+    Case("GET", "/runs/{run}/diagnosis", READ, prepare=_post("metrics", LOSSES)),
     Case("GET", "/runs/{run}/metrics.csv", READ, prepare=_post("metrics", POINT)),
     Case("GET", "/histograms/overlay?runs={run}&param=w", READ, prepare=_post("histograms", HIST)),
     Case("GET", "/compare?runs={run}", READ),

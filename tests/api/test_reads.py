@@ -258,6 +258,12 @@ def test_compare_returns_series_and_a_summary_row_per_run(client: TestClient) ->
         "final_gap": pytest.approx(0.75),
         "final_val_accuracy": 0.81,
         "final_train_loss": 0.05,
+        # From the diagnosis (issue 12): no early stop, so the last epoch was evaluated; a
+        # two-epoch climb is shorter than the onset rule's patience.
+        "evaluated_epoch": 4,
+        "val_accuracy": 0.81,
+        "onset_epoch": None,
+        "verdict": "good fit",
     }
     assert rows["dropout"]["summary"]["best_epoch"] == 4
     assert rows["dropout"]["summary"]["final_gap"] == pytest.approx(0.09)

@@ -1,0 +1,124 @@
+"""Every run's diagnosis, kept up to date as its data arrives, and on request with other rules.
+
+The stored one is remade in the writer's transaction (``_run_data_changed``): after an epoch's
+losses arrive (while the run is short enough to judge live: ``LIVE_EPOCHS``), after an early
+stop or a divergence is reported, and when the run finishes. It lives in ``run_diagnosis``
+(api.runs.models), where listings filter and sort on it and every run carries it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from dataclasses import asdict
+
+from sqlalchemy import select
+from sqlmodel import Session, col
+
+from api.core.db import utcnow
+from api.core.exceptions import NotFound
+from api.diagnosis.rules import Diagnosis, DiagnosisRules, EarlyStop, diagnose
+from api.metrics.models import MetricSeries
+from api.metrics.service import MetricStore
+from api.runs.models import Run, RunDiagnosis, RunEvent
+from api.runs.schemas import DiagnosisOut
+
+LOSSES = frozenset({"train_loss", "val_loss"})
+# Past this many points of val_loss the run logs per step, not per epoch: it is diagnosed when
+# it finishes (or on request), not on every batch.
+LIVE_EPOCHS = 2_000
+# The metrics reported at the best, evaluated and last epochs: these first, then others by name.
+FIRST = frozenset({*LOSSES, "gap", "train_accuracy", "val_accuracy", "accuracy_gap", "lr"})
+MAX_KEYS = 50
+# Longer series are read downsampled (each bucket's minimum and maximum), enough for the rules.
+MAX_POINTS = 20_000
+
+
+class DiagnosisStore(MetricStore):
+    def diagnosis(self, run_id: int, rules: DiagnosisRules | None = None) -> DiagnosisOut:
+        """The stored diagnosis, or a fresh one made with ``rules``."""
+        with Session(self.engine) as session:
+            self._run(session, run_id)
+            if rules is None:
+                stored = session.get(RunDiagnosis, run_id)
+                if stored is not None:
+                    return DiagnosisOut.model_validate_json(stored.detail_json)
+            rules = rules or DiagnosisRules()
+            found = self._diagnose(session, run_id, rules, live=False)
+        if found is None:
+            raise NotFound(f"run {run_id} has no epoch with both a train_loss and a val_loss yet")
+        return _out(found, rules)
+
+    def _run_data_changed(
+        self, session: Session, run_id: int, kind: str, keys: Collection[str] = ()
+    ) -> None:
+        super()._run_data_changed(session, run_id, kind, keys)
+        if kind == "metrics" and not LOSSES.intersection(keys):
+            return
+        if kind == "events" and not {"early_stopped", "diverged"}.intersection(keys):
+            return
+        rules = DiagnosisRules()
+        found = self._diagnose(session, run_id, rules, live=kind == "metrics")
+        if found is None:
+            return
+        out = _out(found, rules)
+        row = session.get(RunDiagnosis, run_id) or RunDiagnosis(
+            run_id=run_id, verdict=out.verdict, epochs=out.epochs, detail_json=""
+        )
+        row.verdict, row.epochs = out.verdict, out.epochs
+        row.best_epoch, row.min_val_loss = out.best_epoch, out.min_val_loss
+        row.onset_epoch, row.gap_at_best = out.onset_epoch, out.gap_at_best
+        row.final_gap, row.gap_slope = out.final_gap, out.gap_slope
+        row.final_train_loss = out.final.get("train_loss")
+        row.final_val_loss = out.final.get("val_loss")
+        row.evaluated_epoch = out.evaluated_epoch
+        row.val_accuracy = out.at_evaluated.get("val_accuracy")
+        row.early_stopped = out.early_stopped
+        row.detail_json = out.model_dump_json()
+        row.computed_at = utcnow()
+        session.add(row)
+
+    def _diagnose(
+        self, session: Session, run_id: int, rules: DiagnosisRules, live: bool
+    ) -> Diagnosis | None:
+        series = {
+            s.key: s
+            for s in session.execute(
+                select(MetricSeries).where(MetricSeries.run_id == run_id)
+            ).scalars()
+        }
+        val = series.get("val_loss")
+        if val is None or "train_loss" not in series or (live and val.count > LIVE_EPOCHS):
+            return None
+        curves = {}
+        wanted = sorted(series, key=lambda k: (k not in FIRST, k))[:MAX_KEYS]
+        for key in wanted:
+            s = series[key]
+            read = self._series(session, run_id, s, MAX_POINTS, None, None)
+            curves[key] = dict(zip(read.steps, read.values, strict=True))
+        stop = session.execute(
+            select(RunEvent)
+            .where(RunEvent.run_id == run_id, RunEvent.kind == "early_stopped")
+            .order_by(col(RunEvent.id).desc())
+            .limit(1)
+        ).scalar()
+        early_stop = None
+        if stop is not None:
+            payload = json.loads(stop.payload_json)
+            restored = payload.get("restored_epoch")
+            early_stop = EarlyStop(
+                epoch=stop.step or 0,
+                reason=str(payload.get("reason", "")),
+                restored_epoch=restored if _is_epoch(restored) else None,
+            )
+        diverged = session.execute(select(Run.diverged_epoch).where(Run.id == run_id)).scalar()
+        return diagnose(curves, rules, early_stop, diverged)
+
+
+def _is_epoch(value: object) -> bool:
+    # The payload is what the worker posted: trust only a plausible epoch number.
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 2**62
+
+
+def _out(d: Diagnosis, rules: DiagnosisRules) -> DiagnosisOut:
+    return DiagnosisOut(**asdict(d), rules={k: float(v) for k, v in asdict(rules).items()})

@@ -1,0 +1,66 @@
+"""A run's diagnosis: the stored one, or one made with rules of the caller's own."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+
+from api.core.deps import READ_TAGS, RunId, etag, get_store, not_modified
+from api.core.http import GuardedRoute
+from api.diagnosis.rules import DiagnosisRules
+from api.diagnosis.service import DiagnosisStore
+from api.people.deps import UserDep
+from api.runs.schemas import DiagnosisOut
+
+router = APIRouter(route_class=GuardedRoute)
+StoreDep = Annotated[DiagnosisStore, Depends(get_store)]
+
+
+@router.get(
+    "/runs/{run_id}/diagnosis",
+    response_model=DiagnosisOut,
+    responses={304: {}, 404: {}},
+    tags=READ_TAGS,
+)
+async def diagnosis(
+    run_id: RunId,
+    request: Request,
+    response: Response,
+    store: StoreDep,
+    principal: UserDep,
+    patience: Annotated[int | None, Query(ge=1, le=1000, description="epochs a climb lasts")] = (
+        None
+    ),
+    tolerance: Annotated[
+        float | None, Query(ge=0, le=10, description="relative to the running minimum")
+    ] = None,
+    min_delta: Annotated[float | None, Query(ge=0, le=1e12)] = None,
+    trend_window: Annotated[int | None, Query(ge=2, le=10_000)] = None,
+    explode_factor: Annotated[float | None, Query(gt=1, le=1e12)] = None,
+    underfit_fraction: Annotated[float | None, Query(gt=0, le=1)] = None,
+    underfit_gap: Annotated[float | None, Query(ge=0, le=1e6)] = None,
+) -> DiagnosisOut | Response:
+    """Best epoch, overfitting onset, gap and its trend, and a verdict with the numbers behind
+    it. Any rule given in the query makes a fresh diagnosis with it (the others keep their
+    defaults); without one, the stored diagnosis, kept up to date as the run trains."""
+    tag = etag(request, str(store.authorize_run(principal, run_id, "read")))
+    if (cached := not_modified(request, tag)) is not None:
+        return cached
+    response.headers["ETag"] = tag
+    given = {
+        k: v
+        for k, v in {
+            "patience": patience,
+            "tolerance": tolerance,
+            "min_delta": min_delta,
+            "trend_window": trend_window,
+            "explode_factor": explode_factor,
+            "underfit_fraction": underfit_fraction,
+            "underfit_gap": underfit_gap,
+        }.items()
+        if v is not None
+    }
+    rules = DiagnosisRules(**given) if given else None  # type: ignore[arg-type]
+    return await run_in_threadpool(store.diagnosis, run_id, rules)

@@ -1,0 +1,109 @@
+"""The diagnosis rules on constructed curves: every verdict, the onset, the gap and its trend."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from api.diagnosis.rules import DiagnosisRules, EarlyStop, diagnose
+
+
+def curves(train: list[float], val: list[float], **extra: list[float]) -> dict[str, dict]:
+    out = {"train_loss": dict(enumerate(train, 1)), "val_loss": dict(enumerate(val, 1))}
+    out.update({k: dict(enumerate(v, 1)) for k, v in extra.items()})
+    return out
+
+
+def test_overfitting_onset_is_the_last_epoch_before_the_climb() -> None:
+    train = [1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1]
+    val = [1.1, 0.9, 0.7, 0.75, 0.8, 0.9, 1.0, 1.1]
+    d = diagnose(curves(train, val, val_accuracy=[0.5, 0.6, 0.7, 0.7, 0.69, 0.68, 0.67, 0.66]))
+    assert d is not None
+    assert d.verdict == "overfitting"
+    assert d.onset_epoch == 3 and d.best_epoch == 3
+    assert d.min_val_loss == 0.7
+    assert d.at_best["val_accuracy"] == 0.7
+    assert d.gap_at_best == pytest.approx(0.1)
+    assert d.final_gap == pytest.approx(1.0)
+    # Least-squares slope of the gap over the last 5 epochs (epochs 4..8).
+    assert d.gap_slope == pytest.approx(
+        np.polyfit([4, 5, 6, 7, 8], [0.25, 0.4, 0.6, 0.8, 1.0], 1)[0]
+    )
+    assert "epoch 3" in d.why
+
+
+def test_no_onset_while_training_loss_rises_too() -> None:
+    # Validation climbs, but so does training loss: not the overfitting pattern.
+    train = [1.0, 0.8, 0.6, 0.65, 0.7, 0.75, 0.8]
+    val = [1.1, 0.9, 0.7, 0.8, 0.9, 1.0, 1.1]
+    d = diagnose(curves(train, val))
+    assert d is not None and d.onset_epoch is None
+    assert d.verdict != "overfitting"
+
+
+def test_a_climb_within_tolerance_or_shorter_than_patience_is_not_an_onset() -> None:
+    train = [1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.2]
+    within = [1.0, 0.8, 0.70, 0.71, 0.705, 0.71, 0.709]  # < 2% above the minimum
+    assert diagnose(curves(train, within)).onset_epoch is None  # type: ignore[union-attr]
+    short = [1.0, 0.8, 0.70, 0.9, 0.9, 0.71, 0.705]  # two epochs up, then back within 2%
+    assert diagnose(curves(train, short)).onset_epoch is None  # type: ignore[union-attr]
+    # The same climb counts with a looser patience or a tighter tolerance.
+    assert diagnose(curves(train, short), DiagnosisRules(patience=2)).onset_epoch == 3  # type: ignore[union-attr]
+    tight = DiagnosisRules(tolerance=0.001)
+    assert diagnose(curves(train, within), tight).onset_epoch == 3  # type: ignore[union-attr]
+
+
+def test_still_improving_when_the_best_epoch_is_among_the_last() -> None:
+    d = diagnose(curves([1.0, 0.8, 0.6, 0.5, 0.4], [1.1, 0.9, 0.8, 0.75, 0.72]))
+    assert d is not None and d.verdict == "still improving" and d.best_epoch == 5
+
+
+def test_good_fit_when_validation_flattens_without_climbing() -> None:
+    train = [1.0, 0.5, 0.3, 0.25, 0.24, 0.23, 0.22, 0.21]
+    val = [1.0, 0.55, 0.35, 0.30, 0.30, 0.301, 0.30, 0.302]
+    d = diagnose(curves(train, val))
+    assert d is not None and d.verdict == "good fit" and d.onset_epoch is None
+
+
+def test_underfitting_when_training_loss_stays_high_with_a_small_gap() -> None:
+    train = [2.30, 2.25, 2.2, 2.0, 1.9, 1.9, 1.9, 1.9, 1.9, 1.9]
+    val = [2.31, 2.26, 2.2, 2.0, 1.95, 1.95, 1.95, 1.95, 1.95, 1.95]
+    d = diagnose(curves(train, val))
+    assert d is not None and d.verdict == "underfitting"
+
+
+def test_diverged_on_a_non_finite_or_exploding_loss() -> None:
+    d = diagnose(curves([1.0, 0.8, math.inf], [1.0, 0.9, math.nan]))
+    assert d is not None and d.verdict == "diverged" and "epoch 3" in d.why
+    assert d.best_epoch == 2  # the best finite validation loss
+    exploding = diagnose(curves([1.0, 5.0, 20.0, 40.0], [1.0, 6.0, 30.0, 50.0]))
+    assert exploding is not None and exploding.verdict == "diverged"
+    marked = diagnose(curves([1.0, 0.9], [1.0, 0.9]), diverged_epoch=2)
+    assert marked is not None and marked.verdict == "diverged"
+
+
+def test_an_early_stop_names_the_restored_epoch_and_the_summary_uses_it() -> None:
+    train = [1.0, 0.8, 0.6, 0.5, 0.4, 0.3]
+    val = [1.1, 0.9, 0.7, 0.75, 0.8, 0.9]
+    acc = [0.5, 0.6, 0.8, 0.78, 0.75, 0.7]
+    stop = EarlyStop(epoch=6, reason="val_loss did not improve", restored_epoch=3)
+    d = diagnose(curves(train, val, val_accuracy=acc), early_stop=stop)
+    assert d is not None and d.early_stopped and d.stop_reason == "val_loss did not improve"
+    assert d.evaluated_epoch == 3 and d.at_evaluated["val_accuracy"] == 0.8
+    assert d.final["val_accuracy"] == 0.7
+    no_restore = EarlyStop(epoch=6, reason="x", restored_epoch=None)
+    assert diagnose(curves(train, val), early_stop=no_restore).evaluated_epoch == 6  # type: ignore[union-attr]
+
+
+def test_nothing_to_diagnose_without_both_losses() -> None:
+    assert diagnose({"train_loss": {1: 1.0}}) is None
+    assert diagnose({}) is None
+
+
+def test_a_climb_that_validation_recovers_from_is_not_the_onset() -> None:
+    train = [1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.2, 0.15, 0.1, 0.05]
+    val = [1.0, 0.8, 0.7, 0.8, 0.8, 0.8, 0.65, 0.7, 0.75, 0.8]  # recovers at 7, then climbs
+    d = diagnose(curves(train, val))
+    assert d is not None and d.onset_epoch == 7 and d.best_epoch == 7

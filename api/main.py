@@ -2,7 +2,7 @@
 
 The one module that knows every domain (with api.store and api.models); the domains do not
 import it, so their dependencies keep running one way: people <- runs <- metrics, histograms,
-evaluation <- diagnosis (metrics'), and core under them all.
+evaluation <- diagnosis (metrics') <- studies, and core under them all.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from api.runs import views as runs
 from api.runs.delivery import Listening, reconcile_forever
 from api.runs.queue import Enqueuer, make_enqueuer
 from api.store import TrackingStore
+from api.studies import views as studies
 
 log = logging.getLogger("fitlens.api")
 
@@ -78,7 +79,7 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     )
     install_error_handlers(app)
     api = APIRouter(prefix=settings.api_prefix, route_class=GuardedRoute)
-    for module in (runs, metrics, histograms, evaluation, diagnosis, people):
+    for module in (runs, metrics, histograms, evaluation, diagnosis, studies, people):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)

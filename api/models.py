@@ -8,6 +8,7 @@ from api.histograms.models import Histogram
 from api.metrics.models import MetricPoint, MetricRollup, MetricSeries
 from api.people.models import ApiToken, Invitation, Membership, Project, Team, User
 from api.runs.models import Run, RunDiagnosis, RunEvent, RunTag
+from api.studies.models import Study
 
 __all__ = [
     "ApiToken",
@@ -23,6 +24,7 @@ __all__ = [
     "RunDiagnosis",
     "RunEvent",
     "RunTag",
+    "Study",
     "Team",
     "User",
 ]

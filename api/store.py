@@ -8,15 +8,14 @@ tests) takes this one.
 
 from __future__ import annotations
 
-from api.diagnosis.service import DiagnosisStore
 from api.evaluation.service import EvaluationStore
 from api.histograms.service import HistogramStore
 from api.people.service import PeopleStore
-from api.runs.service import RunStore
+from api.studies.reads import StudyReads
 
 __all__ = ["TrackingStore"]
 
 
-class TrackingStore(PeopleStore, RunStore, DiagnosisStore, HistogramStore, EvaluationStore):
-    """Users, teams and tokens; runs and their lifecycle; metrics (with the diagnosis made
-    from them), histograms, evaluations."""
+class TrackingStore(PeopleStore, StudyReads, HistogramStore, EvaluationStore):
+    """Users, teams and tokens; studies, their runs and the runs' lifecycle; metrics (with the
+    diagnosis made from them), histograms, evaluations."""

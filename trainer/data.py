@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
 from trainer.config import get_settings
-from trainer.spec import DataSpec, JobSpec, SyntheticSpec
+from trainer.dataspec import DataSpec, FoldSpec, SyntheticSpec
+from trainer.spec import JobSpec
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,24 @@ class _Raw:
     class_names: list[str] | None
 
 
+def fold_indices(
+    y: np.ndarray, folds: FoldSpec, classification: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) indices of fold ``folds.index`` of ``folds.k``: the k validation folds
+    are disjoint and together cover every example. Stratified (scikit-learn's StratifiedKFold)
+    when asked, or by default when classifying and every class has at least k examples."""
+    stratified = folds.stratified
+    if stratified is None:
+        stratified = classification and int(np.unique(y, return_counts=True)[1].min()) >= folds.k
+    splitter = (StratifiedKFold if stratified else KFold)(
+        n_splits=folds.k, shuffle=True, random_state=folds.seed
+    )
+    if len(y) < folds.k:
+        raise ValueError(f"dataset.folds.k: {folds.k} folds of {len(y)} examples")
+    train_idx, val_idx = list(splitter.split(np.zeros(len(y)), y))[folds.index]
+    return train_idx, val_idx
+
+
 def load_data(spec: JobSpec, device: torch.device) -> DataBundle:
     data = spec.dataset
     raw = _load_raw(data.model_dump_json(), spec.task, spec.seed)
@@ -52,6 +71,14 @@ def load_data(spec: JobSpec, device: torch.device) -> DataBundle:
     if data.use_official_test:
         assert raw.x_test is not None and raw.y_test is not None
         x_train, y_train, x_val, y_val = raw.x, raw.y, raw.x_test, raw.y_test
+    elif data.folds is not None:
+        train_idx, val_idx = fold_indices(raw.y, data.folds, classification)
+        x_train, y_train, x_val, y_val = (
+            raw.x[train_idx],
+            raw.y[train_idx],
+            raw.x[val_idx],
+            raw.y[val_idx],
+        )
     else:
         train_idx, val_idx = train_test_split(
             np.arange(len(raw.y)),
@@ -66,6 +93,10 @@ def load_data(spec: JobSpec, device: torch.device) -> DataBundle:
             raw.y[val_idx],
         )
 
+    if data.train_fraction is not None:
+        keep = np.random.default_rng(spec.seed).permutation(len(y_train))
+        keep = keep[: max(1, round(data.train_fraction * len(y_train)))]
+        x_train, y_train = x_train[np.sort(keep)], y_train[np.sort(keep)]
     if data.train_subset is not None:
         if data.train_subset > len(y_train):
             raise ValueError(

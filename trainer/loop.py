@@ -150,7 +150,7 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if reg.l1 or reg.l2:
-                _add_penalty_grads(penalised, reg.l1, reg.l2)
+                _add_penalty_grads(penalised, reg.l1, reg.l2, reg.l2_form)
             optimizer.step()
             batch_losses[i] = loss.detach()
 
@@ -158,7 +158,7 @@ def train(
         names, values = _epoch_values(spec, scorer, data, batch_losses, batch_weights)
         if reg.l1 or reg.l2:
             names.append("reg_penalty")
-            values.append(penalty(penalised, reg.l1, reg.l2))
+            values.append(penalty(penalised, reg.l1, reg.l2, reg.l2_form))
         packed = [torch.stack([v.double() for v in values])]
         want_hist = hist.enabled and (epoch % hist.every == 0 or epoch == spec.epochs)
         if want_hist:
@@ -245,8 +245,11 @@ def train(
     return RunResult(status, len(history), best_epoch, history, evaluation)
 
 
-def _add_penalty_grads(params: Sequence[torch.Tensor], l1: float, l2: float) -> None:
-    """Gradient of l1*sum|w| + l2*sum w^2, added straight to .grad.
+def _add_penalty_grads(
+    params: Sequence[torch.Tensor], l1: float, l2: float, l2_form: str = "squared"
+) -> None:
+    """Gradient of l1*sum|w| + l2*sum w^2 (or, ``l2_form`` "norm", l2 * each tensor's
+    ||w||_2: gradient l2 * w / ||w||), added straight to .grad.
 
     Same update as adding the penalty to the loss (seed 001), without building its autograd
     graph every step; the penalty's value is computed once per epoch for reporting.
@@ -254,7 +257,11 @@ def _add_penalty_grads(params: Sequence[torch.Tensor], l1: float, l2: float) -> 
     grads = [p.grad for p in params if p.grad is not None]
     if l1:
         torch._foreach_add_(grads, torch._foreach_sign(list(params)), alpha=l1)
-    if l2:
+    if l2 and l2_form == "norm":
+        norms = torch._foreach_norm(list(params), 2)
+        for grad, param, norm in zip(grads, params, norms, strict=True):
+            grad.add_(param / norm.clamp_min(1e-12), alpha=l2)  # no host sync
+    elif l2:
         torch._foreach_add_(grads, list(params), alpha=2 * l2)
 
 

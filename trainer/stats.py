@@ -103,13 +103,15 @@ def histogram_width(n_params: int, bins: int) -> int:
     return n_params * (_N_STATS + 2 * bins + 1)
 
 
-def penalty(params: Sequence[torch.Tensor], l1: float, l2: float) -> torch.Tensor:
-    """l1 * sum|w| + l2 * sum w^2 over the given tensors, as a device scalar."""
+def penalty(
+    params: Sequence[torch.Tensor], l1: float, l2: float, l2_form: str = "squared"
+) -> torch.Tensor:
+    """l1 * sum|w| + l2 * sum w^2 (``l2_form`` "norm": l2 * sum of each tensor's ||w||_2) over
+    the given tensors, as a device scalar."""
     total = torch.zeros((), dtype=torch.float64, device=params[0].device)
     if l1:
         total = total + l1 * torch.stack(torch._foreach_norm(list(params), 1)).double().sum()
     if l2:
-        total = (
-            total + l2 * torch.stack(torch._foreach_norm(list(params), 2)).double().square().sum()
-        )
+        norms = torch.stack(torch._foreach_norm(list(params), 2)).double()
+        total = total + l2 * (norms.sum() if l2_form == "norm" else norms.square().sum())
     return total

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     max_model_parameters: int = Field(default=50_000_000, gt=0)
     max_data_elements: int = Field(default=300_000_000, gt=0)
     max_activation_elements: int = Field(default=1_000_000_000, gt=0)
+    # Members one study may have (configurations x sizes x folds x seeds).
+    max_study_members: int = Field(default=500, gt=0, le=100_000)
 
 
 @lru_cache(maxsize=1)

@@ -168,6 +168,10 @@ class RunAccess(StoreBase):
                 environment=json.loads(r.environment_json) if r.environment_json else None,
                 diverged_epoch=r.diverged_epoch,
                 diagnosis=diagnoses.get(r.id or 0),
+                study_id=r.study_id,
+                study_config=r.study_config,
+                study_replicate=r.study_replicate,
+                overrides=json.loads(r.overrides_json) if r.overrides_json else None,
             )
             for r in runs
         ]

@@ -31,6 +31,7 @@ class RunFilter:
     # Only runs of projects these teams own: the caller's visibility. None means no limit.
     teams: Sequence[int] | None = None
     verdicts: Sequence[Verdict] = ()  # what the run's diagnosis says
+    study: int | None = None  # a study's members only
 
 
 # Spec columns that ``where`` may test, and whether they hold numbers.

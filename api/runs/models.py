@@ -62,6 +62,12 @@ class Run(SQLModel, table=True):
     environment_json: str | None = Field(default=None, sa_column=Column(Text))
     # The first epoch with a non-finite loss, if the run diverged.
     diverged_epoch: int | None = None
+    # A study's member: the study, its configuration (index into the study's configs), its
+    # replicate (the fold, or the seed's index) and the overrides applied to the study's spec.
+    study_id: int | None = Field(default=None, sa_type=BigId, foreign_key="study.id", index=True)
+    study_config: int | None = None
+    study_replicate: int | None = None
+    overrides_json: str | None = Field(default=None, sa_column=Column(Text))
     # Bumped on every change to the run or its data: the basis of ETags for cheap polling.
     revision: int = Field(default=0, sa_type=BigId)
 

@@ -108,6 +108,12 @@ class RunOut(BaseModel):
     diverged_epoch: int | None = None
     # What its curves say so far (null until an epoch has both losses).
     diagnosis: DiagnosisOut | None = None
+    # A study's member: the study, its configuration and replicate, and the overrides the study
+    # applied to its spec (dotted path -> value).
+    study_id: int | None = None
+    study_config: int | None = None
+    study_replicate: int | None = None
+    overrides: dict[str, Any] | None = None
     links: RunLinks | None = None
 
 

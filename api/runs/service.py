@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -48,43 +49,59 @@ class RunStore(RunLifecycle):
         project = project or self.default_project
         with Session(self.engine) as session:
             project_id = self._project_for(session, project, principal, team)
-            model = spec.model
-            run = Run(
-                project_id=project_id,
-                created_by_id=principal.user_id,
-                name=name or "",
-                status="queued",
-                spec_json=spec.canonical_json(),
-                spec_hash=spec.spec_hash(),
-                notes=notes,
-                task=spec.task,
-                dataset=spec.dataset.name,
-                model_kind=model.kind,
-                optimizer=spec.optimizer.name,
-                lr=spec.optimizer.lr,
-                weight_decay=spec.optimizer.weight_decay,
-                dropout=max(model.dropout, getattr(model, "input_dropout", 0.0)),
-                l1=spec.regularization.l1,
-                l2=spec.regularization.l2,
-                lr_schedule=spec.lr_schedule.kind,
-                early_stopping=spec.early_stopping is not None,
-                epochs=spec.epochs,
-                batch_size=spec.batch_size,
-                seed=spec.seed,
-                progress_total=spec.epochs,
-                enqueued_at=utcnow(),  # the caller hands it over next (else: undo_delivery)
-            )
-            session.add(run)
-            session.flush()
-            assert run.id is not None
-            if not name:
-                run.name = f"run-{run.id}"
-            for tag in dict.fromkeys(tags):
-                session.add(RunTag(run_id=run.id, tag=tag))
-            self._event(session, run.id, "status", None, {"status": "queued"})
-            token = mint_worker_token(session, run.id)
+            run, token = self._add_run(session, project_id, spec, name, tags, notes, principal)
             session.commit()
             return self._run_out(session, run), token
+
+    def _add_run(
+        self,
+        session: Session,
+        project_id: int,
+        spec: JobSpec,
+        name: str | None,
+        tags: Sequence[str],
+        notes: str,
+        principal: Principal,
+        **member: Any,
+    ) -> tuple[Run, str]:
+        """A queued run added to ``session`` (the caller commits) and its worker token;
+        ``member``: a study member's columns (study_id, study_config, ...)."""
+        model = spec.model
+        run = Run(
+            project_id=project_id,
+            created_by_id=principal.user_id,
+            name=name or "",
+            status="queued",
+            spec_json=spec.canonical_json(),
+            spec_hash=spec.spec_hash(),
+            notes=notes,
+            task=spec.task,
+            dataset=spec.dataset.name,
+            model_kind=model.kind,
+            optimizer=spec.optimizer.name,
+            lr=spec.optimizer.lr,
+            weight_decay=spec.optimizer.weight_decay,
+            dropout=max(model.dropout, getattr(model, "input_dropout", 0.0)),
+            l1=spec.regularization.l1,
+            l2=spec.regularization.l2,
+            lr_schedule=spec.lr_schedule.kind,
+            early_stopping=spec.early_stopping is not None,
+            epochs=spec.epochs,
+            batch_size=spec.batch_size,
+            seed=spec.seed,
+            progress_total=spec.epochs,
+            enqueued_at=utcnow(),  # the caller hands it over next (else: undo_delivery)
+            **member,
+        )
+        session.add(run)
+        session.flush()
+        assert run.id is not None
+        if not name:
+            run.name = f"run-{run.id}"
+        for tag in dict.fromkeys(tags):
+            session.add(RunTag(run_id=run.id, tag=tag))
+        self._event(session, run.id, "status", None, {"status": "queued"})
+        return run, mint_worker_token(session, run.id)
 
     def _project_for(
         self, session: Session, name: str, principal: Principal, team: str | None
@@ -157,6 +174,8 @@ class RunStore(RunLifecycle):
             )
         if filters.status:
             query = query.where(col(Run.status).in_(filters.status))
+        if filters.study is not None:
+            query = query.where(Run.study_id == filters.study)
         for tag in filters.tags:
             query = query.where(
                 select(RunTag.run_id).where(RunTag.run_id == Run.id, RunTag.tag == tag).exists()

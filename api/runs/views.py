@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from api.core.config import Settings
 from api.core.deps import (
+    MAX_ID,
     READ_TAGS,
     WORKER_TAGS,
     AttemptQuery,
@@ -20,10 +20,10 @@ from api.core.deps import (
     get_store,
     not_modified,
 )
-from api.core.exceptions import Invalid
 from api.core.http import GuardedRoute
 from api.core.schemas import IngestResult, UtcDatetime
 from api.people.deps import PrincipalDep, UserDep
+from api.runs.budget import check_budget
 from api.runs.delivery import deliver, hand_over
 from api.runs.filters import RunFilter
 from api.runs.models import RunStatus, Verdict
@@ -40,7 +40,6 @@ from api.runs.schemas import (
     with_links,
 )
 from api.runs.service import RunStore
-from trainer.spec import JobSpec
 
 
 async def get_enqueuer(request: Request) -> Enqueuer:
@@ -52,35 +51,6 @@ EnqueuerDep = Annotated[Enqueuer, Depends(get_enqueuer)]
 # Tagged per route: "runs", or "worker" for what workers post and "read" for the read side.
 router = APIRouter(route_class=GuardedRoute)
 RUNS_TAGS: list[str | Enum] = ["runs"]
-
-
-def check_budget(spec: JobSpec, settings: Settings) -> None:
-    """A 422 for a job bigger than this server lets one worker hold (FITLENS_MAX_*)."""
-    needs = spec.resources()
-    field = "spec.dataset.synthetic.n_samples" if spec.dataset.synthetic else "spec.dataset"
-    for need, limit, what, where, setting in (
-        (
-            needs.parameters,
-            settings.max_model_parameters,
-            "parameters",
-            "spec.model",
-            "MODEL_PARAMETERS",
-        ),
-        (needs.data_elements, settings.max_data_elements, "data elements", field, "DATA_ELEMENTS"),
-        (
-            needs.activation_elements,
-            settings.max_activation_elements,
-            "activation elements",
-            "spec.batch_size",
-            "ACTIVATION_ELEMENTS",
-        ),
-    ):
-        if need > limit:
-            raise Invalid(
-                where,
-                f"the job needs {need:,} {what}; this server allows at most {limit:,} "
-                f"(FITLENS_MAX_{setting})",
-            )
 
 
 @router.post("/jobs", status_code=201, response_model=RunOut, tags=RUNS_TAGS)
@@ -114,6 +84,7 @@ def list_runs(
     verdict: Annotated[
         list[Verdict] | None, Query(description="what the diagnosis says; repeat for several")
     ] = None,
+    study: Annotated[int | None, Query(ge=1, le=MAX_ID, description="a study's members")] = None,
     tag: Annotated[
         list[str] | None, Query(description="repeat for several; all must match")
     ] = None,
@@ -152,6 +123,7 @@ def list_runs(
         created_by=created_by,
         teams=principal.teams(),  # every project the caller's teams own, and nothing else
         verdicts=verdict or (),
+        study=study,
     )
     runs, next_cursor = store.list_runs(filters, sort, cursor, limit)
     return RunPage(

@@ -33,6 +33,7 @@ TABLES = (
     "run_diagnosis",
     "runtag",
     "run",
+    "study",
     "project",
     "membership",
     "team",

@@ -174,6 +174,17 @@ def _vera_invited_to(team: str) -> Callable[[World, int], dict[str, Any]]:
     return prepare
 
 
+def _study(design: dict[str, Any]) -> Callable[[World, int], dict[str, Any]]:
+    def prepare(w: World, _: int) -> dict[str, Any]:
+        body = {"spec": {"epochs": 2}, "project": "vision", "team": "lab", "design": design}
+        response = w.call("POST", "/studies", "owner", json=body)
+        assert response.status_code == 201, response.text
+        return {"study": response.json()["id"]}
+
+    return prepare
+
+
+STUDY = {"seeds": [1, 2]}
 _names = itertools.count()
 
 
@@ -208,6 +219,25 @@ CASES = [
     Case("GET", "/runs/{run}/metrics.csv", READ, prepare=_post("metrics", POINT)),
     Case("GET", "/histograms/overlay?runs={run}&param=w", READ, prepare=_post("histograms", HIST)),
     Case("GET", "/compare?runs={run}", READ),
+    Case(
+        "POST",
+        "/studies",
+        created(WRITE),
+        {"spec": {"epochs": 2}, "project": "vision", "team": "lab", "design": STUDY},
+    ),
+    Case("GET", "/studies/{study}", READ, prepare=_study(STUDY)),
+    Case("POST", "/studies/{study}/cancel", WRITE, prepare=_study(STUDY)),
+    Case("POST", "/studies/{study}/retry", WRITE, prepare=_study(STUDY)),
+    Case("GET", "/studies/{study}/curves", READ, prepare=_study(STUDY)),
+    Case("GET", "/studies/{study}/table", READ, prepare=_study(STUDY)),
+    Case("GET", "/studies/{study}/table.csv", READ, prepare=_study(STUDY)),
+    Case("GET", "/studies/{study}/effects", READ, prepare=_study({"sweep": {"epochs": [1, 2]}})),
+    Case(
+        "GET",
+        "/studies/{study}/learning_curve",
+        READ,
+        prepare=_study({"learning_curve": [0.5, 1.0]}),
+    ),
     Case("GET", "/me", ANY_USER),
     Case("GET", "/teams", ANY_USER),
     Case("POST", "/teams", created(ANY_USER), {"name": "{name}"}, prepare=_unique_name),
@@ -285,6 +315,7 @@ def test_the_matrix_covers_every_endpoint(client: TestClient) -> None:
         "{third}": "{team_id}",
         "/zed": "/{user}",
         "{token}": "{token_id}",
+        "{study}": "{study_id}",
     }
     covered = set()
     for case in CASES:

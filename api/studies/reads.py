@@ -1,0 +1,257 @@
+"""A study's answers, shaped for plotting and reading: per-configuration bands of every curve,
+the comparison table, effects against the baseline, and the learning curve. The statistics
+are api.studies.stats; this module gathers the members' stored data for them."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import Session, col
+
+from api.core.exceptions import Invalid
+from api.metrics.models import MetricSeries
+from api.runs.models import Run, RunDiagnosis
+from api.runs.schemas import DiagnosisOut
+from api.studies.schemas import (
+    Band,
+    ConfigCurves,
+    ConfigEffects,
+    Effect,
+    LearningCurve,
+    SizePoint,
+    Stat,
+    StudyCurves,
+    StudyEffects,
+    StudyTable,
+    TableRow,
+)
+from api.studies.service import StudyStore, varied
+from api.studies.stats import curve_bands, describe, paired_effect
+
+# The summary values of a member (its diagnosis) that the table and the effects report.
+SUMMARIES = (
+    "min_val_loss",
+    "best_epoch",
+    "val_accuracy",
+    "final_gap",
+    "gap_at_best",
+    "gap_slope",
+    "onset_epoch",
+    "final_val_loss",
+    "final_train_loss",
+    "epochs",
+)
+# Learning curves: (name, where in the diagnosis, metric).
+LEARNING = (
+    ("final_train_loss", "final", "train_loss"),
+    ("final_val_loss", "final", "val_loss"),
+    ("best_train_loss", "at_best", "train_loss"),
+    ("best_val_loss", "at_best", "val_loss"),
+    ("final_train_accuracy", "final", "train_accuracy"),
+    ("final_val_accuracy", "final", "val_accuracy"),
+    ("best_train_accuracy", "at_best", "train_accuracy"),
+    ("best_val_accuracy", "at_best", "val_accuracy"),
+)
+SIZE_PATHS = ("dataset.train_fraction", "dataset.train_subset")
+MAX_RAW = 20_000  # longer member series are read downsampled, like a curve read
+
+
+class _Member:
+    __slots__ = ("config", "diagnosis", "id", "replicate", "status")
+
+    def __init__(self, run_id: int, config: int, replicate: int, status: str) -> None:
+        self.id, self.config, self.replicate, self.status = run_id, config, replicate, status
+        self.diagnosis: DiagnosisOut | None = None
+
+
+class StudyReads(StudyStore):
+    def study_curves(self, study_id: int, keys: Sequence[str], max_points: int) -> StudyCurves:
+        with Session(self.engine) as session:
+            study = self._study(session, study_id)
+            configs = json.loads(study.configs_json)
+            members = self._members(session, study_id)
+            series = self._member_series(session, [m.id for m in members], keys, max_points)
+        out = []
+        for index, overrides in enumerate(configs):
+            mine = [m for m in members if m.config == index]
+            bands = [
+                Band(key=key, **curve_bands([series.get((m.id, key), {}) for m in mine]))
+                for key in keys
+            ]
+            out.append(
+                ConfigCurves(config=index, overrides=overrides, members=len(mine), curves=bands)
+            )
+        return StudyCurves(study_id=study_id, revision="", configs=out)
+
+    def study_table(self, study_id: int, sort: str | None = None) -> StudyTable:
+        with Session(self.engine) as session:
+            study = self._study(session, study_id)
+            configs = json.loads(study.configs_json)
+            baseline = json.loads(study.design_json).get("baseline", 0)
+            members = self._members(session, study_id, diagnoses=True)
+        rows = []
+        for index, overrides in enumerate(configs):
+            mine = [m for m in members if m.config == index]
+            diagnosed = [m.diagnosis for m in mine if m.diagnosis is not None]
+            rows.append(
+                TableRow(
+                    config=index,
+                    overrides=overrides,
+                    members=len(mine),
+                    status=dict(Counter(m.status for m in mine)),
+                    verdicts=dict(Counter(d.verdict for d in diagnosed)),
+                    values={
+                        name: Stat(**describe([_summary(d, name) for d in diagnosed]))
+                        for name in SUMMARIES
+                    },
+                )
+            )
+        if sort:
+            rows = _sorted(rows, sort)
+        return StudyTable(
+            study_id=study_id,
+            varied=varied(configs),
+            summaries=list(SUMMARIES),
+            baseline=baseline,
+            rows=rows,
+        )
+
+    def study_effects(self, study_id: int, baseline: int | None) -> StudyEffects:
+        with Session(self.engine) as session:
+            study = self._study(session, study_id)
+            configs = json.loads(study.configs_json)
+            chosen = json.loads(study.design_json).get("baseline", 0)
+            members = self._members(session, study_id, diagnoses=True)
+        chosen = chosen if baseline is None else baseline
+        if not 0 <= chosen < len(configs):
+            raise Invalid("baseline", f"the study has configurations 0 to {len(configs) - 1}")
+
+        def by_replicate(config: int, name: str) -> dict[int, float | None]:
+            return {
+                m.replicate: _summary(m.diagnosis, name)
+                for m in members
+                if m.config == config and m.diagnosis is not None
+            }
+
+        out = []
+        for index, overrides in enumerate(configs):
+            if index == chosen:
+                continue
+            effects = {}
+            for name in SUMMARIES:
+                e = paired_effect(by_replicate(chosen, name), by_replicate(index, name))
+                low, high = e["ci_low"], e["ci_high"]
+                detectable = low is not None and high is not None and (low > 0 or high < 0)
+                effects[name] = Effect(**e, detectable=detectable)
+            out.append(ConfigEffects(config=index, overrides=overrides, effects=effects))
+        return StudyEffects(
+            study_id=study_id,
+            baseline=chosen,
+            baseline_overrides=configs[chosen],
+            configs=out,
+        )
+
+    def learning_curve(self, study_id: int) -> LearningCurve:
+        with Session(self.engine) as session:
+            study = self._study(session, study_id)
+            configs = json.loads(study.configs_json)
+            members = self._members(session, study_id, diagnoses=True)
+        points = []
+        for index, overrides in enumerate(configs):
+            size = next((overrides[p] for p in SIZE_PATHS if p in overrides), None)
+            if size is None:
+                continue
+            diagnosed = [m.diagnosis for m in members if m.config == index and m.diagnosis]
+            values = {
+                name: Stat(**describe([getattr(d, where).get(metric) for d in diagnosed]))
+                for name, where, metric in LEARNING
+            }
+            points.append(SizePoint(size=size, config=index, values=values))
+        if not points:
+            raise Invalid("study", "this study has no learning curve (design.learning_curve)")
+        return LearningCurve(study_id=study_id, points=points)
+
+    # ---- gathering ----
+
+    def _members(self, session: Session, study_id: int, diagnoses: bool = False) -> list[_Member]:
+        rows = session.execute(
+            select(Run.id, Run.study_config, Run.study_replicate, Run.status)
+            .where(Run.study_id == study_id)
+            .order_by(Run.id)
+        ).all()
+        members = [_Member(int(i), int(c or 0), int(r or 0), s) for i, c, r, s in rows]
+        if diagnoses and members:
+            found: dict[int, str] = dict(
+                session.execute(
+                    select(RunDiagnosis.run_id, RunDiagnosis.detail_json).where(
+                        col(RunDiagnosis.run_id).in_([m.id for m in members])
+                    )
+                ).all()
+            )
+            for m in members:
+                if m.id in found:
+                    m.diagnosis = DiagnosisOut.model_validate_json(found[m.id])
+        return members
+
+    def _member_series(
+        self, session: Session, run_ids: list[int], keys: Sequence[str], max_points: int
+    ) -> dict[tuple[int, str], dict[int, float]]:
+        """(run, key) -> step -> value for every member: short (per-epoch) series in one query
+        straight from the driver, longer ones downsampled one by one."""
+        if not run_ids or not keys:
+            return {}
+        stored = session.execute(
+            select(MetricSeries).where(
+                col(MetricSeries.run_id).in_(run_ids), col(MetricSeries.key).in_(keys)
+            )
+        ).scalars()
+        short: list[MetricSeries] = []
+        long: list[MetricSeries] = []
+        for s in stored:
+            (short if s.count <= min(MAX_RAW, max_points) else long).append(s)
+        out: dict[tuple[int, str], dict[int, float]] = defaultdict(dict)
+        if short:
+            ids = sorted({s.run_id for s in short})
+            marks = ", ".join([self._mark] * len(ids))
+            key_marks = ", ".join([self._mark] * len(keys))
+            rows = session.connection().exec_driver_sql(
+                "SELECT run_id, key, step, value FROM metric_point "
+                f"WHERE run_id IN ({marks}) AND key IN ({key_marks})",
+                (*ids, *keys),
+            )
+            wanted = {(s.run_id, s.key) for s in short}
+            for run_id, key, step, value in rows:
+                if (run_id, key) in wanted:
+                    out[(run_id, key)][step] = float("nan") if value is None else value
+        for s in long:
+            read = self._series(session, s.run_id, s, max_points, None, None)
+            out[(s.run_id, s.key)] = dict(zip(read.steps, read.values, strict=True))
+        return out
+
+
+def _summary(d: DiagnosisOut | None, name: str) -> Any:
+    if d is None:
+        return None
+    if name == "val_accuracy":
+        return d.at_evaluated.get("val_accuracy")
+    if name == "final_val_loss":
+        return d.final.get("val_loss")
+    if name == "final_train_loss":
+        return d.final.get("train_loss")
+    return getattr(d, name)
+
+
+def _sorted(rows: list[TableRow], sort: str) -> list[TableRow]:
+    name = sort.lstrip("-")
+    if name == "config":
+        return sorted(rows, key=lambda r: r.config, reverse=sort.startswith("-"))
+    if name not in SUMMARIES:
+        raise Invalid("sort", f"config or a summary value: {', '.join(SUMMARIES)}")
+    have = [r for r in rows if r.values[name].mean is not None]
+    none = [r for r in rows if r.values[name].mean is None]
+    have.sort(key=lambda r: r.values[name].mean or 0.0, reverse=sort.startswith("-"))
+    return have + none  # configurations without the value come last, either way

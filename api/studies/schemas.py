@@ -1,0 +1,126 @@
+"""What the study endpoints answer: the study, its bands, its table, its effects."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from api.runs.models import Verdict
+
+
+class _Out(BaseModel):
+    # NaN and infinities come back as the strings the rest of the API uses.
+    model_config = ConfigDict(ser_json_inf_nan="strings")
+
+
+class StudyConfig(_Out):
+    index: int
+    overrides: dict[str, Any]  # the paths this configuration sets (seeds and folds aside)
+
+
+class StudyOut(_Out):
+    id: int
+    project: str
+    name: str
+    created_by: str | None
+    created_at: datetime
+    notes: str
+    spec: dict[str, Any]  # the base spec, as submitted
+    design: dict[str, Any]
+    configs: list[StudyConfig]
+    varied: list[str]  # the paths that differ between configurations
+    baseline: int
+    members: int
+    status: dict[str, int]  # members per status
+    done: bool  # every member finished (succeeded, failed or cancelled)
+    revision: str
+
+
+class Stat(_Out):
+    mean: float | None
+    std: float | None  # sample standard deviation (ddof=1); null under two values
+    min: float | None
+    max: float | None
+    n: int
+
+
+class Band(_Out):
+    """One metric of one configuration over its members, per step: a line and its band."""
+
+    key: str
+    steps: list[int]
+    mean: list[float | None]
+    std: list[float | None]
+    min: list[float | None]
+    max: list[float | None]
+    n: list[int]  # members with a value at that step (early stops make it fall)
+
+
+class ConfigCurves(_Out):
+    config: int
+    overrides: dict[str, Any]
+    members: int
+    curves: list[Band]
+
+
+class StudyCurves(_Out):
+    study_id: int
+    revision: str
+    configs: list[ConfigCurves]
+
+
+class TableRow(_Out):
+    config: int
+    overrides: dict[str, Any]
+    members: int
+    status: dict[str, int]
+    verdicts: dict[Verdict, int]
+    values: dict[str, Stat]  # every summary value over the configuration's members
+
+
+class StudyTable(_Out):
+    study_id: int
+    varied: list[str]
+    summaries: list[str]
+    baseline: int
+    rows: list[TableRow]
+
+
+class Effect(_Out):
+    """other - baseline, paired over matching folds and seeds."""
+
+    n: int
+    mean: float | None
+    ci_low: float | None  # 95% confidence interval (Student's t on the paired differences)
+    ci_high: float | None
+    p_value: float | None
+    detectable: bool  # the interval excludes zero
+
+
+class ConfigEffects(_Out):
+    config: int
+    overrides: dict[str, Any]
+    effects: dict[str, Effect]
+
+
+class StudyEffects(_Out):
+    study_id: int
+    baseline: int
+    baseline_overrides: dict[str, Any]
+    configs: list[ConfigEffects]
+
+
+class SizePoint(_Out):
+    size: float  # a fraction of the training split, or a count
+    config: int
+    values: dict[str, Stat]
+
+
+class LearningCurve(_Out):
+    """Per training-set size (and configuration, when the study sweeps too): final and best
+    train and validation loss and accuracy over the folds or seeds."""
+
+    study_id: int
+    points: list[SizePoint]

@@ -1,0 +1,187 @@
+"""Studies: many runs, one question. A study is stored with its members in one transaction;
+every member is an ordinary run (it names its study, configuration, replicate and overrides),
+handed to the queue like any other, so every worker shares the study. Cancel reaches every
+member still queued or running; retry, every member that failed or was cancelled. One
+member's failure is its own: the others go on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections import Counter
+from typing import Any
+
+from sqlalchemy import bindparam, func, select
+from sqlmodel import Session, col
+
+from api.core.exceptions import Conflict, Forbidden, NotFound
+from api.diagnosis.service import DiagnosisStore
+from api.people.auth import WRITE_ROLES, Principal
+from api.people.models import Project, User
+from api.runs.models import FINISHED, Run
+from api.runs.service import RunStore
+from api.studies.design import Expansion, StudyCreate
+from api.studies.models import Study
+from api.studies.schemas import StudyConfig, StudyOut
+from trainer.spec import JobSpec
+
+
+class StudyStore(RunStore, DiagnosisStore):
+    def create_study(
+        self, body: StudyCreate, expansion: Expansion, principal: Principal
+    ) -> tuple[StudyOut, list[tuple[int, JobSpec, str]]]:
+        """Store the study and every member, queued; returns the study and, per member, what
+        the queue needs (run id, spec, worker token)."""
+        with Session(self.engine) as session:
+            project = body.project or self.default_project
+            project_id = self._project_for(session, project, principal, body.team)
+            study = Study(
+                project_id=project_id,
+                created_by_id=principal.user_id,
+                name=body.name or "",
+                notes=body.notes,
+                spec_json=json.dumps(body.spec),
+                design_json=body.design.model_dump_json(),
+                configs_json=json.dumps(expansion.configs),
+            )
+            session.add(study)
+            session.flush()
+            assert study.id is not None
+            study.name = study.name or f"study-{study.id}"
+            handed = []
+            for m in expansion.members:
+                run, token = self._add_run(
+                    session,
+                    project_id,
+                    m.spec,
+                    f"{study.name[:170]} c{m.config} r{m.replicate}",
+                    body.tags,
+                    "",
+                    principal,
+                    study_id=study.id,
+                    study_config=m.config,
+                    study_replicate=m.replicate,
+                    overrides_json=json.dumps(m.overrides),
+                )
+                assert run.id is not None
+                handed.append((run.id, m.spec, token))
+            session.commit()
+            return self._study_out(session, study), handed
+
+    def get_study(self, study_id: int) -> StudyOut:
+        with Session(self.engine) as session:
+            return self._study_out(session, self._study(session, study_id))
+
+    def authorize_study(self, principal: Principal, study_id: int, need: str) -> str:
+        """Check that ``principal`` may ``need`` ("read" or "write") the study; returns its
+        revision (the study's own, its members' count and the sum of their revisions: any
+        change to any member changes it). Outside your teams a study is NotFound."""
+        with self.engine.connect() as conn:
+            row = conn.execute(_STUDY_ACCESS, {"study_id": study_id}).first()
+            if row is None or principal.is_worker or row[1] not in principal.roles:
+                raise NotFound(f"study {study_id} not found")
+            role = principal.roles[row[1]]
+            if need != "read" and role not in WRITE_ROLES:
+                raise Forbidden(f"you are a {role} of this study's team: read only")
+            count, total = conn.execute(_MEMBER_REVISIONS, {"study_id": study_id}).one()
+        return f"{row[0]}.{count}.{total or 0}"
+
+    def cancel_study(self, study_id: int) -> StudyOut:
+        """Cancel every member still queued or running (their workers stop at their next
+        heartbeat)."""
+        for run_id in self._member_ids(study_id, ("queued", "running")):
+            with contextlib.suppress(Conflict):  # it finished meanwhile: nothing to cancel
+                self.cancel_run(run_id)
+        self._bump_study(study_id)
+        return self.get_study(study_id)
+
+    def retry_study(self, study_id: int, who: str) -> list[int]:
+        """Put every failed or cancelled member back in the queue; returns their ids (the
+        caller hands them over)."""
+        retried = []
+        for run_id in self._member_ids(study_id, ("failed", "cancelled")):
+            try:
+                self.retry_run(run_id, who)
+            except Conflict:
+                continue
+            retried.append(run_id)
+        self._bump_study(study_id)
+        return retried
+
+    # ---- helpers ----
+
+    def _study(self, session: Session, study_id: int) -> Study:
+        study = session.get(Study, study_id)
+        if study is None:
+            raise NotFound(f"study {study_id} not found")
+        return study
+
+    def _member_ids(self, study_id: int, statuses: tuple[str, ...]) -> list[int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(Run.id)
+                .where(Run.study_id == study_id, col(Run.status).in_(statuses))
+                .order_by(Run.id)
+            )
+            return [int(r) for r in rows.scalars()]
+
+    def _bump_study(self, study_id: int) -> None:
+        with Session(self.engine) as session:
+            study = self._study(session, study_id)
+            study.revision += 1
+            session.commit()
+
+    def _study_out(self, session: Session, study: Study) -> StudyOut:
+        assert study.id is not None
+        configs: list[dict[str, Any]] = json.loads(study.configs_json)
+        design = json.loads(study.design_json)
+        status: Counter[str] = Counter(
+            dict(
+                session.execute(
+                    select(Run.status, func.count())
+                    .where(Run.study_id == study.id)
+                    .group_by(Run.status)
+                ).all()
+            )
+        )
+        members = sum(status.values())
+        project = session.execute(
+            select(Project.name).where(Project.id == study.project_id)
+        ).scalar_one()
+        creator = session.execute(select(User.name).where(User.id == study.created_by_id)).scalar()
+        count, total = session.execute(_MEMBER_REVISIONS, {"study_id": study.id}).one()
+        return StudyOut(
+            id=study.id,
+            project=project,
+            name=study.name,
+            created_by=creator,
+            created_at=study.created_at,
+            notes=study.notes,
+            spec=json.loads(study.spec_json),
+            design=design,
+            configs=[StudyConfig(index=i, overrides=c) for i, c in enumerate(configs)],
+            varied=varied(configs),
+            baseline=design.get("baseline", 0),
+            members=members,
+            status=dict(status),
+            done=members > 0 and sum(status[s] for s in FINISHED) == members,
+            revision=f"{study.revision}.{count}.{total or 0}",
+        )
+
+
+def varied(configs: list[dict[str, Any]]) -> list[str]:
+    """The paths whose values differ between configurations, in the order first seen."""
+    paths = list(dict.fromkeys(p for c in configs for p in c))
+    return [p for p in paths if len({json.dumps(c.get(p), sort_keys=True) for c in configs}) > 1]
+
+
+# Built once: they run on every study request (ETag checks included).
+_STUDY_ACCESS = (
+    select(Study.revision, Project.team_id)
+    .join(Project, col(Project.id) == Study.project_id)
+    .where(col(Study.id) == bindparam("study_id"))
+)
+_MEMBER_REVISIONS = select(func.count(), func.sum(Run.revision)).where(
+    col(Run.study_id) == bindparam("study_id")
+)

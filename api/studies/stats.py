@@ -1,0 +1,88 @@
+"""The statistics of a study (pure: numbers in, numbers out; numpy and scipy do the work).
+
+- Curves per configuration: mean, sample standard deviation (ddof=1), min, max and n of each
+  metric at each step over the configuration's members. Members that stopped early have no
+  points past their last epoch, so n falls there: the data says so.
+- Summary values (a member's diagnosis: min val loss, best epoch, ...) per configuration:
+  mean, std, min, max, n.
+- Effects against a baseline configuration: the paired differences of a summary value over
+  matching replicates (the same fold and seed), their mean, a 95% confidence interval from
+  Student's t (scipy.stats.ttest_rel), and whether it excludes zero.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+CONFIDENCE = 0.95
+
+
+def _clean(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def describe(values: Sequence[float | None]) -> dict[str, Any]:
+    """mean, std (ddof=1; null under two values), min, max and n of the finite values."""
+    finite = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    n = int(finite.size)
+    if n == 0:
+        return {"mean": None, "std": None, "min": None, "max": None, "n": 0}
+    return {
+        "mean": _clean(finite.mean()),
+        "std": _clean(finite.std(ddof=1)) if n > 1 else None,
+        "min": _clean(finite.min()),
+        "max": _clean(finite.max()),
+        "n": n,
+    }
+
+
+def curve_bands(members: Sequence[Mapping[int, float]]) -> dict[str, list[Any]]:
+    """Per step (the union of the members' steps): mean, std, min, max and n over the members
+    holding a finite value there. Ready to plot as a line with a band."""
+    steps = sorted({s for m in members for s in m})
+    out: dict[str, list[Any]] = {k: [] for k in ("steps", "mean", "std", "min", "max", "n")}
+    for step in steps:
+        d = describe([m.get(step) for m in members])
+        out["steps"].append(step)
+        for key in ("mean", "std", "min", "max", "n"):
+            out[key].append(d[key])
+    return out
+
+
+def paired_effect(
+    baseline: Mapping[int, float | None], other: Mapping[int, float | None]
+) -> dict[str, Any]:
+    """other - baseline over the replicates both have a finite value for."""
+    pairs = [
+        (baseline[r], other[r])
+        for r in sorted(set(baseline) & set(other))
+        if baseline[r] is not None
+        and other[r] is not None
+        and math.isfinite(baseline[r])  # type: ignore[arg-type]
+        and math.isfinite(other[r])  # type: ignore[arg-type]
+    ]
+    n = len(pairs)
+    if n == 0:
+        return {"n": 0, "mean": None, "ci_low": None, "ci_high": None, "p_value": None}
+    b = np.array([p[0] for p in pairs], dtype=float)
+    o = np.array([p[1] for p in pairs], dtype=float)
+    diff = o - b
+    mean = float(diff.mean())
+    if n < 2:
+        return {"n": n, "mean": mean, "ci_low": None, "ci_high": None, "p_value": None}
+    if np.all(diff == diff[0]):  # no spread: the interval is the point, the test undefined
+        return {"n": n, "mean": mean, "ci_low": mean, "ci_high": mean, "p_value": None}
+    test = stats.ttest_rel(o, b)
+    low, high = test.confidence_interval(CONFIDENCE)
+    return {
+        "n": n,
+        "mean": mean,
+        "ci_low": _clean(low),
+        "ci_high": _clean(high),
+        "p_value": _clean(test.pvalue),
+    }

@@ -1,0 +1,225 @@
+"""Studies: one POST makes every member run; the reads answer the study's question (bands,
+the comparison table, effects against the baseline, the learning curve), all with ETags."""
+
+from __future__ import annotations
+
+import csv
+import io
+from enum import Enum
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import ValidationError
+
+from api.core.deps import MAX_ID, SettingsDep, csv_list, etag, get_store, not_modified
+from api.core.exceptions import Invalid
+from api.core.http import GuardedRoute
+from api.people.deps import UserDep
+from api.runs.budget import check_budget
+from api.runs.delivery import deliver, hand_over
+from api.runs.views import EnqueuerDep
+from api.studies.design import StudyCreate, expand
+from api.studies.reads import SUMMARIES, StudyReads
+from api.studies.schemas import (
+    LearningCurve,
+    StudyCurves,
+    StudyEffects,
+    StudyOut,
+    StudyTable,
+)
+from trainer.spec import JobSpec
+
+TAGS: list[str | Enum] = ["studies"]
+router = APIRouter(route_class=GuardedRoute, tags=TAGS)
+StoreDep = Annotated[StudyReads, Depends(get_store)]
+StudyId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+@router.post("/studies", status_code=201, response_model=StudyOut)
+def create_study(
+    body: StudyCreate,
+    store: StoreDep,
+    enqueuer: EnqueuerDep,
+    settings: SettingsDep,
+    response: Response,
+    principal: UserDep,
+) -> StudyOut:
+    """A base spec and a design (sweep or overrides, seeds, folds, learning-curve sizes): every
+    member is validated as a whole spec, stored with the study, and handed to the queue."""
+    try:
+        JobSpec.model_validate(body.spec)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        where = ".".join(["spec", *(str(p) for p in error["loc"])])
+        raise Invalid(where, error["msg"]) from None
+    expansion = expand(body.spec, body.design, settings.max_study_members)
+    for member in expansion.members:
+        check_budget(member.spec, settings)
+    study, handed = store.create_study(body, expansion, principal)
+    for run_id, spec, token in handed:  # committed first: a broker away only delays them
+        hand_over(store, enqueuer, run_id, spec, token)
+    response.headers["Location"] = f"{settings.api_prefix}/studies/{study.id}"
+    return study
+
+
+@router.get("/studies/{study_id}", response_model=StudyOut, responses={304: {}})
+def get_study(
+    study_id: StudyId, request: Request, response: Response, store: StoreDep, principal: UserDep
+) -> StudyOut | Response:
+    """The study: its design, configurations, what varies, and its members per status (its
+    members themselves: GET /runs?study={id})."""
+    tag = etag(request, store.authorize_study(principal, study_id, "read"))
+    if (cached := not_modified(request, tag)) is not None:
+        return cached
+    response.headers["ETag"] = tag
+    return store.get_study(study_id)
+
+
+@router.post("/studies/{study_id}/cancel", response_model=StudyOut)
+def cancel_study(study_id: StudyId, store: StoreDep, principal: UserDep) -> StudyOut:
+    """Cancel every member still queued or running."""
+    store.authorize_study(principal, study_id, "write")
+    return store.cancel_study(study_id)
+
+
+@router.post("/studies/{study_id}/retry", response_model=StudyOut)
+def retry_study(
+    study_id: StudyId,
+    store: StoreDep,
+    enqueuer: EnqueuerDep,
+    settings: SettingsDep,
+    principal: UserDep,
+) -> StudyOut:
+    """Every failed or cancelled member goes back to the queue as a new attempt."""
+    store.authorize_study(principal, study_id, "write")
+    for run_id in store.retry_study(study_id, principal.user_name or "?"):
+        deliver(store, enqueuer, run_id, settings.redeliver_after)
+    return store.get_study(study_id)
+
+
+@router.get("/studies/{study_id}/curves", response_model=StudyCurves, responses={304: {}})
+async def study_curves(
+    study_id: StudyId,
+    request: Request,
+    response: Response,
+    store: StoreDep,
+    principal: UserDep,
+    keys: Annotated[str, Query(description="comma-separated metric keys")] = "val_loss,train_loss",
+    max_points: Annotated[int, Query(ge=2, le=100_000)] = 10_000,
+) -> StudyCurves | Response:
+    """Per configuration and key: steps with the mean, std, min, max and n over its members."""
+    revision = store.authorize_study(principal, study_id, "read")
+    tag = etag(request, revision)
+    if (cached := not_modified(request, tag)) is not None:
+        return cached
+    response.headers["ETag"] = tag
+    key_list = csv_list(keys, "keys", limit=20)
+    curves = await run_in_threadpool(store.study_curves, study_id, key_list, max_points)
+    return curves.model_copy(update={"revision": revision})
+
+
+SortQuery = Annotated[
+    str | None,
+    Query(
+        description=f"config or a summary value ({', '.join(SUMMARIES)}), by its mean; '-' "
+        "for descending"
+    ),
+]
+
+
+@router.get("/studies/{study_id}/table", response_model=StudyTable, responses={304: {}})
+async def study_table(
+    study_id: StudyId,
+    request: Request,
+    response: Response,
+    store: StoreDep,
+    principal: UserDep,
+    sort: SortQuery = None,
+) -> StudyTable | Response:
+    """One row per configuration: the varied values, members per status and verdict, and every
+    summary value (the members' diagnoses) as mean, std, min, max and n."""
+    tag = etag(request, store.authorize_study(principal, study_id, "read"))
+    if (cached := not_modified(request, tag)) is not None:
+        return cached
+    response.headers["ETag"] = tag
+    return await run_in_threadpool(store.study_table, study_id, sort)
+
+
+@router.get(
+    "/studies/{study_id}/table.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}}, 304: {}},
+)
+def study_table_csv(
+    study_id: StudyId, request: Request, store: StoreDep, principal: UserDep, sort: SortQuery = None
+) -> Response:
+    """The table as CSV: config, each varied path, members, then mean and std of every
+    summary value, then the verdict counts."""
+    tag = etag(request, store.authorize_study(principal, study_id, "read"))
+    if (cached := not_modified(request, tag)) is not None:
+        return cached
+    table = store.study_table(study_id, sort)
+    verdicts = sorted({v for row in table.rows for v in row.verdicts})
+    out = io.StringIO()
+    writer = csv.writer(out)
+    parts = ("mean", "std", "n")
+    stats = [f"{name}_{part}" for name in table.summaries for part in parts]
+    writer.writerow(["config", *table.varied, "members", *stats, *verdicts])
+    for row in table.rows:
+        values = [
+            getattr(row.values[name], part)
+            for name in table.summaries
+            for part in ("mean", "std", "n")
+        ]
+        writer.writerow(
+            [
+                row.config,
+                *(row.overrides.get(path) for path in table.varied),
+                row.members,
+                *("" if v is None else v for v in values),
+                *(row.verdicts.get(v, 0) for v in verdicts),
+            ]
+        )
+    return Response(
+        out.getvalue(),
+        media_type="text/csv",
+        headers={
+            "ETag": tag,
+            "Content-Disposition": f'attachment; filename="study-{study_id}.csv"',
+        },
+    )
+
+
+@router.get("/studies/{study_id}/effects", response_model=StudyEffects, responses={304: {}})
+async def study_effects(
+    study_id: StudyId,
+    request: Request,
+    response: Response,
+    store: StoreDep,
+    principal: UserDep,
+    baseline: Annotated[
+        int | None, Query(ge=0, le=100_000, description="default: the study's baseline")
+    ] = None,
+) -> StudyEffects | Response:
+    """Each configuration against the baseline: per summary value, the mean paired difference
+    over matching folds and seeds with its 95% confidence interval, and whether it is
+    detectable (the interval excludes zero)."""
+    tag = etag(request, store.authorize_study(principal, study_id, "read"))
+    if (cached := not_modified(request, tag)) is not None:
+        return cached
+    response.headers["ETag"] = tag
+    return await run_in_threadpool(store.study_effects, study_id, baseline)
+
+
+@router.get("/studies/{study_id}/learning_curve", response_model=LearningCurve, responses={304: {}})
+async def learning_curve(
+    study_id: StudyId, request: Request, response: Response, store: StoreDep, principal: UserDep
+) -> LearningCurve | Response:
+    """Per training-set size: final and best train and validation loss and accuracy, mean and
+    std over the folds or seeds (422 for a study without design.learning_curve)."""
+    tag = etag(request, store.authorize_study(principal, study_id, "read"))
+    if (cached := not_modified(request, tag)) is not None:
+        return cached
+    response.headers["ETag"] = tag
+    return await run_in_threadpool(store.learning_curve, study_id)

@@ -1,0 +1,93 @@
+"""How a study's design becomes member specs (pure; the API's tests drive the rest)."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from api.core.exceptions import Invalid
+from api.studies.design import Design, expand
+
+BASE = {"dataset": {"name": "digits"}, "epochs": 3}
+
+
+def test_a_2x2_sweep_with_3_folds_makes_12_members_with_their_overrides() -> None:
+    design = Design.model_validate(
+        {
+            "sweep": {"model.dropout": [0, 0.5], "optimizer.weight_decay": [0, 1e-4]},
+            "folds": {"k": 3},
+        }
+    )
+    out = expand(BASE, design, max_members=500)
+    assert out.configs == [
+        {"model.dropout": 0, "optimizer.weight_decay": 0},
+        {"model.dropout": 0, "optimizer.weight_decay": 1e-4},
+        {"model.dropout": 0.5, "optimizer.weight_decay": 0},
+        {"model.dropout": 0.5, "optimizer.weight_decay": 1e-4},
+    ]
+    assert len(out.members) == 12
+    for m in out.members:
+        config = out.configs[m.config]
+        assert m.spec.model.dropout == config["model.dropout"]
+        assert m.spec.optimizer.weight_decay == config["optimizer.weight_decay"]
+        assert m.spec.dataset.folds is not None
+        assert (m.spec.dataset.folds.k, m.spec.dataset.folds.index) == (3, m.fold)
+        assert m.replicate == m.fold and m.spec.epochs == 3
+    assert sorted((m.config, m.fold) for m in out.members) == [
+        (c, f) for c in range(4) for f in range(3)
+    ]
+
+
+def test_overrides_seeds_and_a_learning_curve() -> None:
+    design = Design.model_validate(
+        {
+            "overrides": [{}, {"regularization.l2": 0.01, "regularization.l2_form": "norm"}],
+            "seeds": [1, 2],
+            "learning_curve": [0.5, 1.0, 200],
+        }
+    )
+    out = expand(BASE, design, max_members=500)
+    assert len(out.configs) == 6 and len(out.members) == 12
+    assert out.configs[1] == {"dataset.train_fraction": 1.0}
+    assert out.configs[5] == {
+        "regularization.l2": 0.01,
+        "regularization.l2_form": "norm",
+        "dataset.train_subset": 200,
+    }
+    seeds = {(m.config, m.replicate): m.spec.seed for m in out.members}
+    assert seeds[(0, 0)] == 1 and seeds[(0, 1)] == 2
+    assert out.members[-1].spec.regularization.l2_form == "norm"
+
+
+@pytest.mark.parametrize(
+    ("design", "field", "words"),
+    [
+        ({"sweep": {"model.dropout": [0, 1.5]}}, "design.sweep.model.dropout", "1.5"),
+        ({"overrides": [{}, {"optimizer.lr": -1}]}, "design.overrides.1.optimizer.lr", "-1"),
+        ({"sweep": {"model.dropuot": [0.1]}}, "design.sweep.model.dropuot", "0.1"),
+        ({"sweep": {"epochs.x": [1]}}, "design.sweep.epochs.x", "not an object"),
+        ({"learning_curve": [5000]}, "design.learning_curve", "5000"),
+        ({"baseline": 3, "seeds": [1]}, "design.baseline", "1 configurations"),
+        ({"seeds": list(range(30)), "folds": {"k": 20}}, "design", "600 members"),
+    ],
+)
+def test_bad_designs_name_the_path_and_the_value(design: dict, field: str, words: str) -> None:
+    with pytest.raises(Invalid) as caught:
+        expand(BASE, Design.model_validate(design), max_members=500)
+    assert caught.value.field == field and words in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "design",
+    [
+        {"sweep": {"seed": [1, 2]}},
+        {"sweep": {"dataset.folds": [1]}},
+        {"sweep": {"Model.Dropout": [1]}},
+        {"sweep": {"model.dropout": []}},
+        {"sweep": {"model.dropout": [0]}, "overrides": [{}]},
+        {"learning_curve": [2.5]},
+    ],
+)
+def test_designs_pydantic_refuses(design: dict) -> None:
+    with pytest.raises(ValidationError):
+        Design.model_validate(design)

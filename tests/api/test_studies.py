@@ -1,0 +1,238 @@
+"""Studies through the API, with members fed as their workers would feed them: the members and
+their overrides, aggregates against numpy, effects against scipy, failures, cancel and retry,
+ETags, 422s. (tests/e2e/test_studies.py trains them with real workers.)"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from scipy import stats
+
+from api.runs.queue import RecordingQueue
+from tests.api.conftest import API, bearer
+
+SWEEP = {"sweep": {"model.dropout": [0, 0.5], "optimizer.weight_decay": [0, 1e-4]}}
+
+
+def create(client: TestClient, design: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    response = client.post(
+        f"{API}/studies", json={"spec": {"epochs": 4}, "design": design, **extra}
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def members(client: TestClient, study_id: int) -> list[dict[str, Any]]:
+    runs = client.get(f"{API}/runs", params={"study": study_id, "limit": 500}).json()["items"]
+    return sorted(runs, key=lambda r: r["id"])
+
+
+def feed(
+    client: TestClient, queue: RecordingQueue, run: dict[str, Any], curves: dict[str, list[float]]
+) -> None:
+    """What a worker posts: running, every epoch's metrics, succeeded."""
+    worker = bearer(queue.tokens[run["id"]])
+    url = f"{API}/runs/{run['id']}"
+    assert client.post(f"{url}/status", json={"status": "running"}, headers=worker).is_success
+    points = [
+        {"key": key, "step": step, "value": value}
+        for key, values in curves.items()
+        for step, value in enumerate(values, 1)
+    ]
+    assert client.post(f"{url}/metrics", json={"points": points}, headers=worker).is_success
+    done = {"status": "succeeded", "attempt": 1}
+    assert client.post(f"{url}/status", json=done, headers=worker).is_success
+
+
+def fake_curves(config: int, replicate: int, epochs: int = 4) -> dict[str, list[float]]:
+    """Per-member curves that differ by configuration and (a little) by replicate."""
+    rng = np.random.default_rng(100 * config + replicate)
+    train = [1.0 / (e + 1) + 0.01 * rng.random() for e in range(epochs)]
+    val = [t + 0.1 * config + 0.02 * rng.random() for t in train]
+    acc = [0.5 + 0.1 * e - 0.02 * config + 0.01 * rng.random() for e in range(epochs)]
+    return {"train_loss": train, "val_loss": val, "val_accuracy": acc}
+
+
+def test_a_2x2_sweep_x_3_folds_makes_12_members_with_their_overrides(
+    client: TestClient, queue: RecordingQueue
+) -> None:
+    study = create(client, {**SWEEP, "folds": {"k": 3}}, name="grid", tags=["g"])
+    assert study["members"] == 12 and study["status"] == {"queued": 12}
+    assert study["varied"] == ["model.dropout", "optimizer.weight_decay"]
+    runs = members(client, study["id"])
+    assert len(runs) == 12 and len(queue.items) == 12
+    for run in runs:
+        config = study["configs"][run["study_config"]]["overrides"]
+        assert run["spec"]["model"]["dropout"] == config["model.dropout"]
+        assert run["spec"]["optimizer"]["weight_decay"] == config["optimizer.weight_decay"]
+        fold = run["spec"]["dataset"]["folds"]
+        assert (fold["k"], fold["index"]) == (3, run["study_replicate"])
+        assert run["overrides"]["dataset.folds"]["index"] == run["study_replicate"]
+        assert run["tags"] == ["g"] and run["study_id"] == study["id"]
+    assert sorted((r["study_config"], r["study_replicate"]) for r in runs) == [
+        (c, f) for c in range(4) for f in range(3)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"design": {"sweep": {"model.dropout": [0, 2]}}}, "design.sweep.model.dropout"),
+        ({"design": {"sweep": {"optimizer.lr": ["fast"]}}}, "design.sweep.optimizer.lr"),
+        ({"design": {"overrides": [{"model.hidden": "x"}]}}, "design.overrides.0.model.hidden"),
+        ({"spec": {"epochs": 0}}, "spec.epochs"),
+        ({"design": {"sweep": {"seed": [1]}}}, "design.sweep"),
+        ({"design": {"seeds": list(range(100)), "folds": {"k": 10}}}, "design"),
+        ({"design": {"baseline": 5}}, "design.baseline"),
+    ],
+)
+def test_bad_studies_are_422s_naming_the_path(
+    client: TestClient, queue: RecordingQueue, body: dict[str, Any], field: str
+) -> None:
+    response = client.post(f"{API}/studies", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == field
+    assert queue.items == []  # nothing was stored or enqueued
+    assert client.get(f"{API}/runs").json()["items"] == []
+
+
+def test_aggregates_table_and_effects_match_numpy_and_scipy(
+    client: TestClient, queue: RecordingQueue
+) -> None:
+    study = create(client, {"sweep": {"model.dropout": [0, 0.5]}, "seeds": [1, 2, 3]})
+    runs = members(client, study["id"])
+    for run in runs:
+        feed(client, queue, run, fake_curves(run["study_config"], run["study_replicate"]))
+    # Read back what is stored, as any client would, and compute the expectations from it.
+    stored = {
+        r["id"]: {
+            s["key"]: s["values"]
+            for s in client.get(f"{API}/runs/{r['id']}/curves").json()["series"]
+        }
+        for r in runs
+    }
+    bands = client.get(
+        f"{API}/studies/{study['id']}/curves", params={"keys": "val_loss,train_loss"}
+    ).json()
+    for config in bands["configs"]:
+        mine = [r["id"] for r in runs if r["study_config"] == config["config"]]
+        for band in config["curves"]:
+            values = np.array([stored[i][band["key"]] for i in mine])
+            assert band["steps"] == [1, 2, 3, 4] and band["n"] == [3] * 4
+            assert band["mean"] == pytest.approx(values.mean(axis=0).tolist())
+            assert band["std"] == pytest.approx(values.std(axis=0, ddof=1).tolist())
+            assert band["min"] == pytest.approx(values.min(axis=0).tolist())
+
+    diagnosis = {r["id"]: client.get(f"{API}/runs/{r['id']}").json()["diagnosis"] for r in runs}
+    table = client.get(f"{API}/studies/{study['id']}/table").json()
+    assert table["varied"] == ["model.dropout"] and len(table["rows"]) == 2
+    for row in table["rows"]:
+        mine = [diagnosis[r["id"]] for r in runs if r["study_config"] == row["config"]]
+        got = [d["min_val_loss"] for d in mine]
+        assert row["values"]["min_val_loss"]["mean"] == pytest.approx(np.mean(got))
+        assert row["values"]["min_val_loss"]["std"] == pytest.approx(np.std(got, ddof=1))
+        assert row["values"]["min_val_loss"]["n"] == 3
+        assert sum(row["verdicts"].values()) == 3 and row["status"] == {"succeeded": 3}
+    ordered = client.get(f"{API}/studies/{study['id']}/table", params={"sort": "-min_val_loss"})
+    assert [r["config"] for r in ordered.json()["rows"]] == [1, 0]  # config 1: val + 0.1
+
+    effects = client.get(f"{API}/studies/{study['id']}/effects").json()
+    assert effects["baseline"] == 0 and [c["config"] for c in effects["configs"]] == [1]
+    effect = effects["configs"][0]["effects"]["min_val_loss"]
+    by = {(r["study_config"], r["study_replicate"]): diagnosis[r["id"]] for r in runs}
+    base = [by[(0, i)]["min_val_loss"] for i in range(3)]
+    other = [by[(1, i)]["min_val_loss"] for i in range(3)]
+    test = stats.ttest_rel(other, base)
+    low, high = test.confidence_interval(0.95)
+    assert effect["n"] == 3 and effect["mean"] == pytest.approx(np.mean(np.subtract(other, base)))
+    assert (effect["ci_low"], effect["ci_high"]) == (pytest.approx(low), pytest.approx(high))
+    assert effect["p_value"] == pytest.approx(test.pvalue)
+    assert effect["detectable"] == (low > 0 or high < 0)
+
+    text = client.get(f"{API}/studies/{study['id']}/table.csv").text
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["config"] for r in rows] == ["0", "1"] and rows[1]["model.dropout"] == "0.5"
+    assert float(rows[0]["min_val_loss_mean"]) == pytest.approx(
+        table["rows"][0]["values"]["min_val_loss"]["mean"]
+    )
+
+
+def test_early_stopped_members_make_n_fall_and_say_so(
+    client: TestClient, queue: RecordingQueue
+) -> None:
+    study = create(client, {"seeds": [1, 2]})
+    short, full = members(client, study["id"])
+    feed(client, queue, short, fake_curves(0, 0, epochs=2))
+    feed(client, queue, full, fake_curves(0, 1, epochs=4))
+    band = client.get(f"{API}/studies/{study['id']}/curves", params={"keys": "val_loss"}).json()
+    curve = band["configs"][0]["curves"][0]
+    assert curve["steps"] == [1, 2, 3, 4] and curve["n"] == [2, 2, 1, 1]
+    assert curve["std"][2] is None  # one member: no spread to speak of
+
+
+def test_a_failed_member_sinks_nothing_and_cancel_and_retry_reach_the_members(
+    client: TestClient, queue: RecordingQueue
+) -> None:
+    study = create(client, {"seeds": [1, 2, 3]})
+    one, two, three = members(client, study["id"])
+    feed(client, queue, one, fake_curves(0, 0))
+    worker = bearer(queue.tokens[two["id"]])
+    client.post(f"{API}/runs/{two['id']}/status", json={"status": "running"}, headers=worker)
+    failed = {"status": "failed", "reason": "CUDA out of memory", "attempt": 1}
+    client.post(f"{API}/runs/{two['id']}/status", json=failed, headers=worker)
+    got = client.get(f"{API}/studies/{study['id']}").json()
+    assert got["status"] == {"succeeded": 1, "failed": 1, "queued": 1} and not got["done"]
+    table = client.get(f"{API}/studies/{study['id']}/table").json()["rows"][0]
+    assert table["status"] == {"succeeded": 1, "failed": 1, "queued": 1}
+    assert table["values"]["min_val_loss"]["n"] == 1  # the succeeded member's
+
+    cancelled = client.post(f"{API}/studies/{study['id']}/cancel").json()
+    assert cancelled["status"] == {"succeeded": 1, "failed": 1, "cancelled": 1}
+    assert cancelled["done"]
+    before = len(queue.items)
+    retried = client.post(f"{API}/studies/{study['id']}/retry").json()
+    assert retried["status"] == {"succeeded": 1, "queued": 2}
+    assert {run_id for run_id, _ in queue.items[before:]} == {two["id"], three["id"]}
+    statuses = client.get(f"{API}/runs/{one['id']}").json()["status"]
+    assert statuses == "succeeded"  # the finished member was left alone
+
+
+def test_study_reads_are_cached_until_a_member_changes(
+    client: TestClient, queue: RecordingQueue
+) -> None:
+    study = create(client, {"seeds": [1, 2]})
+    for path in ("", "/curves", "/table", "/effects"):
+        first = client.get(f"{API}/studies/{study['id']}{path}")
+        tag = first.headers["etag"]
+        again = client.get(f"{API}/studies/{study['id']}{path}", headers={"If-None-Match": tag})
+        assert again.status_code == 304, path
+    tag = client.get(f"{API}/studies/{study['id']}/table").headers["etag"]
+    feed(client, queue, members(client, study["id"])[0], fake_curves(0, 0))
+    fresh = client.get(f"{API}/studies/{study['id']}/table", headers={"If-None-Match": tag})
+    assert fresh.status_code == 200 and fresh.headers["etag"] != tag
+
+
+def test_a_learning_curve_per_size(client: TestClient, queue: RecordingQueue) -> None:
+    study = create(client, {"learning_curve": [0.25, 1.0], "seeds": [1, 2]})
+    runs = members(client, study["id"])
+    assert sorted(r["spec"]["dataset"]["train_fraction"] for r in runs) == [0.25, 0.25, 1, 1]
+    for run in runs:
+        feed(client, queue, run, fake_curves(run["study_config"], run["study_replicate"]))
+    curve = client.get(f"{API}/studies/{study['id']}/learning_curve").json()
+    assert [p["size"] for p in curve["points"]] == [0.25, 1.0]
+    for point in curve["points"]:
+        mine = [r for r in runs if r["study_config"] == point["config"]]
+        finals = [
+            client.get(f"{API}/runs/{r['id']}").json()["diagnosis"]["final"]["val_loss"]
+            for r in mine
+        ]
+        assert point["values"]["final_val_loss"]["mean"] == pytest.approx(np.mean(finals))
+        assert point["values"]["final_val_loss"]["n"] == 2
+    plain = create(client, {"seeds": [1]})
+    missing = client.get(f"{API}/studies/{plain['id']}/learning_curve")
+    assert missing.status_code == 422 and missing.json()["errors"][0]["field"] == "study"

@@ -1,0 +1,78 @@
+"""Studies trained by real Celery workers over a real broker (issue 12): a 2 x 2 sweep x 3
+folds makes 12 runs that two workers share, with the right overrides and folds that are
+disjoint and cover the data; a member that fails leaves the others to finish."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from tests.e2e.conftest import Worker, wait_for
+
+DIGITS = 1797
+
+
+def finished_study(api: httpx.Client, study_id: int) -> dict[str, Any] | None:
+    study = api.get(f"/studies/{study_id}").json()
+    return study if study["done"] else None
+
+
+def test_a_sweep_with_folds_shared_by_two_workers(
+    api: httpx.Client, start_worker: Callable[[str], Worker]
+) -> None:
+    start_worker("w-study-1")
+    start_worker("w-study-2")
+    body = {
+        "spec": {"model": {"hidden": [32]}, "epochs": 3, "histograms": {"enabled": False}},
+        "design": {
+            "sweep": {"model.dropout": [0, 0.5], "optimizer.weight_decay": [0, 1e-4]},
+            "folds": {"k": 3},
+        },
+        "name": "grid",
+    }
+    study = api.post("/studies", json=body).json()
+    assert study["members"] == 12
+    done = wait_for(lambda: finished_study(api, study["id"]), 300, "the study to finish")
+    assert done["status"] == {"succeeded": 12}
+    runs = api.get("/runs", params={"study": study["id"], "limit": 100}).json()["items"]
+    assert len({r["worker_host"] for r in runs}) >= 1 and len(runs) == 12
+    assert len({r["id"] for r in runs}) == 12
+    for config in range(4):
+        overrides = study["configs"][config]["overrides"]
+        mine = [r for r in runs if r["study_config"] == config]
+        assert sorted(r["study_replicate"] for r in mine) == [0, 1, 2]
+        validated = 0
+        for run in mine:
+            assert run["spec"]["model"]["dropout"] == overrides["model.dropout"]
+            assert run["spec"]["optimizer"]["weight_decay"] == overrides["optimizer.weight_decay"]
+            evaluation = api.get(f"/runs/{run['id']}/evaluation").json()["evaluation"]
+            fold_size = sum(map(sum, evaluation["confusion_matrix"]))
+            assert abs(fold_size - DIGITS / 3) <= 1  # each fold a third of the data
+            validated += fold_size
+        assert validated == DIGITS  # the three folds cover every example, once
+    table = api.get(f"/studies/{study['id']}/table").json()
+    assert [row["values"]["min_val_loss"]["n"] for row in table["rows"]] == [3, 3, 3, 3]
+    effects = api.get(f"/studies/{study['id']}/effects").json()["configs"]
+    assert all(e["effects"]["min_val_loss"]["n"] == 3 for e in effects)
+
+
+def test_a_failing_member_leaves_the_others_to_finish(
+    api: httpx.Client, start_worker: Callable[[str], Worker]
+) -> None:
+    start_worker("w-study-fail")
+    body = {
+        "spec": {"model": {"hidden": [16]}, "epochs": 2},
+        # MNIST is not on this worker's disk (and downloads are off): that member fails.
+        "design": {"overrides": [{}, {"dataset.name": "mnist"}, {"model.hidden": [8]}]},
+    }
+    study = api.post("/studies", json=body).json()
+    done = wait_for(lambda: finished_study(api, study["id"]), 300, "the study to finish")
+    assert done["status"] == {"succeeded": 2, "failed": 1}
+    runs = api.get("/runs", params={"study": study["id"]}).json()["items"]
+    failed = [r for r in runs if r["status"] == "failed"]
+    assert [r["study_config"] for r in failed] == [1]
+    assert "mnist" in failed[0]["failure_reason"].lower()
+    rows = api.get(f"/studies/{study['id']}/table").json()["rows"]
+    assert [row["status"] for row in rows] == [{"succeeded": 1}, {"failed": 1}, {"succeeded": 1}]

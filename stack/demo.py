@@ -1,9 +1,11 @@
 """The main job on one machine with nothing installed by hand: ``python -m stack.demo``.
 
-Starts the API (SQLite file) and a Celery worker (a broker folder on disk, or Redis when
-REDIS_URL is set), submits seed 001's comparison on the digits data (no regularization,
-dropout, L1, L2, ReduceLROnPlateau) over HTTP, prints each run's epochs as the worker reports
-them, and ends with a comparison table and the URLs of the curves.
+Starts the API (SQLite file) and two Celery workers (a broker folder on disk, or Redis when
+REDIS_URL is set), submits seed 001's comparison as one study over HTTP (no regularization,
+dropout, L1, L2 in both forms, ReduceLROnPlateau; each with 5-fold cross-validation: 30 runs
+the workers share), prints each member as it ends with its diagnosis, and ends with the
+comparison table (mean +- std over the folds, the verdicts) and each fix's effect against no
+regularization, with its 95% interval.
 """
 
 from __future__ import annotations
@@ -23,19 +25,17 @@ import httpx
 from stack import launch
 
 ROOT = launch.ROOT
-SEEDS = [
-    "seed001_no_regularization",
-    "seed001_dropout",
-    "seed001_l1",
-    "seed001_l2",
-    "seed001_reduce_lr_on_plateau",
-]
+STUDY = ROOT / "examples" / "studies" / "seed001_comparison.json"
+WORKERS = 2
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m stack.demo", description=__doc__)
     parser.add_argument("--state-dir", default=".fitlens", help="database, broker folder, logs")
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--folds", type=int, default=5, help="cross-validation folds per configuration (2 or more)"
+    )
     parser.add_argument(
         "--keep-serving",
         action="store_true",
@@ -55,15 +55,22 @@ def main() -> int:
         "FITLENS_BROKER_DIR": str(state / "broker"),
         "FITLENS_API_URL": base,
         "FITLENS_HEARTBEAT_INTERVAL": os.environ.get("FITLENS_HEARTBEAT_INTERVAL", "2"),
+        # The workers share this machine's cores instead of each taking all of them.
+        "FITLENS_TORCH_THREADS": os.environ.get(
+            "FITLENS_TORCH_THREADS", str(max(1, (os.cpu_count() or 1) // WORKERS))
+        ),
     }
     broker = env.get("FITLENS_BROKER_URL") or env.get("REDIS_URL") or "a folder on disk"
     print(
         f"fitlens demo: API on {base} (database {env['DATABASE_URL']}), "
         f"worker broker: {broker}; logs in {state}"
     )
-    api_log, worker_log = (state / "api.log").open("w"), (state / "worker.log").open("w")
+    api_log = (state / "api.log").open("w")
     api = launch.start_api(port, env, api_log)
-    worker = launch.start_worker(env, worker_log)
+    worker_logs = [(state / f"worker{i}.log").open("w") for i in range(1, WORKERS + 1)]
+    workers = [
+        launch.start_worker(env, log, name=f"worker{i}") for i, log in enumerate(worker_logs, 1)
+    ]
     try:
         try:
             launch.wait_healthy(base, api)
@@ -76,21 +83,17 @@ def main() -> int:
             base_url=f"{base}/api/v1", timeout=30, headers={"Authorization": f"Bearer {token}"}
         )
         tag = f"demo-{uuid.uuid4().hex[:6]}"
-        runs = {}
-        for name in SEEDS:
-            spec = json.loads((ROOT / "examples" / f"{name}.json").read_text())
-            run = (
-                http.post(
-                    "/jobs",
-                    json={"spec": spec, "name": name, "tags": ["demo", tag], "project": "demo"},
-                )
-                .raise_for_status()
-                .json()
-            )
-            runs[run["id"]] = name
-        print(f"submitted {len(runs)} runs (tag {tag}); the worker starts in a few seconds\n")
-        _follow(http, runs, worker)
-        _table(http, base, runs)
+        body = {**json.loads(STUDY.read_text()), "project": "demo", "tags": ["demo", tag]}
+        body["design"]["folds"]["k"] = args.folds
+        study = http.post("/studies", json=body).raise_for_status().json()
+        print(
+            f"study {study['id']}: {study['name']}\n{study['members']} runs "
+            f"({len(study['configs'])} configurations x {args.folds} folds, tag {tag}) for "
+            f"{WORKERS} workers; each line is a run that ended, with its diagnosis\n",
+            flush=True,
+        )
+        _follow(http, study, workers)
+        _table(http, base, study)
         python = _shown_python()
         token_hint = (
             f"a token for user demo: DATABASE_URL={env['DATABASE_URL']} "
@@ -108,75 +111,100 @@ def main() -> int:
     except KeyboardInterrupt:
         return 130
     finally:
-        launch.stop(worker)
+        for worker in workers:
+            launch.stop(worker)
         launch.stop(api)
         api_log.close()
-        worker_log.close()
+        for log in worker_logs:
+            log.close()
 
 
-def _follow(http: httpx.Client, runs: dict[int, str], worker: subprocess.Popen[bytes]) -> None:
-    """Print each run's new epochs as they arrive (polling with ETags), until all have ended."""
-    shown = dict.fromkeys(runs, 0)
-    etags: dict[int, str] = {}
-    width = max(len(n) for n in runs.values())
-    done: set[int] = set()
+def _follow(
+    http: httpx.Client, study: dict[str, Any], workers: list[subprocess.Popen[bytes]]
+) -> None:
+    """Print each member as it ends (its configuration, fold, status and diagnosis), polling
+    the study with its ETag, until every member has ended."""
+    names = {c["index"]: c["name"] or f"config {c['index']}" for c in study["configs"]}
+    width = max(len(n) for n in names.values())
+    shown: set[int] = set()
+    etag = ""
     deadline = time.monotonic() + 1800
-    while len(done) < len(runs):
-        if worker.poll() is not None:
-            raise SystemExit("the worker stopped; see its log")
+    while True:
+        if any(w.poll() is not None for w in workers):
+            raise SystemExit("a worker stopped; see its log")
         if time.monotonic() > deadline:
             raise SystemExit("the demo took more than 30 minutes")
-        for run_id, name in runs.items():
-            if run_id in done:
-                continue
-            response = http.get(
-                f"/runs/{run_id}/curves",
-                params={"keys": "train_loss,val_loss,train_accuracy,val_accuracy,gap,lr"},
-                headers={"If-None-Match": etags.get(run_id, "")},
-            )
-            if response.status_code == 200:
-                etags[run_id] = response.headers.get("etag", "")
-                series = {s["key"]: s for s in response.json()["series"]}
-                steps = series["val_loss"]["steps"]
-                for i, step in enumerate(steps):
-                    if step <= shown[run_id]:
-                        continue
-                    v = {k: series[k]["values"][i] for k in series if i < len(series[k]["values"])}
-                    print(
-                        f"[{name:<{width}}] epoch {step:>2}  train_loss {v['train_loss']:.4f}  "
-                        f"val_loss {v['val_loss']:.4f}  train_acc {100 * v['train_accuracy']:5.1f}%"
-                        f"  val_acc {100 * v['val_accuracy']:5.1f}%  gap {v['gap']:+.4f}  "
-                        f"lr {v['lr']:.2e}",
-                        flush=True,
-                    )
-                    shown[run_id] = step
-            run = http.get(f"/runs/{run_id}").json()
-            if run["status"] in ("succeeded", "failed", "cancelled"):
-                done.add(run_id)
-                extra = f": {run['failure_reason']}" if run["failure_reason"] else ""
-                print(f"[{name:<{width}}] {run['status']}{extra}", flush=True)
-        time.sleep(0.3)
+        response = http.get(f"/studies/{study['id']}", headers={"If-None-Match": etag})
+        if response.status_code == 200:
+            etag = response.headers.get("etag", "")
+            runs = http.get("/runs", params={"study": study["id"], "limit": 500}).json()
+            for run in sorted(runs["items"], key=lambda r: r["id"]):
+                if run["id"] in shown or run["status"] not in ("succeeded", "failed", "cancelled"):
+                    continue
+                shown.add(run["id"])
+                label = f"{names[run['study_config']]:<{width}} fold {run['study_replicate'] + 1}"
+                d = run["diagnosis"] or {}
+                detail = (
+                    f"best epoch {_fmt(d.get('best_epoch'), 'd'):>2}  "
+                    f"min val_loss {_fmt(d.get('min_val_loss'), '.4f')}  "
+                    f"final gap {_fmt(d.get('final_gap'), '+.4f')}  {d.get('verdict', '-')}"
+                    if run["status"] == "succeeded"
+                    else run["failure_reason"] or ""
+                )
+                print(
+                    f"[{len(shown):>2}/{study['members']}] {label}  {run['status']}  {detail}",
+                    flush=True,
+                )
+            if response.json()["done"]:
+                return
+        time.sleep(0.5)
 
 
-def _table(http: httpx.Client, base: str, runs: dict[int, str]) -> None:
-    ids = ",".join(str(i) for i in runs)
-    comparison = http.get("/compare", params={"runs": ids, "keys": "val_loss,train_loss"}).json()
+def _table(http: httpx.Client, base: str, study: dict[str, Any]) -> None:
+    """The comparison table and the effects against the baseline, as the API computes them."""
+    table = http.get(f"/studies/{study['id']}/table").json()
+    effects = http.get(f"/studies/{study['id']}/effects").json()
+    width = max(len(r["name"] or "") for r in table["rows"])
     header = (
-        f"{'run':<30} {'best epoch':>10} {'min val loss':>12} {'final gap':>10} "
-        f"{'final val acc':>13}"
+        f"{'configuration':<{width}}  {'min val loss':>17}  {'best epoch':>10}  "
+        f"{'val accuracy':>15}  {'final gap':>17}  verdicts"
     )
-    print(f"\n{header}\n{'-' * len(header)}")
-    for row in comparison["runs"]:
-        s: dict[str, Any] = row["summary"]
+    print(f"\nmean +- std over the folds\n{header}\n{'-' * len(header)}")
+    for row in table["rows"]:
+        v = row["values"]
+        verdicts = ", ".join(f"{n} {k}" for k, n in sorted(row["verdicts"].items()))
         print(
-            f"{row['run']['name']:<30} {_fmt(s['best_epoch'], 'd'):>10} "
-            f"{_fmt(s['min_val_loss'], '.4f'):>12} {_fmt(s['final_gap'], '+.4f'):>10} "
-            f"{_fmt(s['final_val_accuracy'], '.2%'):>13}"
+            f"{row['name']:<{width}}  {_pm(v['min_val_loss'], '.4f'):>17}  "
+            f"{_fmt(v['best_epoch']['mean'], '.1f'):>10}  {_pm(v['val_accuracy'], '.2%'):>15}  "
+            f"{_pm(v['final_gap'], '+.4f'):>17}  {verdicts}"
         )
-    print(f"\ncompare: {base}/api/v1/compare?runs={ids}&keys=val_loss,train_loss")
+    print(f"\neffect against {effects['baseline_name']} (paired over folds, 95% interval)")
+    for config in effects["configs"]:
+        parts = []
+        for key, label, spec in EFFECTS:
+            e = config["effects"][key]
+            if e["mean"] is None:
+                parts.append(f"{label}: -")
+                continue
+            interval = f"[{_fmt(e['ci_low'], spec)}, {_fmt(e['ci_high'], spec)}]"
+            verdict = "" if e["detectable"] else " (no detectable effect)"
+            parts.append(f"{label} {_fmt(e['mean'], spec)} {interval}{verdict}")
+        print(f"{config['name']:<{width}}  " + ";  ".join(parts))
+    api = f"{base}/api/v1/studies/{study['id']}"
+    print(f"\ntable: {api}/table (CSV: {api}/table.csv)\neffects: {api}/effects")
+    print(f"bands: {api}/curves?keys=val_loss,train_loss")
+    print(f"runs: {base}/api/v1/runs?study={study['id']}")
     print('(every endpoint wants the header "Authorization: Bearer <token>"; see below)')
-    for run_id, name in runs.items():
-        print(f"curves ({name}): {base}/api/v1/runs/{run_id}/curves?keys=train_loss,val_loss")
+
+
+EFFECTS = (("min_val_loss", "min val loss", "+.4f"), ("val_accuracy", "val accuracy", "+.2%"))
+
+
+def _pm(stat: dict[str, Any], spec: str) -> str:
+    if stat["mean"] is None:
+        return "-"
+    std = "" if stat["std"] is None else f" +- {format(stat['std'], spec.lstrip('+'))}"
+    return f"{format(stat['mean'], spec)}{std}"
 
 
 def _shown_python() -> str:

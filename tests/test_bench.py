@@ -64,6 +64,12 @@ def test_read_bench_prints_curve_and_poll_timings() -> None:
     assert re.search(r"metrics.csv, 20,000 points: p50 [\d.]+ ms", out), out
 
 
+def test_study_bench_prints_the_read_figures_of_a_50_member_study() -> None:
+    out = run_module("bench.study", "--skip-workers", "--repeat", "3")
+    assert re.search(r"table of a 50-member study: server p50 [\d.]+ ms", out), out
+    assert re.search(r"aggregate curves of a 50-member study .*: server p50 [\d.]+ ms", out), out
+
+
 def test_door_bench_prints_each_answer_and_the_memory_it_cost() -> None:
     out = run_module("bench.door")
     rows = re.findall(r"answered (\w+)\s+peak memory \+\s*([\d.]+) MiB", out)

@@ -84,6 +84,8 @@ def train(
     ``should_stop`` is polled between epochs; when it answers True the run ends as cancelled.
     """
     started = time.perf_counter()
+    if threads := get_settings().torch_threads:
+        torch.set_num_threads(threads)
     device = resolve_device(spec.device)
     torch.manual_seed(spec.seed)  # model init and dropout masks
     shuffle = torch.Generator(device=device).manual_seed(spec.seed)

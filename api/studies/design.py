@@ -61,6 +61,10 @@ class Design(In):
         max_length=50,
         description="training-set sizes: fractions of the training split (up to 1) or counts",
     )
+    # Names of the configurations, in order (with overrides: one per entry), for tables.
+    names: list[Annotated[Text, Field(min_length=1, max_length=100)]] | None = Field(
+        default=None, max_length=200
+    )
     # The configuration the effects are measured against (index into the configurations).
     baseline: int = Field(default=0, ge=0)
 
@@ -83,6 +87,8 @@ class Design(In):
         for path, values in (self.sweep or {}).items():
             if not values or len(values) > 100:
                 raise ValueError(f"sweep.{path}: from 1 to 100 values")
+        if self.names is not None and len(self.names) != len(self.overrides or [None]):
+            raise ValueError("names: one per entry of overrides")
         for size in self.learning_curve or []:
             if size > 1 and size != int(size):
                 raise ValueError(f"learning_curve: {size:g} is neither a fraction nor a count")
@@ -130,6 +136,16 @@ def expand(base: dict[str, Any], design: Design, max_members: int) -> Expansion:
             spec = _spec(base, overrides, config, label)
             members.append(Member(index, f * len(seeds) + s, fold, seed, overrides, spec))
     return Expansion(configs, members)
+
+
+def config_name(design: dict[str, Any], config: int) -> str | None:
+    """A configuration's name from the stored design (learning-curve sizes share their base
+    configuration's name), or None."""
+    names = design.get("names")
+    if not names:
+        return None
+    sizes = len(design.get("learning_curve") or []) or 1
+    return str(names[config // sizes])
 
 
 def _configs(design: Design) -> list[dict[str, Any]]:

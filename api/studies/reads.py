@@ -16,6 +16,7 @@ from api.core.exceptions import Invalid
 from api.metrics.models import MetricSeries
 from api.runs.models import Run, RunDiagnosis
 from api.runs.schemas import DiagnosisOut
+from api.studies.design import config_name
 from api.studies.schemas import (
     Band,
     ConfigCurves,
@@ -73,6 +74,7 @@ class StudyReads(StudyStore):
         with Session(self.engine) as session:
             study = self._study(session, study_id)
             configs = json.loads(study.configs_json)
+            design = json.loads(study.design_json)
             members = self._members(session, study_id)
             series = self._member_series(session, [m.id for m in members], keys, max_points)
         out = []
@@ -83,7 +85,13 @@ class StudyReads(StudyStore):
                 for key in keys
             ]
             out.append(
-                ConfigCurves(config=index, overrides=overrides, members=len(mine), curves=bands)
+                ConfigCurves(
+                    config=index,
+                    name=config_name(design, index),
+                    overrides=overrides,
+                    members=len(mine),
+                    curves=bands,
+                )
             )
         return StudyCurves(study_id=study_id, revision="", configs=out)
 
@@ -91,7 +99,7 @@ class StudyReads(StudyStore):
         with Session(self.engine) as session:
             study = self._study(session, study_id)
             configs = json.loads(study.configs_json)
-            baseline = json.loads(study.design_json).get("baseline", 0)
+            design = json.loads(study.design_json)
             members = self._members(session, study_id, diagnoses=True)
         rows = []
         for index, overrides in enumerate(configs):
@@ -100,6 +108,7 @@ class StudyReads(StudyStore):
             rows.append(
                 TableRow(
                     config=index,
+                    name=config_name(design, index),
                     overrides=overrides,
                     members=len(mine),
                     status=dict(Counter(m.status for m in mine)),
@@ -116,7 +125,7 @@ class StudyReads(StudyStore):
             study_id=study_id,
             varied=varied(configs),
             summaries=list(SUMMARIES),
-            baseline=baseline,
+            baseline=design.get("baseline", 0),
             rows=rows,
         )
 
@@ -124,9 +133,9 @@ class StudyReads(StudyStore):
         with Session(self.engine) as session:
             study = self._study(session, study_id)
             configs = json.loads(study.configs_json)
-            chosen = json.loads(study.design_json).get("baseline", 0)
+            design = json.loads(study.design_json)
             members = self._members(session, study_id, diagnoses=True)
-        chosen = chosen if baseline is None else baseline
+        chosen = design.get("baseline", 0) if baseline is None else baseline
         if not 0 <= chosen < len(configs):
             raise Invalid("baseline", f"the study has configurations 0 to {len(configs) - 1}")
 
@@ -147,10 +156,18 @@ class StudyReads(StudyStore):
                 low, high = e["ci_low"], e["ci_high"]
                 detectable = low is not None and high is not None and (low > 0 or high < 0)
                 effects[name] = Effect(**e, detectable=detectable)
-            out.append(ConfigEffects(config=index, overrides=overrides, effects=effects))
+            out.append(
+                ConfigEffects(
+                    config=index,
+                    name=config_name(design, index),
+                    overrides=overrides,
+                    effects=effects,
+                )
+            )
         return StudyEffects(
             study_id=study_id,
             baseline=chosen,
+            baseline_name=config_name(design, chosen),
             baseline_overrides=configs[chosen],
             configs=out,
         )

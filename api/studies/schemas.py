@@ -17,6 +17,7 @@ class _Out(BaseModel):
 
 class StudyConfig(_Out):
     index: int
+    name: str | None  # from design.names
     overrides: dict[str, Any]  # the paths this configuration sets (seeds and folds aside)
 
 
@@ -60,6 +61,7 @@ class Band(_Out):
 
 class ConfigCurves(_Out):
     config: int
+    name: str | None
     overrides: dict[str, Any]
     members: int
     curves: list[Band]
@@ -73,6 +75,7 @@ class StudyCurves(_Out):
 
 class TableRow(_Out):
     config: int
+    name: str | None
     overrides: dict[str, Any]
     members: int
     status: dict[str, int]
@@ -101,6 +104,7 @@ class Effect(_Out):
 
 class ConfigEffects(_Out):
     config: int
+    name: str | None
     overrides: dict[str, Any]
     effects: dict[str, Effect]
 
@@ -108,6 +112,7 @@ class ConfigEffects(_Out):
 class StudyEffects(_Out):
     study_id: int
     baseline: int
+    baseline_name: str | None
     baseline_overrides: dict[str, Any]
     configs: list[ConfigEffects]
 

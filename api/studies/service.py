@@ -21,7 +21,7 @@ from api.people.auth import WRITE_ROLES, Principal
 from api.people.models import Project, User
 from api.runs.models import FINISHED, Run
 from api.runs.service import RunStore
-from api.studies.design import Expansion, StudyCreate
+from api.studies.design import Expansion, StudyCreate, config_name
 from api.studies.models import Study
 from api.studies.schemas import StudyConfig, StudyOut
 from trainer.spec import JobSpec
@@ -160,7 +160,10 @@ class StudyStore(RunStore, DiagnosisStore):
             notes=study.notes,
             spec=json.loads(study.spec_json),
             design=design,
-            configs=[StudyConfig(index=i, overrides=c) for i, c in enumerate(configs)],
+            configs=[
+                StudyConfig(index=i, name=config_name(design, i), overrides=c)
+                for i, c in enumerate(configs)
+            ],
             varied=varied(configs),
             baseline=design.get("baseline", 0),
             members=members,

@@ -165,7 +165,7 @@ def study_table_csv(
     writer = csv.writer(out)
     parts = ("mean", "std", "n")
     stats = [f"{name}_{part}" for name in table.summaries for part in parts]
-    writer.writerow(["config", *table.varied, "members", *stats, *verdicts])
+    writer.writerow(["config", "name", *table.varied, "members", *stats, *verdicts])
     for row in table.rows:
         values = [
             getattr(row.values[name], part)
@@ -175,6 +175,7 @@ def study_table_csv(
         writer.writerow(
             [
                 row.config,
+                row.name or "",
                 *(row.overrides.get(path) for path in table.varied),
                 row.members,
                 *("" if v is None else v for v in values),

@@ -91,3 +91,21 @@ def test_bad_designs_name_the_path_and_the_value(design: dict, field: str, words
 def test_designs_pydantic_refuses(design: dict) -> None:
     with pytest.raises(ValidationError):
         Design.model_validate(design)
+
+
+def test_the_example_studies_expand() -> None:
+    import json
+    from pathlib import Path
+
+    from api.studies.design import StudyCreate
+
+    folder = Path(__file__).resolve().parents[2] / "examples" / "studies"
+    sizes = {}
+    for path in sorted(folder.glob("*.json")):
+        body = StudyCreate.model_validate(json.loads(path.read_text()))
+        sizes[path.stem] = len(expand(body.spec, body.design, max_members=500).members)
+    assert sizes == {
+        "digits_learning_curve": 25,  # 5 sizes x 5 folds
+        "seed001_comparison": 30,  # 6 fixes x 5 folds
+        "seed004_dropout_x_weight_decay": 27,  # 3 x 3 x 3 seeds
+    }

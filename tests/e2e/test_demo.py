@@ -15,7 +15,7 @@ from tests.e2e.conftest import TOKEN_PATTERN
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_demo_runs_the_seed_comparison_through_the_pipeline(tmp_path: Path) -> None:
+def test_demo_runs_the_seed_comparison_study_through_the_pipeline(tmp_path: Path) -> None:
     shutil.rmtree(ROOT / "control", ignore_errors=True)  # kombu's default, left by old runs
     env_keep = {"PATH", "HOME", "LANG", "PYTHONPATH"}
     env = {k: v for k, v in os.environ.items() if k in env_keep}  # embedded defaults only
@@ -28,6 +28,8 @@ def test_demo_runs_the_seed_comparison_through_the_pipeline(tmp_path: Path) -> N
             str(tmp_path / "state"),
             "--port",
             str(free_port()),
+            "--folds",  # 12 runs instead of the README's 30: the same path, faster
+            "2",
         ],
         cwd=ROOT,
         env=env,
@@ -37,32 +39,49 @@ def test_demo_runs_the_seed_comparison_through_the_pipeline(tmp_path: Path) -> N
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
-    # Per-epoch progress for every run, then each one's end.
-    for name in (
-        "seed001_no_regularization",
-        "seed001_dropout",
-        "seed001_l1",
-        "seed001_l2",
-        "seed001_reduce_lr_on_plateau",
-    ):
-        assert re.search(rf"\[{name}\s*\] epoch 30 ", out), name
-        assert re.search(rf"\[{name}\s*\] succeeded", out), name
-        row = re.search(rf"^{name}\s+(\d+)\s+([\d.]+)\s+([+-][\d.]+)\s+([\d.]+)%$", out, re.M)
+    names = (
+        "no regularization",
+        "dropout 0.5",
+        "L1 1e-4",
+        "L2 1e-2",
+        "L2 1e-2 as the article writes it (unsquared norm)",
+        "ReduceLROnPlateau",
+    )
+    # Every member ends, with its diagnosis; then the table and the effects.
+    assert "12 runs (6 configurations x 2 folds" in out
+    ended = re.findall(r"^\[\s*(\d+)/12\] (.+?)\s+fold (\d)\s+succeeded\s+best epoch", out, re.M)
+    assert sorted((name.strip(), int(fold)) for _, name, fold in ended) == sorted(
+        (n, f) for n in names for f in (1, 2)
+    )
+    for name in names:
+        row = re.search(
+            rf"^{re.escape(name)}\s+([\d.]+) \+- ([\d.]+)\s+([\d.]+)\s+([\d.]+)% \+- [\d.]+%",
+            out,
+            re.M,
+        )
         assert row, name
-        assert 1 <= int(row.group(1)) <= 30 and 50 < float(row.group(4)) <= 100
-    assert "compare: http://127.0.0.1:" in out
+        assert 0 < float(row.group(1)) < 3 and 1 <= float(row.group(3)) <= 30
+        assert 50 < float(row.group(4)) <= 100
+    effects = out[out.index("effect against no regularization") :]
+    for name in names[1:]:
+        assert re.search(
+            rf"^{re.escape(name)}\s+min val loss [+-][\d.]+ \[[+-][\d.]+, [+-][\d.]+\]",
+            effects,
+            re.M,
+        ), name
+    assert re.search(r"table: http://127\.0\.0\.1:\d+/api/v1/studies/\d+/table", out)
     assert (tmp_path / "state" / "fitlens.db").exists()  # SQLite: no server needed
     # It ran as a user, with tokens, and printed or logged none of them.
     logs = [p.read_text() for p in (tmp_path / "state").glob("*.log")]
-    assert len(logs) == 2 and "succeeded" in logs[1] + logs[0]
+    assert len(logs) == 3 and "succeeded" in "".join(logs)  # the API and two workers
     assert not TOKEN_PATTERN.search(out + proc.stderr + "".join(logs))
     # Each log says what happened, and a normal run ends without an error line.
     api_log = (tmp_path / "state" / "api.log").read_text()
-    worker_log = (tmp_path / "state" / "worker.log").read_text()
+    worker_log = "".join((tmp_path / "state" / f"worker{i}.log").read_text() for i in (1, 2))
     assert re.search(r"fitlens API on http://127\.0\.0\.1:\d+/api/v1", api_log), api_log
-    assert len(re.findall(r"run \d+: attempt 1 started on cpu", worker_log)) == 5, worker_log
+    assert len(re.findall(r"run \d+: attempt 1 started on cpu", worker_log)) == 12, worker_log
     assert (
-        len(re.findall(r"fitlens\.worker\] run \d+ completed after 30 epochs", worker_log)) == 5
+        len(re.findall(r"fitlens\.worker\] run \d+ completed after 30 epochs", worker_log)) == 12
     ), worker_log
     assert "ERROR" not in worker_log + api_log
     # The broker's state stays in its folder, not in the directory the worker started in.

@@ -48,5 +48,7 @@ def test_the_readme_walks_through_as_written() -> None:
     assert '"project":"mnist-reg"' in out and '"created_by":"alice"' in out
     assert '"invited":[{"user":"vera","role":"viewer"}]' in out
     assert '"project":"speech"' in out
+    assert '"members":30' in out and '"members":12' in out  # the studies, queued
+    assert '"status":{"queued":30}' in out and '"study_id":2' in out
     # The job submitted before any worker exists waits, handed to the on-disk queue.
     assert list((tmp / "broker" / "queue").iterdir())

@@ -8,6 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import numpy as np
+import pytest
+from scipy import stats
 
 from tests.e2e.conftest import Worker, wait_for
 
@@ -52,10 +55,31 @@ def test_a_sweep_with_folds_shared_by_two_workers(
             assert abs(fold_size - DIGITS / 3) <= 1  # each fold a third of the data
             validated += fold_size
         assert validated == DIGITS  # the three folds cover every example, once
+    # The aggregates and the effects are numpy's and scipy's, on the stored member data.
+    by = {(r["study_config"], r["study_replicate"]): r for r in runs}
+    stored = {
+        r["id"]: api.get(f"/runs/{r['id']}/curves", params={"keys": "val_loss"}).json()
+        for r in runs
+    }
+    bands = api.get(f"/studies/{study['id']}/curves", params={"keys": "val_loss"}).json()
+    for config in bands["configs"]:
+        values = np.array(
+            [stored[by[(config["config"], f)]["id"]]["series"][0]["values"] for f in range(3)]
+        )
+        band = config["curves"][0]
+        assert band["n"] == [3, 3, 3]
+        assert band["mean"] == pytest.approx(values.mean(axis=0).tolist())
+        assert band["std"] == pytest.approx(values.std(axis=0, ddof=1).tolist())
     table = api.get(f"/studies/{study['id']}/table").json()
     assert [row["values"]["min_val_loss"]["n"] for row in table["rows"]] == [3, 3, 3, 3]
     effects = api.get(f"/studies/{study['id']}/effects").json()["configs"]
-    assert all(e["effects"]["min_val_loss"]["n"] == 3 for e in effects)
+    base = [by[(0, f)]["diagnosis"]["min_val_loss"] for f in range(3)]
+    for e in effects:
+        other = [by[(e["config"], f)]["diagnosis"]["min_val_loss"] for f in range(3)]
+        low, high = stats.ttest_rel(other, base).confidence_interval(0.95)
+        got = e["effects"]["min_val_loss"]
+        assert got["n"] == 3 and got["mean"] == pytest.approx(np.mean(np.subtract(other, base)))
+        assert (got["ci_low"], got["ci_high"]) == (pytest.approx(low), pytest.approx(high))
 
 
 def test_a_failing_member_leaves_the_others_to_finish(

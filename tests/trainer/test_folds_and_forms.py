@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -102,3 +108,20 @@ def test_both_l2_forms_match_autograd(form: str) -> None:
     for p, e in zip(params, expected, strict=True):
         assert torch.allclose(p.grad, e, atol=1e-7)  # type: ignore[arg-type]
     assert value.item() == pytest.approx(lam * written.item(), rel=1e-6)
+
+
+def test_a_run_uses_the_threads_it_is_given(tmp_path: Path) -> None:
+    """FITLENS_TORCH_THREADS: workers sharing a machine each take their share of its cores."""
+    spec = tmp_path / "spec.json"
+    spec.write_text('{"epochs": 1, "model": {"hidden": [8]}}')
+    out = tmp_path / "events.jsonl"
+    env = {**os.environ, "FITLENS_TORCH_THREADS": "1"}
+    subprocess.run(
+        [sys.executable, "-m", "trainer", "run", str(spec), "--out", str(out)],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    started = json.loads(out.read_text().splitlines()[0])
+    assert started["event"] == "run_started" and "1 threads" in started["device_name"]

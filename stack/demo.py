@@ -36,6 +36,7 @@ def main() -> int:
     parser.add_argument(
         "--folds", type=int, default=5, help="cross-validation folds per configuration (2 or more)"
     )
+    parser.add_argument("--epochs", type=int, default=None, help="default: the study's (30)")
     parser.add_argument(
         "--keep-serving",
         action="store_true",
@@ -85,6 +86,8 @@ def main() -> int:
         tag = f"demo-{uuid.uuid4().hex[:6]}"
         body = {**json.loads(STUDY.read_text()), "project": "demo", "tags": ["demo", tag]}
         body["design"]["folds"]["k"] = args.folds
+        if args.epochs is not None:
+            body["spec"]["epochs"] = args.epochs
         study = http.post("/studies", json=body).raise_for_status().json()
         print(
             f"study {study['id']}: {study['name']}\n{study['members']} runs "

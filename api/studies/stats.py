@@ -16,10 +16,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
-from scipy import stats
-
 CONFIDENCE = 0.95
+# numpy and scipy are imported where they are used: an API that serves no study never loads
+# them (tests/api/test_isolation.py keeps the server's start lean).
 
 
 def _clean(x: float) -> float | None:
@@ -28,6 +27,8 @@ def _clean(x: float) -> float | None:
 
 def describe(values: Sequence[float | None]) -> dict[str, Any]:
     """mean, std (ddof=1; null under two values), min, max and n of the finite values."""
+    import numpy as np
+
     finite = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=float)
     n = int(finite.size)
     if n == 0:
@@ -58,6 +59,9 @@ def paired_effect(
     baseline: Mapping[int, float | None], other: Mapping[int, float | None]
 ) -> dict[str, Any]:
     """other - baseline over the replicates both have a finite value for."""
+    import numpy as np
+    from scipy import stats
+
     pairs = [
         (baseline[r], other[r])
         for r in sorted(set(baseline) & set(other))

@@ -4,6 +4,7 @@ disjoint and cover the data; a member that fails leaves the others to finish."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -100,3 +101,38 @@ def test_a_failing_member_leaves_the_others_to_finish(
     assert "mnist" in failed[0]["failure_reason"].lower()
     rows = api.get(f"/studies/{study['id']}/table").json()["rows"]
     assert [row["status"] for row in rows] == [{"succeeded": 1}, {"failed": 1}, {"succeeded": 1}]
+
+
+def test_cancel_and_retry_reach_the_members_on_real_workers(
+    api: httpx.Client, start_worker: Callable[[str], Worker]
+) -> None:
+    start_worker("w-study-cancel")
+    body = {
+        "spec": {"model": {"hidden": [16]}, "epochs": 300, "histograms": {"enabled": False}},
+        "design": {"seeds": [1, 2, 3]},
+    }
+    study = api.post("/studies", json=body).json()
+
+    def one_running() -> bool:
+        return api.get(f"/studies/{study['id']}").json()["status"].get("running", 0) == 1
+
+    wait_for(one_running, 120, "a member to start")
+    cancelled = api.post(f"/studies/{study['id']}/cancel").json()
+    assert cancelled["status"] == {"cancelled": 3} and cancelled["done"]
+    # The worker stops the running member at its next heartbeat; nothing else starts.
+    time.sleep(3)
+    runs = api.get("/runs", params={"study": study["id"]}).json()["items"]
+    assert all(r["status"] == "cancelled" for r in runs)
+    started = [r for r in runs if r["started_at"] is not None]
+    assert len(started) == 1 and started[0]["progress"]["epoch"] < 300
+
+    retried = api.post(f"/studies/{study['id']}/retry").json()
+    assert retried["status"] == {"queued": 3}
+    done = wait_for(lambda: finished_study(api, study["id"]), 300, "the retried study")
+    assert done["status"] == {"succeeded": 3}
+    runs = api.get("/runs", params={"study": study["id"]}).json()["items"]
+    # The member that had started runs a second attempt; the others their first.
+    first = started[0]["id"]
+    assert {r["id"]: r["attempt"] for r in runs} == {
+        r["id"]: 2 if r["id"] == first else 1 for r in runs
+    }

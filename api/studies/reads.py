@@ -59,6 +59,7 @@ LEARNING = (
 )
 SIZE_PATHS = ("dataset.train_fraction", "dataset.train_subset")
 MAX_RAW = 20_000  # longer member series are read downsampled, like a curve read
+MAX_KEYS = 50  # metrics in one aggregate read
 
 
 class _Member:
@@ -76,6 +77,8 @@ class StudyReads(StudyStore):
             configs = json.loads(study.configs_json)
             design = json.loads(study.design_json)
             members = self._members(session, study_id)
+            if not keys:  # every metric the members logged
+                keys = self._member_keys(session, [m.id for m in members])
             series = self._member_series(session, [m.id for m in members], keys, max_points)
         out = []
         for index, overrides in enumerate(configs):
@@ -213,6 +216,18 @@ class StudyReads(StudyStore):
                 if m.id in found:
                     m.diagnosis = DiagnosisOut.model_validate_json(found[m.id])
         return members
+
+    def _member_keys(self, session: Session, run_ids: list[int]) -> list[str]:
+        if not run_ids:
+            return []
+        rows = session.execute(
+            select(MetricSeries.key)
+            .where(col(MetricSeries.run_id).in_(run_ids))
+            .distinct()
+            .order_by(MetricSeries.key)
+            .limit(MAX_KEYS)
+        )
+        return list(rows.scalars())
 
     def _member_series(
         self, session: Session, run_ids: list[int], keys: Sequence[str], max_points: int

@@ -105,16 +105,19 @@ async def study_curves(
     response: Response,
     store: StoreDep,
     principal: UserDep,
-    keys: Annotated[str, Query(description="comma-separated metric keys")] = "val_loss,train_loss",
+    keys: Annotated[
+        str | None, Query(description="comma-separated metric keys; default: every key")
+    ] = None,
     max_points: Annotated[int, Query(ge=2, le=100_000)] = 10_000,
 ) -> StudyCurves | Response:
-    """Per configuration and key: steps with the mean, std, min, max and n over its members."""
+    """Per configuration and metric (every one the members logged, or ``keys``): steps with the
+    mean, std, min, max and n over its members."""
     revision = store.authorize_study(principal, study_id, "read")
     tag = etag(request, revision)
     if (cached := not_modified(request, tag)) is not None:
         return cached
     response.headers["ETag"] = tag
-    key_list = csv_list(keys, "keys", limit=20)
+    key_list = csv_list(keys, "keys", limit=50)
     curves = await run_in_threadpool(store.study_curves, study_id, key_list, max_points)
     return curves.model_copy(update={"revision": revision})
 

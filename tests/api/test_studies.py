@@ -162,6 +162,17 @@ def test_aggregates_table_and_effects_match_numpy_and_scipy(
     )
 
 
+def test_aggregate_curves_cover_every_metric_by_default(
+    client: TestClient, queue: RecordingQueue
+) -> None:
+    study = create(client, {"seeds": [1, 2]})
+    for run in members(client, study["id"]):
+        feed(client, queue, run, fake_curves(0, run["study_replicate"]))
+    bands = client.get(f"{API}/studies/{study['id']}/curves").json()["configs"][0]["curves"]
+    assert [b["key"] for b in bands] == ["train_loss", "val_accuracy", "val_loss"]
+    assert all(b["n"] == [2, 2, 2, 2] for b in bands)
+
+
 def test_early_stopped_members_make_n_fall_and_say_so(
     client: TestClient, queue: RecordingQueue
 ) -> None:

@@ -108,7 +108,7 @@ def test_cancel_and_retry_reach_the_members_on_real_workers(
 ) -> None:
     start_worker("w-study-cancel")
     body = {
-        "spec": {"model": {"hidden": [16]}, "epochs": 300, "histograms": {"enabled": False}},
+        "spec": {"model": {"hidden": [16]}, "epochs": 120, "histograms": {"enabled": False}},
         "design": {"seeds": [1, 2, 3]},
     }
     study = api.post("/studies", json=body).json()
@@ -124,7 +124,7 @@ def test_cancel_and_retry_reach_the_members_on_real_workers(
     runs = api.get("/runs", params={"study": study["id"]}).json()["items"]
     assert all(r["status"] == "cancelled" for r in runs)
     started = [r for r in runs if r["started_at"] is not None]
-    assert len(started) == 1 and started[0]["progress"]["epoch"] < 300
+    assert len(started) == 1 and started[0]["progress"]["epoch"] < 120
 
     retried = api.post(f"/studies/{study['id']}/retry").json()
     assert retried["status"] == {"queued": 3}

@@ -73,10 +73,7 @@ class _Member:
 class StudyReads(StudyStore):
     def study_curves(self, study_id: int, keys: Sequence[str], max_points: int) -> StudyCurves:
         with Session(self.engine) as session:
-            study = self._study(session, study_id)
-            configs = json.loads(study.configs_json)
-            design = json.loads(study.design_json)
-            members = self._members(session, study_id)
+            configs, design, members = self._load(session, study_id, diagnoses=False)
             if not keys:  # every metric the members logged
                 keys = self._member_keys(session, [m.id for m in members])
             series = self._member_series(session, [m.id for m in members], keys, max_points)
@@ -100,10 +97,7 @@ class StudyReads(StudyStore):
 
     def study_table(self, study_id: int, sort: str | None = None) -> StudyTable:
         with Session(self.engine) as session:
-            study = self._study(session, study_id)
-            configs = json.loads(study.configs_json)
-            design = json.loads(study.design_json)
-            members = self._members(session, study_id, diagnoses=True)
+            configs, design, members = self._load(session, study_id, diagnoses=True)
         rows = []
         for index, overrides in enumerate(configs):
             mine = [m for m in members if m.config == index]
@@ -134,10 +128,7 @@ class StudyReads(StudyStore):
 
     def study_effects(self, study_id: int, baseline: int | None) -> StudyEffects:
         with Session(self.engine) as session:
-            study = self._study(session, study_id)
-            configs = json.loads(study.configs_json)
-            design = json.loads(study.design_json)
-            members = self._members(session, study_id, diagnoses=True)
+            configs, design, members = self._load(session, study_id, diagnoses=True)
         chosen = design.get("baseline", 0) if baseline is None else baseline
         if not 0 <= chosen < len(configs):
             raise Invalid("baseline", f"the study has configurations 0 to {len(configs) - 1}")
@@ -177,9 +168,7 @@ class StudyReads(StudyStore):
 
     def learning_curve(self, study_id: int) -> LearningCurve:
         with Session(self.engine) as session:
-            study = self._study(session, study_id)
-            configs = json.loads(study.configs_json)
-            members = self._members(session, study_id, diagnoses=True)
+            configs, _, members = self._load(session, study_id, diagnoses=True)
         points = []
         for index, overrides in enumerate(configs):
             size = next((overrides[p] for p in SIZE_PATHS if p in overrides), None)
@@ -196,6 +185,15 @@ class StudyReads(StudyStore):
         return LearningCurve(study_id=study_id, points=points)
 
     # ---- gathering ----
+
+    def _load(
+        self, session: Session, study_id: int, diagnoses: bool
+    ) -> tuple[list[dict[str, Any]], dict[str, Any], list[_Member]]:
+        """The study's configurations, its design and its members (with their diagnoses)."""
+        study = self._study(session, study_id)
+        configs = json.loads(study.configs_json)
+        members = self._members(session, study_id, diagnoses)
+        return configs, json.loads(study.design_json), members
 
     def _members(self, session: Session, study_id: int, diagnoses: bool = False) -> list[_Member]:
         rows = session.execute(

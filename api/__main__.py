@@ -40,7 +40,13 @@ def serve(argv: list[str]) -> None:
         flush=True,
     )
     uvicorn.run(
-        "api.main:create_app", factory=True, host=args.host, port=args.port, log_level="warning"
+        "api.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        # Open streams would hold a shutdown forever; their readers resume elsewhere.
+        timeout_graceful_shutdown=3,
     )
 
 

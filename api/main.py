@@ -27,11 +27,14 @@ from api.evaluation import views as evaluation
 from api.histograms import views as histograms
 from api.metrics import views as metrics
 from api.metrics.schemas import MetricBatch
+from api.people import session
 from api.people import views as people
 from api.runs import views as runs
 from api.runs.delivery import Listening, reconcile_forever
 from api.runs.queue import Enqueuer, make_enqueuer
 from api.store import TrackingStore
+from api.streams import views as streams
+from api.streams.hub import Hub
 from api.studies import views as studies
 
 log = logging.getLogger("fitlens.api")
@@ -50,11 +53,13 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
                     app.state.store, app.state.enqueuer, settings, app.state.listening
                 )
             )
+        watcher = asyncio.create_task(app.state.hub.watch_forever())
         yield
-        if reaper is not None:
-            reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reaper
+        for task in (reaper, watcher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     app = FastAPI(
         title="fitlens",
@@ -70,6 +75,7 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     app.state.store = store = TrackingStore(engine, settings.default_project)
     app.state.enqueuer = enqueuer or make_enqueuer(settings)
     app.state.listening = Listening()
+    app.state.hub = Hub(store.revisions, settings.stream_interval)
 
     app.add_middleware(
         RequestGuard,
@@ -79,7 +85,17 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     )
     install_error_handlers(app)
     api = APIRouter(prefix=settings.api_prefix, route_class=GuardedRoute)
-    for module in (runs, metrics, histograms, evaluation, diagnosis, studies, people):
+    for module in (
+        runs,
+        metrics,
+        histograms,
+        evaluation,
+        diagnosis,
+        studies,
+        streams,
+        people,
+        session,
+    ):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)

@@ -11,11 +11,12 @@ from __future__ import annotations
 from api.evaluation.service import EvaluationStore
 from api.histograms.service import HistogramStore
 from api.people.service import PeopleStore
+from api.streams.reads import StreamReads
 from api.studies.reads import StudyReads
 
 __all__ = ["TrackingStore"]
 
 
-class TrackingStore(PeopleStore, StudyReads, HistogramStore, EvaluationStore):
+class TrackingStore(PeopleStore, StreamReads, StudyReads, HistogramStore, EvaluationStore):
     """Users, teams and tokens; studies, their runs and the runs' lifecycle; metrics (with the
-    diagnosis made from them), histograms, evaluations."""
+    diagnosis made from them), histograms, evaluations; what streams read."""

@@ -19,6 +19,8 @@ DOMAINS = (
     "evaluation",
     "diagnosis",
     "studies",
+    "streams",
+    "dashboard",
 )
 
 # What each api domain may import from the others: core under everything; people under runs;
@@ -35,6 +37,19 @@ ALLOWED: dict[str, set[str]] = {
     "evaluation": {"api.core", "api.runs", "api.people.deps"},
     "diagnosis": {"api.core", "api.runs", "api.metrics", "api.people.deps"},
     "studies": {"api.core", "api.runs", "api.metrics", "api.diagnosis", "api.people"},
+    # Streams read every domain's tables (they tell of all of a run's data) and write none.
+    "streams": {
+        "api.core",
+        "api.people",
+        "api.runs",
+        "api.metrics",
+        "api.histograms",
+        "api.evaluation",
+        "api.diagnosis",
+        "api.studies",
+    },
+    # The pages only serve files; what they show comes from the API over HTTP.
+    "dashboard": {"api.core"},
 }
 
 

@@ -52,6 +52,16 @@ class Settings(BaseSettings):
     max_activation_elements: int = Field(default=1_000_000_000, gt=0)
     # Members one study may have (configurations x sizes x folds x seeds).
     max_study_members: int = Field(default=500, gt=0, le=100_000)
+    # Streams (SSE): how often one watcher per process looks for news of the runs streamed
+    # (seconds), how often a quiet stream sends a keep-alive comment, and how many streams
+    # one user may hold open at once in one process (429 beyond).
+    stream_interval: float = Field(default=0.5, gt=0, le=60)
+    stream_keepalive: float = Field(default=5.0, gt=0, le=300)
+    max_streams_per_user: int = Field(default=8, gt=0, le=10_000)
+    # The browser's sign-in (POST /session): how long its cookie lasts, and whether the cookie
+    # is marked Secure (None: when the request came over https).
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    session_cookie_secure: bool | None = None
 
 
 @lru_cache(maxsize=1)

@@ -19,7 +19,7 @@ from api.core.exceptions import Conflict, Forbidden, Invalid, NotFound, Unauthor
 log = logging.getLogger("fitlens.api")
 
 
-def _finite(obj: Any) -> Any:
+def finite(obj: Any) -> Any:
     """Replace NaN / +-Infinity by the strings "NaN" / "Infinity" / "-Infinity"."""
     if isinstance(obj, float):
         if math.isnan(obj):
@@ -28,9 +28,9 @@ def _finite(obj: Any) -> Any:
             return "Infinity" if obj > 0 else "-Infinity"
         return obj
     if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
+        return {k: finite(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
+        return [finite(v) for v in obj]
     return obj
 
 
@@ -42,7 +42,7 @@ class SafeJSONResponse(JSONResponse):
             text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         except ValueError:
             text = json.dumps(
-                _finite(content), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+                finite(content), ensure_ascii=False, allow_nan=False, separators=(",", ":")
             )
         return text.encode("utf-8")
 

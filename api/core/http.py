@@ -16,19 +16,23 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import time
 from collections.abc import Callable, Coroutine
+from http.cookies import SimpleCookie
 from typing import Any
 
 import pydantic_core
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.core.exceptions import Unauthorized
+from api.core.exceptions import Forbidden, Unauthorized
 
 log = logging.getLogger("fitlens.api")
 
@@ -121,12 +125,42 @@ def _has_body(scope: Scope) -> bool:
     return False
 
 
+# The browser's sign-in (POST /session): the token it was given lives in an HttpOnly,
+# SameSite=Strict cookie that page scripts cannot read; writes made with it must also send the
+# CSRF token (derived from it, handed to the page in a readable cookie) as a header.
+SESSION_COOKIE = "fitlens_session"
+CSRF_COOKIE = "fitlens_csrf"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def csrf_for(session_token: str) -> str:
+    return hashlib.blake2b(f"csrf:{session_token}".encode(), digest_size=16).hexdigest()
+
+
 def _bearer(scope: Scope) -> str | None:
     for name, value in scope["headers"]:
         if name == b"authorization":
             scheme, _, token = value.decode("latin-1").partition(" ")
             return token.strip() if scheme.lower() == "bearer" and token.strip() else None
     return None
+
+
+def credential(scope: Scope) -> str | None:
+    """The token a request acts with: its bearer token, else its session cookie; a write
+    with the cookie but without the matching CSRF header is Forbidden."""
+    token = _bearer(scope)
+    if token is not None:
+        return token
+    headers = Headers(scope=scope)
+    session = SimpleCookie(headers.get("cookie", "")).get(SESSION_COOKIE)
+    if session is None or not session.value:
+        return None
+    if scope["method"] not in SAFE_METHODS and not hmac.compare_digest(
+        headers.get(CSRF_HEADER, ""), csrf_for(session.value)
+    ):
+        raise Forbidden(f"a write signed in by cookie must send the {CSRF_HEADER} header")
+    return session.value
 
 
 class RequestGuard:
@@ -177,8 +211,8 @@ class RequestGuard:
     def _authenticate(self, scope: Scope) -> Response | None:
         """A 401 for a body without a usable token; else remember who it is (the route's own
         dependency reuses that: one lookup per request)."""
-        token = _bearer(scope)
         try:
+            token = credential(scope)
             if token is None:
                 raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
             principal = self.authenticate(token)
@@ -186,6 +220,8 @@ class RequestGuard:
             response = self.render_error(401, str(exc))
             response.headers["WWW-Authenticate"] = "Bearer"
             return response
+        except Forbidden as exc:
+            return self.render_error(403, str(exc))
         except Exception:  # e.g. the database is down: the route's dependency answers that
             return None
         scope.setdefault("state", {})[PRINCIPAL_KEY] = principal

@@ -9,7 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.core.deps import get_store
 from api.core.exceptions import Forbidden, Unauthorized
-from api.core.http import PRINCIPAL_KEY
+from api.core.http import PRINCIPAL_KEY, credential
 from api.people.auth import Principal
 from api.people.tokens import TokenStore
 
@@ -26,14 +26,16 @@ async def get_principal(
     store: Annotated[TokenStore, Depends(get_store)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
-    """Who is asking, from ``Authorization: Bearer <token>``; 401 if nobody usable. A request
-    with a body was authenticated already, before its body was read (api.core.http)."""
+    """Who is asking, from ``Authorization: Bearer <token>`` (or a browser's session cookie);
+    401 if nobody usable. A request with a body was authenticated already, before its body was
+    read (api.core.http). ``credentials`` is declared for the OpenAPI docs only."""
     known = request.scope.get("state", {}).get(PRINCIPAL_KEY)
     if known is not None:
         return known
-    if credentials is None or not credentials.credentials.strip():
+    token = credential(request.scope)  # the bearer token, else the browser's session cookie
+    if token is None:
         raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
-    return store.authenticate(credentials.credentials.strip())
+    return store.authenticate(token)
 
 
 async def get_user(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:

@@ -91,6 +91,34 @@ class TokenStore(StoreBase):
             session.commit()
             return _token_out(tok)
 
+    # ---- browser sessions: a token exchanged for a cookie (api.people.session) ----
+
+    def mint_session(self, principal: Principal, hours: float) -> tuple[str, ApiToken]:
+        """A short-lived token for the browser's HttpOnly cookie. It is one of the user's
+        tokens (listed, revocable) and carries the hand-over mark of the token it came from."""
+        assert principal.user_id is not None
+        with Session(self.engine) as session:
+            token, row = self._mint(
+                session, principal.user_id, "browser session", hours / 24, principal.handed_over
+            )
+            session.commit()
+            session.refresh(row)
+            return token, row
+
+    def end_session(self, principal: Principal, token: str) -> None:
+        """Sign out: the session's token stops working (only its own user's, if it is one)."""
+        with Session(self.engine) as session:
+            session.execute(
+                update(ApiToken)
+                .where(
+                    col(ApiToken.token_hash) == hash_token(token),
+                    col(ApiToken.user_id) == principal.user_id,
+                    col(ApiToken.revoked_at).is_(None),
+                )
+                .values(revoked_at=utcnow())
+            )
+            session.commit()
+
     def _mint(
         self,
         session: Session,

@@ -184,6 +184,14 @@ def _study(design: dict[str, Any]) -> Callable[[World, int], dict[str, Any]]:
     return prepare
 
 
+def _cancelled_study(w: World, run_id: int) -> dict[str, Any]:
+    """A study whose members are all cancelled: its stream ends at once (a finite answer)."""
+    values = _study(STUDY)(w, run_id)
+    response = w.call("POST", f"/studies/{values['study']}/cancel", "owner")
+    assert response.status_code == 200, response.text
+    return values
+
+
 STUDY = {"seeds": [1, 2]}
 _names = itertools.count()
 
@@ -219,6 +227,14 @@ CASES = [
     Case("GET", "/runs/{run}/metrics.csv", READ, prepare=_post("metrics", POINT)),
     Case("GET", "/histograms/overlay?runs={run}&param=w", READ, prepare=_post("histograms", HIST)),
     Case("GET", "/compare?runs={run}", READ),
+    # Streams of finished runs and studies end at once (live ones: tests/e2e/test_streams.py).
+    Case(
+        "GET",
+        "/runs/{run}/stream",
+        {**READ, "own_worker": 401, "other_worker": 404},
+        prepare=_cancelled,
+    ),
+    Case("GET", "/studies/{study}/stream", READ, prepare=_cancelled_study),
     Case(
         "POST",
         "/studies",
@@ -252,6 +268,8 @@ CASES = [
         prepare=_unique_name,
     ),
     Case("GET", "/tokens", ANY_USER),
+    Case("POST", "/session", ANY_USER),
+    Case("DELETE", "/session", {k: 204 if v == 200 else v for k, v in ANY_USER.items()}),
     Case("POST", "/tokens", created(ANY_USER), {"name": "ci"}),
     Case("DELETE", "/tokens/{token}", VERAS_ONLY, prepare=_spare_token_of_vera),
     # Olga invites vera to her teams: only vera may answer (last: vera joins "other").
@@ -287,6 +305,7 @@ def _call(w: World, case: Case, credential: str) -> int:
     response = w.http.request(
         case.method, f"{API}{_fill(case.path, values)}", json=body, headers=headers
     )
+    w.http.cookies.clear()  # POST /session sets a cookie: the next credential must not send it
     return response.status_code
 
 

@@ -1,6 +1,12 @@
 # One Dockerfile, two images:
 #   docker build --target api .     the tracking API (no torch: small and quick to start)
 #   docker build --target worker .  a training worker (torch with CUDA; runs on CPU too)
+# The dashboard's one front-end dependency (ECharts), from the npm registry at build time.
+FROM node:20-slim AS dashboard
+WORKDIR /dashboard
+COPY api/dashboard/package.json api/dashboard/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+
 FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
@@ -12,6 +18,8 @@ COPY migrations migrations
 COPY examples examples
 
 FROM base AS api
+COPY --from=dashboard /dashboard/node_modules/echarts/dist/echarts.min.js \
+     api/dashboard/node_modules/echarts/dist/echarts.min.js
 RUN pip install ".[api]"
 EXPOSE 8000
 # Migrations run in their own one-shot service (see docker-compose.yml), hence --no-migrate.

@@ -22,6 +22,7 @@ from api.core.db import make_engine
 from api.core.errors import SafeJSONResponse, error, install_error_handlers
 from api.core.http import GuardedRoute, RequestGuard
 from api.core.schemas import ErrorBody
+from api.dashboard import views as dashboard
 from api.diagnosis import views as diagnosis
 from api.evaluation import views as evaluation
 from api.histograms import views as histograms
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)
+    dashboard.mount(app)
     _document(app)
     return app
 

@@ -31,3 +31,28 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$VENV/bin/python" -c 'import torch, torchvision, sklearn, trainer'
   echo "$want" > "$stamp"
 fi
+
+# The dashboard's ECharts, from the npm registry (served by the API; never from a CDN).
+npm_stamp="api/dashboard/node_modules/.fitlens-installed"
+npm_want=$(sha256sum api/dashboard/package-lock.json | cut -d' ' -f1)
+if [ "$(cat "$npm_stamp" 2>/dev/null)" != "$npm_want" ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "the dashboard needs Node.js and npm (e.g. apt-get install -y nodejs npm)" >&2
+    exit 1
+  fi
+  echo "installing the dashboard's ECharts from npm..."
+  npm ci --prefix api/dashboard --no-audit --no-fund --silent
+  echo "$npm_want" > "$npm_stamp"
+fi
+
+# The browser tests drive Debian's Chromium (Playwright never downloads a browser here).
+if [ ! -x /usr/bin/chromium ] && [ "${FITLENS_SKIP_BROWSER:-}" != "1" ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing chromium and chromium-driver for the browser tests..."
+    apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 ||
+      { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null; }
+  else
+    echo "note: /usr/bin/chromium is missing; the browser tests need it" \
+      "(apt-get install -y chromium chromium-driver)" >&2
+  fi
+fi

@@ -8,6 +8,7 @@ in a URL lands in logs; so the dashboard exchanges the user's token, once, for a
 - every request may then authenticate by that cookie; a write (POST, PUT, PATCH, DELETE) must
   also send the CSRF token in ``X-CSRF-Token`` (api.core.http), which another site's page
   cannot read;
+- ``GET /session`` says who is signed in (``user`` null if nobody), without an error;
 - ``DELETE /session`` revokes that token and clears both cookies.
 """
 
@@ -20,7 +21,7 @@ from pydantic import BaseModel
 
 from api.core.deps import SettingsDep, get_store
 from api.core.exceptions import Unauthorized
-from api.core.http import CSRF_COOKIE, SESSION_COOKIE, GuardedRoute, csrf_for
+from api.core.http import CSRF_COOKIE, SESSION_COOKIE, GuardedRoute, credential, csrf_for
 from api.core.schemas import UtcDatetime
 from api.people.deps import UserDep
 from api.people.tokens import TokenStore
@@ -29,10 +30,26 @@ router = APIRouter(tags=["teams"], route_class=GuardedRoute)
 StoreDep = Annotated[TokenStore, Depends(get_store)]
 
 
+class SessionState(BaseModel):
+    user: str | None  # None: not signed in (or the session has ended)
+
+
 class SessionOut(BaseModel):
     user: str
     csrf_token: str  # send it as X-CSRF-Token with every write made by cookie
     expires_at: UtcDatetime
+
+
+@router.get("/session", response_model=SessionState)
+def session_state(request: Request, store: StoreDep) -> SessionState:
+    """Who the browser's cookie (or a bearer token) signs in: 200 either way, so that a page
+    asks without an error (no token: ``user`` is null)."""
+    try:
+        token = credential(request.scope)
+        principal = store.authenticate(token) if token else None
+    except Unauthorized:
+        principal = None
+    return SessionState(user=principal.user_name if principal else None)
 
 
 @router.post("/session", response_model=SessionOut)

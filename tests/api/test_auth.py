@@ -268,6 +268,8 @@ CASES = [
         prepare=_unique_name,
     ),
     Case("GET", "/tokens", ANY_USER),
+    # Anyone may ask who they are signed in as (nobody: user null); only users sign in.
+    Case("GET", "/session", {c: 200 for c in (*USERS, *WORKERS, *DEAD)}),
     Case("POST", "/session", ANY_USER),
     Case("DELETE", "/session", {k: 204 if v == 200 else v for k, v in ANY_USER.items()}),
     Case("POST", "/tokens", created(ANY_USER), {"name": "ci"}),

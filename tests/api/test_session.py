@@ -26,7 +26,9 @@ def _sign_in(client: TestClient) -> tuple[TestClient, str]:
 
 def test_the_cookie_reads_and_writes_only_with_the_csrf_header(client: TestClient) -> None:
     run = submit(client)
+    assert TestClient(client.app).get(f"{API}/session").json() == {"user": None}
     browser, csrf = _sign_in(client)
+    assert browser.get(f"{API}/session").json() == {"user": "alice"}
     assert browser.get(f"{API}/me").json()["name"] == "alice"
     assert browser.get(f"{API}/runs/{run['id']}").status_code == 200
     # A write by cookie without the CSRF token (what a forged cross-site form would send).

@@ -1,0 +1,65 @@
+// The dashboard's shell: who is signed in, and which page the URL's hash names.
+//   #/signin  #/runs  #/runs/12  #/compare?runs=1,2  #/studies/3
+import { ApiError, call } from "./api.js";
+import { describe, disposeAll } from "./charts.js";
+import * as compare from "./pages/compare.js";
+import * as run from "./pages/run.js";
+import * as runs from "./pages/runs.js";
+import * as signin from "./pages/signin.js";
+import * as study from "./pages/study.js";
+
+const main = document.getElementById("app");
+let leave = null; // the current page's clean-up (closes its streams and timers)
+let me = null;
+
+// For the browser tests and the benchmark: what each chart draws, and any page error.
+window.fitlens = { charts: describe, errors: [] };
+window.addEventListener("error", (e) => window.fitlens.errors.push(String(e.message)));
+window.addEventListener("unhandledrejection", (e) => window.fitlens.errors.push(String(e.reason)));
+
+async function whoAmI() {
+  const session = await call("/session"); // 200 either way: who the cookie signs in, or nobody
+  me = session.user ? session : null;
+  document.getElementById("who").textContent = me ? `signed in as ${me.user}` : "";
+  document.getElementById("sign-out").hidden = !me;
+  return me;
+}
+
+async function route() {
+  if (leave) leave();
+  leave = null;
+  disposeAll();
+  main.replaceChildren();
+  const [path, search] = location.hash.replace(/^#/, "").split("?");
+  const params = new URLSearchParams(search || "");
+  const parts = path.split("/").filter(Boolean);
+  if (parts[0] === "signin" || (!me && !(await whoAmI()))) {
+    leave = signin.render(main, { done: async () => { await whoAmI(); location.hash = "#/runs"; } });
+    return;
+  }
+  try {
+    if (parts[0] === "runs" && parts[1]) leave = await run.render(main, Number(parts[1]));
+    else if (parts[0] === "compare") leave = await compare.render(main, params);
+    else if (parts[0] === "studies" && parts[1]) leave = await study.render(main, Number(parts[1]));
+    else leave = await runs.render(main, params);
+  } catch (e) {
+    main.replaceChildren();
+    const p = document.createElement("p");
+    p.className = "error";
+    p.textContent = e instanceof ApiError && e.status === 404 ? "Not found." : `Error: ${e.message}`;
+    main.append(p);
+  }
+}
+
+document.getElementById("sign-out").addEventListener("click", async () => {
+  await call("/session", { method: "DELETE" }).catch(() => null);
+  me = null;
+  await whoAmI();
+  location.hash = "#/signin";
+});
+
+window.addEventListener("hashchange", route);
+window.addEventListener("DOMContentLoaded", async () => {
+  await whoAmI();
+  route();
+});

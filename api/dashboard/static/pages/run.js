@@ -1,0 +1,161 @@
+// One run: its curves (best epoch, overfitting onset and LR cuts marked), weight histograms,
+// evaluation and events, all kept up to date from the run's stream while it trains.
+import { el, fmt, follow, get, statusBadge } from "../api.js";
+import { lines } from "../charts.js";
+import { evaluation, events, histograms } from "./sections.js";
+
+const MAX_POINTS = 1000; // the API's min/max downsampling keeps long curves to this many
+// Which chart each metric goes on (the first pattern that matches; the rest: "other").
+const GROUPS = [
+  ["loss", "Loss", "loss", /(^|_)loss(_|$)/],
+  ["accuracy", "Accuracy", "accuracy", /accuracy$|acc$/],
+  ["error", "RMSE / MAE", "error", /rmse|mae/],
+  ["gap", "Generalization gap", "val − train", /gap/],
+  ["lr", "Learning rate", "learning rate", /^lr$/],
+  ["other", "Other metrics", "value", /./],
+];
+
+function groupOf(key) {
+  if (key === "accuracy_gap") return "gap";
+  return GROUPS.find(([, , , pattern]) => pattern.test(key))[0];
+}
+
+export async function render(main, runId) {
+  let run = await get(`/runs/${runId}`);
+  const header = el("div", { class: "card", id: "run-header" });
+  const curveBoxes = Object.fromEntries(GROUPS.map(([name]) => [name, el("div", { class: "chart", id: `chart-${name}` })]));
+  const curveGrid = el("div", { class: "grid" });
+  const hist = histograms(runId);
+  const evaluated = evaluation(runId);
+  const log = events(runId);
+  main.append(header, el("section", { class: "card" }, el("h2", {}, "Curves"), curveGrid),
+    hist.node, evaluated.node, log.node);
+
+  let curves = {}; // key -> {steps, values, total}
+  let lrCuts = [];
+  let zoomed = null;
+
+  function drawHeader() {
+    const d = run.diagnosis;
+    const { epoch, epochs } = run.progress;
+    header.replaceChildren(
+      el("h1", {}, `#${run.id} ${run.name} `, statusBadge(run.status)),
+      el("div", { class: "facts" },
+        el("div", {}, el("span", {}, "progress"), epochs ? `epoch ${epoch}/${epochs}` : "–"),
+        el("div", {}, el("span", {}, "project"), run.project),
+        el("div", {}, el("span", {}, "verdict"), el("b", { class: `verdict ${d?.verdict || ""}`, id: "verdict" }, d?.verdict || "–")),
+        el("div", {}, el("span", {}, "best epoch"), fmt(d?.best_epoch)),
+        el("div", {}, el("span", {}, "onset"), fmt(d?.onset_epoch)),
+        el("div", {}, el("span", {}, "min val loss"), fmt(d?.min_val_loss)),
+        el("div", {}, el("span", {}, "final gap"), fmt(d?.final_gap)),
+        el("div", {}, el("span", {}, "device"), run.device || "–"),
+        el("div", {}, el("span", {}, "by"), run.created_by || "–"),
+        run.study_id ? el("div", {}, el("span", {}, "study"), el("a", { href: `#/studies/${run.study_id}` }, `#${run.study_id}`)) : null),
+      ...[d ? el("p", { class: "muted" }, d.why) : null,
+        run.failure_reason ? el("p", { class: "error" }, run.failure_reason) : null].filter(Boolean));
+  }
+
+  function marks() {
+    const d = run.diagnosis;
+    const out = [];
+    if (d?.best_epoch) out.push({ step: d.best_epoch, label: `best ${d.best_epoch}`, color: "#1e8449" });
+    if (d?.onset_epoch) out.push({ step: d.onset_epoch, label: `onset ${d.onset_epoch}`, color: "#d35400" });
+    if (d?.diverged_epoch) out.push({ step: d.diverged_epoch, label: "diverged", color: "#c0392b" });
+    for (const cut of lrCuts) out.push({ step: cut.step, label: `lr → ${fmt(cut.payload.new_lr, 6)}`, color: "#7f8c8d" });
+    return out;
+  }
+
+  function drawCurves() {
+    const byGroup = {};
+    for (const [key, c] of Object.entries(curves)) (byGroup[groupOf(key)] ||= []).push([key, c]);
+    curveGrid.replaceChildren();
+    const long = Object.values(curves).some((c) => c.total > MAX_POINTS);
+    for (const [name, title, yName] of GROUPS) {
+      const members = byGroup[name];
+      if (!members) continue;
+      curveGrid.append(curveBoxes[name]);
+      const values = members.flatMap(([, c]) => c.values).filter((v) => typeof v === "number" && v > 0);
+      lines(name, curveBoxes[name], {
+        title, yName,
+        series: members.map(([key, c]) => ({ name: key, steps: c.steps, values: c.values,
+          dashed: key.startsWith("train") || key.endsWith("running") })),
+        marks: name === "other" ? [] : marks(),
+        log: name === "lr" && values.length && Math.max(...values) / Math.min(...values) > 20,
+        zoom: long ? zoomTo : null,
+      });
+    }
+  }
+
+  async function loadCurves(start, end) {
+    const data = await get(`/runs/${runId}/curves`, { max_points: MAX_POINTS, start, end });
+    curves = Object.fromEntries(data.series.map((s) => [s.key, { steps: s.steps, values: s.values, total: s.total_points }]));
+  }
+
+  let zoomTimer = null;
+  function zoomTo(start, end) { // re-read the zoomed range at full resolution (or downsampled)
+    clearTimeout(zoomTimer);
+    zoomTimer = setTimeout(async () => {
+      zoomed = [start, end];
+      const data = await get(`/runs/${runId}/curves`, { max_points: MAX_POINTS, start, end });
+      for (const s of data.series) {
+        const chart = curveBoxes[groupOf(s.key)];
+        const instance = echarts.getInstanceByDom(chart);
+        if (!instance) continue;
+        const series = instance.getOption().series.map((x) => (x.name === s.key
+          ? { name: x.name, data: s.steps.map((step, i) => [step, typeof s.values[i] === "number" ? s.values[i] : null]) }
+          : { name: x.name }));
+        instance.setOption({ series });
+      }
+    }, 250);
+  }
+
+  async function loadEvents() {
+    const list = await log.refresh();
+    lrCuts = list.filter((e) => e.kind === "lr_change");
+  }
+
+  drawHeader();
+  await Promise.all([loadCurves(), loadEvents()]);
+  drawCurves();
+  await Promise.all([hist.refresh(), evaluated.refresh()]);
+  performance.mark("fitlens:charts-drawn");
+
+  // Live: the stream tells what is new; the page merges it (epochs) or re-reads (the rest).
+  if (run.status === "succeeded" || run.status === "failed" || run.status === "cancelled") return null;
+  let redraw = null;
+  const later = (fn, ms) => { if (!redraw) redraw = setTimeout(() => { redraw = null; fn(); }, ms); };
+  let histTimer = null;
+  let opened = false;
+  const source = follow(`/runs/${runId}/stream`, {
+    status: async (s) => {
+      Object.assign(run, { status: s.status, failure_reason: s.failure_reason, progress: { epoch: s.epoch, epochs: s.epochs } });
+      drawHeader();
+      if (!opened) { opened = true; await loadCurves(); drawCurves(); } // what came before the stream
+    },
+    epoch: ({ step, metrics }) => {
+      if (zoomed) return;
+      for (const [key, value] of Object.entries(metrics)) {
+        const c = (curves[key] ||= { steps: [], values: [], total: 0 });
+        const last = c.steps.length ? c.steps[c.steps.length - 1] : -Infinity;
+        if (step > last) { c.steps.push(step); c.values.push(value); c.total += 1; } else {
+          const i = c.steps.indexOf(step);
+          if (i >= 0) c.values[i] = value;
+        }
+      }
+      later(drawCurves, 150);
+    },
+    histograms: () => { if (!histTimer) histTimer = setTimeout(() => { histTimer = null; hist.refresh(); }, 1000); },
+    event: (e) => { if (e.kind === "lr_change") lrCuts.push(e); log.refresh(); later(drawCurves, 150); },
+    diagnosis: (d) => { run.diagnosis = d; drawHeader(); later(drawCurves, 150); },
+    evaluation: () => evaluated.refresh(),
+    end: async () => {
+      run = await get(`/runs/${runId}`);
+      drawHeader();
+      await Promise.all([loadCurves(), loadEvents()]);
+      drawCurves();
+      await hist.refresh();
+      await evaluated.refresh();
+    },
+  });
+  return () => { source.close(); clearTimeout(redraw); clearTimeout(histTimer); clearTimeout(zoomTimer); };
+}

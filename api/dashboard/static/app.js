@@ -29,6 +29,7 @@ async function route() {
   if (leave) leave();
   leave = null;
   disposeAll();
+  performance.clearMarks("fitlens:charts-drawn"); // each page marks when its charts are drawn
   main.replaceChildren();
   const [path, search] = location.hash.replace(/^#/, "").split("?");
   const params = new URLSearchParams(search || "");

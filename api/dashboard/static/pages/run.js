@@ -117,7 +117,8 @@ export async function render(main, runId) {
   drawHeader();
   await Promise.all([loadCurves(), loadEvents()]);
   drawCurves();
-  await Promise.all([hist.refresh(), evaluated.refresh()]);
+  // A run is evaluated as it succeeds; a live one's evaluation is announced by its stream.
+  await Promise.all([hist.refresh(), run.status === "succeeded" ? evaluated.refresh() : null]);
   performance.mark("fitlens:charts-drawn");
 
   // Live: the stream tells what is new; the page merges it (epochs) or re-reads (the rest).
@@ -154,7 +155,7 @@ export async function render(main, runId) {
       await Promise.all([loadCurves(), loadEvents()]);
       drawCurves();
       await hist.refresh();
-      await evaluated.refresh();
+      if (run.status === "succeeded") await evaluated.refresh();
     },
   });
   return () => { source.close(); clearTimeout(redraw); clearTimeout(histTimer); clearTimeout(zoomTimer); };

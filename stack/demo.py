@@ -98,17 +98,19 @@ def main() -> int:
         _follow(http, study, workers)
         _table(http, base, study)
         python = _shown_python()
-        token_hint = (
-            f"a token for user demo: DATABASE_URL={env['DATABASE_URL']} "
-            f"{python} -m api admin token demo"
+        sign_in = (
+            f"sign in with a token for user demo, which this prints (once; keep it): "
+            f"DATABASE_URL={env['DATABASE_URL']} {python} -m api admin token demo"
         )
+        print(f"\ndashboard: {base}/#/studies/{study['id']} ({sign_in})")
         if args.keep_serving:
-            print(f"\nthe API keeps serving on {base} (Ctrl-C to stop); {token_hint}")
+            print(f"the API and the dashboard keep serving on {base}/ (Ctrl-C to stop)")
             api.wait()
         else:
             print(
-                f"\nthe runs stay in {env['DATABASE_URL']}; browse them later with "
-                f"DATABASE_URL={env['DATABASE_URL']} {python} -m api; {token_hint}"
+                f"the runs stay in {env['DATABASE_URL']}; to browse them later: "
+                f"./scripts/demo.sh --keep-serving, or DATABASE_URL={env['DATABASE_URL']} "
+                f"{python} -m api, then open {base}/"
             )
         return 0
     except KeyboardInterrupt:

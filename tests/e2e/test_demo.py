@@ -73,6 +73,9 @@ def test_demo_runs_the_seed_comparison_study_through_the_pipeline(tmp_path: Path
             re.M,
         ), name
     assert re.search(r"table: http://127\.0\.0\.1:\d+/api/v1/studies/\d+/table", out)
+    # It ends with the dashboard's address and how to sign in.
+    assert re.search(r"^dashboard: http://127\.0\.0\.1:\d+/#/studies/\d+ \(sign in", out, re.M)
+    assert "-m api admin token demo" in out
     assert (tmp_path / "state" / "fitlens.db").exists()  # SQLite: no server needed
     # It ran as a user, with tokens, and printed or logged none of them.
     logs = [p.read_text() for p in (tmp_path / "state").glob("*.log")]

@@ -21,6 +21,9 @@ function groupOf(key) {
 }
 
 export async function render(main, runId) {
+  // Every read at once (one round trip's wait, not five), each section drawn as it comes.
+  const curvesRead = get(`/runs/${runId}/curves`, { max_points: MAX_POINTS });
+  const histRead = get(`/runs/${runId}/histograms`);
   let run = await get(`/runs/${runId}`);
   const header = el("div", { class: "card", id: "run-header" });
   const curveBoxes = Object.fromEntries(GROUPS.map(([name]) => [name, el("div", { class: "chart", id: `chart-${name}` })]));
@@ -86,8 +89,8 @@ export async function render(main, runId) {
     }
   }
 
-  async function loadCurves(start, end) {
-    const data = await get(`/runs/${runId}/curves`, { max_points: MAX_POINTS, start, end });
+  async function loadCurves(read) {
+    const data = await (read || get(`/runs/${runId}/curves`, { max_points: MAX_POINTS }));
     curves = Object.fromEntries(data.series.map((s) => [s.key, { steps: s.steps, values: s.values, total: s.total_points }]));
   }
 
@@ -115,10 +118,12 @@ export async function render(main, runId) {
   }
 
   drawHeader();
-  await Promise.all([loadCurves(), loadEvents()]);
-  drawCurves();
   // A run is evaluated as it succeeds; a live one's evaluation is announced by its stream.
-  await Promise.all([hist.refresh(), run.status === "succeeded" ? evaluated.refresh() : null]);
+  await Promise.all([
+    Promise.all([loadCurves(curvesRead), loadEvents()]).then(drawCurves),
+    hist.refresh(histRead),
+    run.status === "succeeded" ? evaluated.refresh() : null,
+  ]);
   performance.mark("fitlens:charts-drawn");
 
   // Live: the stream tells what is new; the page merges it (epochs) or re-reads (the rest).

@@ -54,8 +54,8 @@ export function histograms(runId) {
       valueName: "log10(1+n)" });
   }
 
-  async function refresh() {
-    index = (await get(`/runs/${runId}/histograms`)).params;
+  async function refresh(read) {
+    index = (await (read || get(`/runs/${runId}/histograms`))).params;
     const params = Object.keys(index);
     if (!params.length) { node.hidden = true; return; }
     node.hidden = false;

@@ -154,7 +154,7 @@ class StreamReads(StudyStore):
         return Batch(events)
 
 
-_RUN = select(
+_RUN = select(  # type: ignore[misc]  # (ten columns: too many unions for mypy)
     Run.id,
     Run.status,
     Run.attempt,

@@ -118,8 +118,10 @@ async def study_stream(
     since = partial(store.study_since, members)
     fresh = StudyCursor([-1] * len(members))
     cursor = StudyCursor.decode(last_event_id, len(members)) if last_event_id else fresh.copy()
-    if last_event_id and await run_in_threadpool(_has_ended, since, cursor):
-        return Response(status_code=204)
+    if last_event_id:
+        ended = await run_in_threadpool(_has_ended, since, cursor)
+        if ended:
+            return Response(status_code=204)
 
     def make_feed() -> Feed:
         start = fresh.copy()

@@ -27,12 +27,17 @@ class Tab:
         self.page = browser.new_page()
         self.base = base
         self.errors: list[str] = []
-        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.page.on("console", self._console)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.page.on(
-            "response",
-            lambda r: r.status >= 400 and self.errors.append(f"{r.status} {r.url}"),
-        )
+        self.page.on("response", self._response)
+
+    def _console(self, message: Any) -> None:
+        if message.type == "error":
+            self.errors.append(message.text)
+
+    def _response(self, response: Any) -> None:
+        if response.status >= 400:
+            self.errors.append(f"{response.status} {response.url}")
 
     def sign_in(self, token: str) -> None:
         self.page.goto(f"{self.base}/")

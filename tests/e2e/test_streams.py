@@ -46,7 +46,9 @@ def _log(frames: list[Frame]) -> list[tuple[Any, ...]]:
 class Background(threading.Thread):
     def __init__(self, work: Callable[[], Any]) -> None:
         super().__init__(daemon=True)
-        self.work, self.result, self.error = work, None, None
+        self.work = work
+        self.result: Any = None
+        self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
@@ -106,7 +108,7 @@ def test_a_real_run_streams_every_event_once_across_a_reconnect(
     assert _log(first + rest) == _log(events)
     assert len(first) == 4 and rest[-1].event == "end"
     # Once the end was seen, reconnecting answers 204: an EventSource stops there.
-    again = api.get(path, headers={"Last-Event-ID": rest[-1].id})
+    again = api.get(path, headers={"Last-Event-ID": rest[-1].id or ""})
     assert again.status_code == 204
     # A new reader of a finished run gets its state and the end at once.
     late, _ = read_stream(api, path)
@@ -163,5 +165,7 @@ def test_a_study_streams_its_members_until_all_are_done(
     last = {e.data["run_id"]: e.data for e in events if e.event == "member"}
     assert all(m["status"] == "succeeded" and m["epoch"] == 2 for m in last.values())
     assert events[-1].event == "end" and events[-1].data["members"] == {"succeeded": 2}
-    again = api.get(f"/studies/{study['id']}/stream", headers={"Last-Event-ID": events[-1].id})
+    again = api.get(
+        f"/studies/{study['id']}/stream", headers={"Last-Event-ID": events[-1].id or ""}
+    )
     assert again.status_code == 204

@@ -16,23 +16,15 @@ import argparse
 import math
 import random
 import statistics
-import tempfile
 from typing import Any
 
 import httpx
 
 from bench.server import api_client
+from stack.browser import chromium
 
 KEYS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy", "gap", "lr")
 PARAMS = {"fc1.weight": (64, 1000), "fc1.bias": (1000,), "fc2.weight": (10, 1000)}
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def _started(http: httpx.Client, name: str, epochs: int) -> int:
@@ -138,8 +130,6 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    from playwright.sync_api import sync_playwright
-
     with api_client(timeout=120) as http:
         base = str(http.base_url).rstrip("/")
         token = http.headers["authorization"].split(" ", 1)[1]
@@ -147,14 +137,7 @@ def main() -> None:
             "30-epoch run": thirty_epochs(http),
             f"{args.points:,}-point curve": long_curve(http, args.points),
         }
-        with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
-            browser = pw.chromium.launch_persistent_context(
-                profile,
-                executable_path="/usr/bin/chromium",
-                headless=True,
-                args=FLAGS,
-                viewport={"width": 1400, "height": 1000},
-            )
+        with chromium() as browser:
             page = browser.new_page()
             page.goto(f"{base}/")
             page.fill("#token", token)
@@ -174,7 +157,6 @@ def main() -> None:
                     f"{times[0]:.0f}; {len(charts)} charts, {drawn:,} points drawn; target <= "
                     "1000 ms)"
                 )
-            browser.close()
 
 
 if __name__ == "__main__":

@@ -72,8 +72,8 @@ class StreamReads(StudyStore):
                 select(func.max(RunEvent.id)).where(RunEvent.run_id == run_id)
             ).scalar()
             events = [
-                _epoch_mark(conn, run_id, run.attempt, step),
-                _hist_mark(conn, run_id, run.attempt, hist),
+                _mark(conn, "epoch", MetricPoint, run_id, run.attempt, step),
+                _mark(conn, "histograms", Histogram, run_id, run.attempt, hist),
                 Event("event", {}, (int(last_event or 0),), run.attempt, quiet=True),
                 _status(run),
                 *_state(conn, run),
@@ -288,20 +288,13 @@ def _run_events(conn: Connection, run_id: int, attempt: int, after: int) -> list
     ]
 
 
-def _epoch_mark(conn: Connection, run_id: int, attempt: int, step: int | None) -> Event | None:
-    """Positions a new reader after the stored epochs (no data: the mark is what matters)."""
+def _mark(
+    conn: Connection, kind: str, model: Any, run_id: int, attempt: int, step: int | None
+) -> Event | None:
+    """Places a new reader after the stored epochs (or histograms): a quiet event, no data."""
     if step is None:
         return None
     count = conn.execute(
-        select(func.count()).where(MetricPoint.run_id == run_id, MetricPoint.step == step)
+        select(func.count()).where(model.run_id == run_id, model.step == step)
     ).scalar_one()
-    return Event("epoch", {}, (int(step), int(count)), attempt, quiet=True)
-
-
-def _hist_mark(conn: Connection, run_id: int, attempt: int, step: int | None) -> Event | None:
-    if step is None:
-        return None
-    count = conn.execute(
-        select(func.count()).where(Histogram.run_id == run_id, Histogram.step == step)
-    ).scalar_one()
-    return Event("histograms", {}, (int(step), int(count)), attempt, quiet=True)
+    return Event(kind, {}, (int(step), int(count)), attempt, quiet=True)

@@ -62,6 +62,13 @@ class Tab:
         self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
+def signed_in(api: httpx.Client, env: dict[str, str], browser: Any, user: str, team: str) -> Tab:
+    """A new page signed in as ``user`` (an owner of ``team``; made on first use)."""
+    tab = Tab(browser, str(api.base_url).rstrip("/").removesuffix("/api/v1"))
+    tab.sign_in(launch.user_token(env, user, team))
+    return tab
+
+
 @pytest.fixture(scope="module")
 def worker(pipeline_env: dict[str, str]) -> Iterator[Worker]:
     worker = Worker(pipeline_env, "w-dashboard")
@@ -92,10 +99,7 @@ def test_the_dashboard_shows_the_teams_runs_live(
     browser: Any,
     trained: dict[str, dict[str, Any]],
 ) -> None:
-    base = str(api.base_url).rstrip("/").removesuffix("/api/v1")
-    token = launch.user_token(pipeline_env, "e2e", "e2e-team")
-    tab = Tab(browser, base)
-    tab.sign_in(token)
+    tab = signed_in(api, pipeline_env, browser, "e2e", "e2e-team")
     rows = tab.page.locator("#runs-table tr[data-run]")
     listed = {int(rows.nth(i).get_attribute("data-run") or 0) for i in range(rows.count())}
     assert {trained["plain"]["id"], trained["l2"]["id"]} <= listed
@@ -154,12 +158,9 @@ def test_another_team_sees_nothing(
     browser: Any,
     trained: dict[str, dict[str, Any]],
 ) -> None:
-    base = str(api.base_url).rstrip("/").removesuffix("/api/v1")
-    outsider = launch.user_token(pipeline_env, "dash-outsider", "dash-other-team")
-    tab = Tab(browser, base)
-    tab.sign_in(outsider)
+    tab = signed_in(api, pipeline_env, browser, "dash-outsider", "dash-other-team")
     assert tab.page.locator("#runs-table tr[data-run]").count() == 0
-    tab.page.goto(f"{base}/#/runs/{trained['plain']['id']}")
+    tab.page.goto(f"{tab.base}/#/runs/{trained['plain']['id']}")
     tab.page.wait_for_selector("main .error")
     assert tab.page.locator("main .error").inner_text() == "Not found."
     assert tab.page.locator("canvas").count() == 0

@@ -94,19 +94,25 @@ export async function render(main, runId) {
     curves = Object.fromEntries(data.series.map((s) => [s.key, { steps: s.steps, values: s.values, total: s.total_points }]));
   }
 
+  // Zoomed in on a long curve: the range shown is re-read (at full resolution once it is short
+  // enough) and spliced into the whole curve's downsampled points, so zooming out still works.
   let zoomTimer = null;
-  function zoomTo(start, end) { // re-read the zoomed range at full resolution (or downsampled)
+  function zoomTo(start, end) {
     clearTimeout(zoomTimer);
     zoomTimer = setTimeout(async () => {
       zoomed = [start, end];
       const data = await get(`/runs/${runId}/curves`, { max_points: MAX_POINTS, start, end });
       for (const s of data.series) {
-        const chart = curveBoxes[groupOf(s.key)];
-        const instance = echarts.getInstanceByDom(chart);
-        if (!instance) continue;
+        const instance = echarts.getInstanceByDom(curveBoxes[groupOf(s.key)]);
+        const whole = curves[s.key];
+        if (!instance || !whole) continue;
+        const outside = (before) => whole.steps.map((step, i) => [step, whole.values[i]])
+          .filter(([step]) => (before ? step < start : step > end));
+        const inside = s.steps.map((step, i) => [step, s.values[i]]);
+        const merged = [...outside(true), ...inside, ...outside(false)]
+          .map(([step, v]) => [step, typeof v === "number" ? v : null]);
         const series = instance.getOption().series.map((x) => (x.name === s.key
-          ? { name: x.name, data: s.steps.map((step, i) => [step, typeof s.values[i] === "number" ? s.values[i] : null]) }
-          : { name: x.name }));
+          ? { name: x.name, data: merged } : { name: x.name }));
         instance.setOption({ series });
       }
     }, 250);
@@ -139,7 +145,6 @@ export async function render(main, runId) {
       if (!opened) { opened = true; await loadCurves(); drawCurves(); } // what came before the stream
     },
     epoch: ({ step, metrics }) => {
-      if (zoomed) return;
       for (const [key, value] of Object.entries(metrics)) {
         const c = (curves[key] ||= { steps: [], values: [], total: 0 });
         const last = c.steps.length ? c.steps[c.steps.length - 1] : -Infinity;
@@ -148,7 +153,7 @@ export async function render(main, runId) {
           if (i >= 0) c.values[i] = value;
         }
       }
-      later(drawCurves, 150);
+      if (!zoomed) later(drawCurves, 150); // a zoomed chart keeps its range until redrawn
     },
     histograms: () => { if (!histTimer) histTimer = setTimeout(() => { histTimer = null; hist.refresh(); }, 1000); },
     event: (e) => { if (e.kind === "lr_change") lrCuts.push(e); log.refresh(); later(drawCurves, 150); },

@@ -69,15 +69,22 @@ class Hub:
         self.interval = interval
         self.feeds: dict[str, Feed] = {}
         self.open: Counter[str] = Counter()
-        self._woken = asyncio.Event()
+        # Made in the watcher's loop (an asyncio.Event belongs to the loop that first uses it);
+        # None while no watcher runs (an app served without its lifespan).
+        self._woken: asyncio.Event | None = None
+
+    def _wake(self) -> None:
+        if self._woken is not None:
+            self._woken.set()
 
     # ---- the one watcher ----
 
     async def watch_forever(self) -> None:
+        self._woken = woken = asyncio.Event()
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._woken.wait(), self.interval)
-            self._woken.clear()
+                await asyncio.wait_for(woken.wait(), self.interval)
+            woken.clear()
             try:
                 await self.tick()
             except Exception:  # the database is away: ride it out, readers wait
@@ -104,7 +111,7 @@ class Hub:
             for reader in feed.readers:
                 reader.push(news)
         if batch.more:
-            self._woken.set()
+            self._wake()
 
     # ---- readers ----
 
@@ -147,7 +154,7 @@ class Hub:
                         yield _frame(event, cursor)
                         if event.kind == "end":
                             return
-            self._woken.set()  # the feed reads at once (it may be new)
+            self._wake()  # the feed reads at once (it may be new)
             while not reader.lagging:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(reader.wake.wait(), keepalive)

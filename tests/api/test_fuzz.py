@@ -48,7 +48,10 @@ def _app(url: str) -> tuple[FastAPI, list[int], dict[str, str]]:
         running = client.post("/api/v1/jobs", json={}).json()["id"]
         client.post(f"/api/v1/runs/{running}/status", json={"status": "running"})
         queued = client.post("/api/v1/jobs", json={}).json()["id"]
-    return app, [running, queued], auth
+        # A stream lasts as long as its run: fuzzed streams follow one that has ended.
+        ended = client.post("/api/v1/jobs", json={}).json()["id"]
+        client.post(f"/api/v1/runs/{ended}/cancel")
+    return app, [running, queued, ended], auth
 
 
 _sqlite_app, _sqlite_targets, _sqlite_auth = _app(
@@ -79,8 +82,9 @@ pg_schema = schemathesis.openapi.from_asgi("/openapi.json", _pg_app)
 def _check(case: Any, targets: list[int], auth: dict[str, str]) -> None:
     run_id = (case.path_parameters or {}).get("run_id")
     if isinstance(run_id, int) and run_id % 3 < 2:
-        # Two thirds of the cases target a real run (running or queued).
-        case.path_parameters["run_id"] = targets[run_id % 3]
+        # Two thirds of the cases target a real run (running or queued; for a stream, ended).
+        streamed = case.path.endswith("/stream")
+        case.path_parameters["run_id"] = targets[2] if streamed else targets[run_id % 3]
     # Authenticated, so generated requests reach the handlers (auth itself: test_auth.py).
     response = case.call_and_validate(headers=auth, checks=CHECKS)
     assert response.status_code < 500, (case.method, case.path, response.text[:500])

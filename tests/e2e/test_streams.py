@@ -27,9 +27,10 @@ def pipeline_env(pipeline_env: dict[str, str]) -> Iterator[dict[str, str]]:
     }
 
 
-def _log(frames: list[Frame]) -> list[tuple[Any, ...]]:
-    """What every reader must see exactly once, in order: the data and the run's events
-    (status and diagnosis are states: a reader sees the latest, not every intermediate)."""
+def _log(frames: list[Frame]) -> dict[str, list[tuple[Any, ...]]]:
+    """What every reader must see exactly once, each kind in order: the data and the run's
+    events (status and diagnosis are states: a reader sees the latest, not every intermediate;
+    how kinds interleave depends on when the database was read)."""
     out: list[tuple[Any, ...]] = []
     for f in frames:
         if f.event == "epoch":
@@ -40,7 +41,7 @@ def _log(frames: list[Frame]) -> list[tuple[Any, ...]]:
             out.append(("event", f.data["kind"], f.data["step"], f.data["created_at"]))
         elif f.event in ("evaluation", "end"):
             out.append((f.event,))
-    return out
+    return {kind: [t for t in out if t[0] == kind] for kind in {t[0] for t in out}}
 
 
 class Background(threading.Thread):

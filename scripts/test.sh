@@ -9,5 +9,5 @@ ensure_services
 
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .
-"$VENV/bin/mypy" trainer api worker stack bench tests
+"$VENV/bin/mypy" trainer api worker stack fitlens bench tests
 exec "$VENV/bin/python" -m pytest "$@"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("api", "trainer", "worker", "stack")
+PACKAGES = ("api", "trainer", "worker", "stack", "fitlens")
 DOMAINS = (
     "core",
     "people",
@@ -98,10 +98,24 @@ def test_trainer_and_worker_keep_their_doors() -> None:
         ("trainer", ("api", "worker", "fastapi", "celery", "httpx", "sqlalchemy")),
         ("worker", ("api",)),
         ("stack", ("api", "worker", "trainer")),
+        # The client talks to the API over HTTP only; torch only through trainer, lazily.
+        ("fitlens", ("api", "worker", "stack", "celery", "fastapi", "sqlalchemy", "torch")),
     ):
         for path in _modules(package):
             bad = {m for m in _imports(path) if m.split(".")[0] in banned}
             assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+def test_the_client_imports_light() -> None:
+    """``import fitlens`` loads neither torch nor the server, nor pandas until a read needs it."""
+    import subprocess
+    import sys
+
+    heavy = "('torch', 'pandas', 'api', 'celery', 'fastapi')"
+    code = f"import sys, fitlens, fitlens.cli; print(sorted(set({heavy}) & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
 
 
 def test_every_table_of_run_data_is_found() -> None:

@@ -172,6 +172,8 @@ class RunAccess(StoreBase):
                 study_config=r.study_config,
                 study_replicate=r.study_replicate,
                 overrides=json.loads(r.overrides_json) if r.overrides_json else None,
+                source=r.source,
+                params=json.loads(r.params_json) if r.params_json else None,
             )
             for r in runs
         ]

@@ -124,23 +124,22 @@ class RunLifecycle(RunAccess):
                 ):
                     continue  # it moved on while we looked
                 silent = f"no heartbeat from {run.worker_host or 'its worker'} for {timeout_s:g}s"
-                if run.attempt < max_attempts:
+                if run.source == "client":  # nothing to requeue: the user's own loop went away
+                    self._fail(
+                        session,
+                        run,
+                        f"its client stopped reporting (no heartbeat for {timeout_s:g}s)",
+                    )
+                elif run.attempt < max_attempts:
                     reason = f"worker lost ({silent}) in attempt {run.attempt}; requeued"
                     self._back_to_queue(session, run, reason)
                     requeued.append(run_id)
                 else:
-                    run.status = "failed"
-                    run.finished_at = utcnow()
-                    run.failure_reason = (
-                        f"worker lost ({silent}) in attempt {run.attempt} of "
-                        f"{max_attempts}; not retried"
-                    )
-                    self._event(
+                    self._fail(
                         session,
-                        run_id,
-                        "status",
-                        None,
-                        {"status": "failed", "reason": run.failure_reason, "attempt": run.attempt},
+                        run,
+                        f"worker lost ({silent}) in attempt {run.attempt} of "
+                        f"{max_attempts}; not retried",
                     )
                 run.revision += 1
                 session.commit()
@@ -151,6 +150,10 @@ class RunLifecycle(RunAccess):
         attempt with its partial data cleared; the event says who asked."""
         with Session(self.engine) as session:
             run = self._run(session, run_id, lock=True)
+            if run.source == "client":
+                raise Conflict(
+                    f"run {run_id} was logged by a client: run your code again to log a new run"
+                )
             if run.status in ("running", "succeeded"):
                 raise Conflict(
                     f"run {run_id} is {run.status}; only failed, cancelled or queued "
@@ -162,6 +165,19 @@ class RunLifecycle(RunAccess):
             run.revision += 1
             session.commit()
             return self._run_out(session, run)
+
+    def _fail(self, session: Session, run: Run, reason: str) -> None:
+        assert run.id is not None
+        run.status = "failed"
+        run.finished_at = utcnow()
+        run.failure_reason = reason
+        self._event(
+            session,
+            run.id,
+            "status",
+            None,
+            {"status": "failed", "reason": reason, "attempt": run.attempt},
+        )
 
     def _back_to_queue(
         self, session: Session, run: Run, reason: str, extra: dict[str, Any] | None = None

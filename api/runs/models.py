@@ -68,6 +68,13 @@ class Run(SQLModel, table=True):
     study_config: int | None = None
     study_replicate: int | None = None
     overrides_json: str | None = Field(default=None, sa_column=Column(Text))
+    # Who trains it: "worker" (a job spec, trained by a fitlens worker) or "client" (the user's
+    # own training loop logs it through the Python client: no spec, free-form params instead,
+    # whose numbers named like spec columns (lr, epochs, dropout...) are copied into them).
+    source: str = Field(
+        default="worker", max_length=10, sa_column_kwargs={"server_default": "worker"}
+    )
+    params_json: str | None = Field(default=None, sa_column=Column(Text))
     # Bumped on every change to the run or its data: the basis of ETags for cheap polling.
     revision: int = Field(default=0, sa_type=BigId)
 

@@ -34,6 +34,30 @@ class JobCreate(In):
     notes: Text = Field(default="", max_length=10_000)
 
 
+ParamValue = (
+    Annotated[str, Field(max_length=1000)]
+    | bool
+    | int
+    | Annotated[float, Field(allow_inf_nan=False)]
+    | None
+)
+ParamKey = Annotated[Text, Field(min_length=1, max_length=100)]
+
+
+class RunStart(In):
+    """A run the user trains in their own loop and logs with the Python client (no spec)."""
+
+    project: Text = Field(default="", max_length=200, description="empty: the default project")
+    team: Text | None = Field(default=None, max_length=100)
+    name: Text | None = Field(default=None, max_length=200)
+    tags: list[Tag] = Field(default_factory=list, max_length=50)
+    notes: Text = Field(default="", max_length=10_000)
+    # Free-form, flat; numbers named like spec columns (lr, epochs, batch_size, dropout,
+    # weight_decay, l1, l2, seed) are also filterable with ``where``.
+    params: dict[ParamKey, ParamValue] = Field(default_factory=dict, max_length=200)
+    epochs: int | None = Field(default=None, ge=0, le=10_000_000, description="for progress")
+
+
 class RunPatch(In):
     name: Text | None = Field(default=None, min_length=1, max_length=200)
     tags: list[Tag] | None = Field(default=None, max_length=50)
@@ -114,6 +138,10 @@ class RunOut(BaseModel):
     study_config: int | None = None
     study_replicate: int | None = None
     overrides: dict[str, Any] | None = None
+    # "worker" (trained from its spec by a worker) or "client" (logged from the user's own
+    # loop, with its params and no spec).
+    source: str = "worker"
+    params: dict[str, Any] | None = None
     links: RunLinks | None = None
 
 

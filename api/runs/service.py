@@ -5,6 +5,7 @@ cuts, divergence).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -29,8 +30,12 @@ from api.runs.filters import (
 )
 from api.runs.lifecycle import RunLifecycle, run_tables
 from api.runs.models import FINISHED, Run, RunDiagnosis, RunEvent, RunTag
-from api.runs.schemas import EventIn, EventOut, RunOut, RunPatch
+from api.runs.schemas import EventIn, EventOut, RunOut, RunPatch, RunStart
 from trainer.spec import JobSpec
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 class RunStore(RunLifecycle):
@@ -52,6 +57,59 @@ class RunStore(RunLifecycle):
             run, token = self._add_run(session, project_id, spec, name, tags, notes, principal)
             session.commit()
             return self._run_out(session, run), token
+
+    def start_client_run(self, body: RunStart, principal: Principal) -> RunOut:
+        """A run the user trains in their own loop: running at once (attempt 1), no spec, no
+        queue, no worker token; the client posts its data with the user's token."""
+        now = utcnow()
+        params = body.params
+        number = {k: float(v) for k, v in params.items() if _is_number(v)}
+        params_json = json.dumps(params, sort_keys=True, allow_nan=False)
+        with Session(self.engine) as session:
+            project_id = self._project_for(
+                session, body.project or self.default_project, principal, body.team
+            )
+            run = Run(
+                project_id=project_id,
+                created_by_id=principal.user_id,
+                name=body.name or "",
+                status="running",
+                source="client",
+                params_json=params_json,
+                spec_json="{}",
+                spec_hash=hashlib.sha256(params_json.encode()).hexdigest(),
+                notes=body.notes,
+                task=str(params.get("task", "")),
+                dataset=str(params.get("dataset", ""))[:40],
+                model_kind=str(params.get("model", ""))[:20],
+                optimizer=str(params.get("optimizer", ""))[:20],
+                lr_schedule=str(params.get("lr_schedule", ""))[:40],
+                early_stopping=bool(params.get("early_stopping", False)),
+                **{c: number.get(c, 0.0) for c in ("lr", "weight_decay", "dropout", "l1", "l2")},
+                epochs=int(number.get("epochs", body.epochs or 0)),
+                batch_size=int(number.get("batch_size", 0)),
+                seed=int(number.get("seed", 0)),
+                progress_total=body.epochs or int(number.get("epochs", 0)),
+                attempt=1,
+                started_at=now,
+                heartbeat_at=now,
+            )
+            session.add(run)
+            session.flush()
+            assert run.id is not None
+            if not body.name:
+                run.name = f"run-{run.id}"
+            for tag in dict.fromkeys(body.tags):
+                session.add(RunTag(run_id=run.id, tag=tag))
+            self._event(
+                session,
+                run.id,
+                "status",
+                None,
+                {"status": "running", "attempt": 1, "source": "client"},
+            )
+            session.commit()
+            return self._run_out(session, run)
 
     def _add_run(
         self,

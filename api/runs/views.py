@@ -35,6 +35,7 @@ from api.runs.schemas import (
     RunOut,
     RunPage,
     RunPatch,
+    RunStart,
     StatusOut,
     StatusUpdate,
     with_links,
@@ -70,6 +71,18 @@ def submit_job(
     # Committed first: if the broker is away the run stays queued and is sent later (201).
     if not hand_over(store, enqueuer, run.id, job.spec, worker_token):
         run = store.get_run(run.id)
+    response.headers["Location"] = f"{settings.api_prefix}/runs/{run.id}"
+    return with_links(run, settings.api_prefix)
+
+
+@router.post("/runs", status_code=201, response_model=RunOut, tags=RUNS_TAGS)
+def start_run(
+    body: RunStart, store: StoreDep, settings: SettingsDep, response: Response, principal: UserDep
+) -> RunOut:
+    """A run trained in your own loop (the Python client's ``start_run``): running at once,
+    no spec and no worker; post its metrics, histograms, events and evaluation with
+    ``attempt=1`` and end it with a status post, like a worker (heartbeats keep it alive)."""
+    run = store.start_client_run(body, principal)
     response.headers["Location"] = f"{settings.api_prefix}/runs/{run.id}"
     return with_links(run, settings.api_prefix)
 

@@ -1,0 +1,99 @@
+"""One-line matplotlib figures for notebooks (``pip install 'fitlens[plot]'``):
+
+from fitlens import plot
+plot.curves(run)                      # train/val loss, best epoch and onset marked
+plot.histogram_heatmap(run, "fc1.weight")
+plot.histogram_overlay([a, b], "fc1.weight", step=30)
+plot.confusion(run)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fitlens.runs import Run
+
+
+def _axes(ax: Any) -> Any:
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(7, 4))
+    return ax
+
+
+def curves(run: Run, keys: Sequence[str] = ("train_loss", "val_loss"), ax: Any = None) -> Any:
+    """The curves over epochs (non-finite points are gaps), with the best epoch and the
+    overfitting onset of the run's diagnosis marked."""
+    ax = _axes(ax)
+    frame = run.curves(list(keys))
+    for key in frame.columns:
+        ax.plot(frame.index, frame[key], label=key, linestyle="--" if "train" in key else "-")
+    d = run.refresh().diagnosis or {}
+    if d.get("best_epoch"):
+        ax.axvline(d["best_epoch"], color="green", linestyle=":", label=f"best {d['best_epoch']}")
+    if d.get("onset_epoch"):
+        ax.axvline(
+            d["onset_epoch"], color="orange", linestyle=":", label=f"onset {d['onset_epoch']}"
+        )
+    ax.set(xlabel="epoch", ylabel="value", title=f"run {run.id}: {run.name}")
+    ax.legend()
+    return ax
+
+
+def histogram_heatmap(run: Run, param: str, bins: int = 48, ax: Any = None) -> Any:
+    """A parameter's histograms over epochs (epoch x value), colour = log10(1 + count)."""
+    import numpy as np
+
+    ax = _axes(ax)
+    edges, counts, steps = run.histograms(param, shared_bins=bins)
+    image = ax.pcolormesh(steps, edges, np.log10(1 + counts.T), shading="auto", cmap="Blues")
+    ax.figure.colorbar(image, ax=ax, label="log10(1 + count)")
+    ax.set(xlabel="epoch", ylabel=f"{param} value", title=f"run {run.id}: {param}")
+    return ax
+
+
+def histogram_overlay(
+    runs: Sequence[Run], param: str, step: int, bins: int = 48, ax: Any = None
+) -> Any:
+    """One parameter of several runs at one epoch, on shared bins (e.g. no reg. vs L1 vs L2)."""
+    ax = _axes(ax)
+    client = runs[0].client
+    data = client.get(
+        "/histograms/overlay",
+        runs=",".join(str(r.id) for r in runs),
+        param=param,
+        step=step,
+        bins=bins,
+    )
+    edges = data["edges"]
+    for r in data["runs"]:
+        ax.stairs(r["counts"], edges, label=f"{r['run_id']} {r['name']}", fill=True, alpha=0.4)
+    ax.set(xlabel=f"{param} value", ylabel="count", title=f"{param} at epoch {step}")
+    ax.legend()
+    return ax
+
+
+def confusion(run: Run, ax: Any = None) -> Any:
+    """The evaluation's confusion matrix (rows: true class, columns: predicted)."""
+    import numpy as np
+
+    ax = _axes(ax)
+    ev = run.evaluation()
+    matrix = np.array(ev["confusion_matrix"])
+    ax.imshow(matrix, cmap="Blues")
+    labels = ev["labels"]
+    ax.set(
+        xticks=range(len(labels)),
+        yticks=range(len(labels)),
+        xticklabels=labels,
+        yticklabels=labels,
+        xlabel="predicted",
+        ylabel="true",
+        title=f"run {run.id}",
+    )
+    for (i, j), n in np.ndenumerate(matrix):
+        ax.text(j, i, str(n), ha="center", va="center", fontsize=8)
+    return ax

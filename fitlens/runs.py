@@ -1,0 +1,217 @@
+"""A run and a study as the client holds them: their state, their data as pandas and numpy,
+and following them until they end."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fitlens.client import Client, number
+from fitlens.errors import FitlensError
+from fitlens.follow import follow_run, follow_study
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+FINISHED = frozenset({"succeeded", "failed", "cancelled"})
+CURVE_POINTS = 100_000  # at most this many points per key by /curves, else the CSV export
+
+
+class Run:
+    def __init__(self, client: Client, data: dict[str, Any]) -> None:
+        self.client = client
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"<Run {self.id} {self.name!r} {self.status}>"
+
+    @property
+    def id(self) -> int:
+        return int(self.data["id"])
+
+    @property
+    def name(self) -> str:
+        return str(self.data["name"])
+
+    @property
+    def status(self) -> str:
+        return str(self.data["status"])
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def diagnosis(self) -> dict[str, Any] | None:
+        """What the curves say (verdict, best epoch, onset, gap...), as of the last refresh."""
+        return self.data.get("diagnosis")
+
+    def refresh(self) -> Run:
+        self.data = self.client.call("GET", f"/runs/{self.id}")
+        return self
+
+    def summary(self) -> dict[str, Any]:
+        d = self.diagnosis or {}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "project": self.data["project"],
+            "status": self.status,
+            "epoch": self.data["progress"]["epoch"],
+            "epochs": self.data["progress"]["epochs"],
+            "verdict": d.get("verdict"),
+            "best_epoch": d.get("best_epoch"),
+            "min_val_loss": number(d.get("min_val_loss")),
+            "onset_epoch": d.get("onset_epoch"),
+            "final_gap": number(d.get("final_gap")),
+            "val_accuracy": number((d.get("at_evaluated") or {}).get("val_accuracy")),
+            "created_by": self.data.get("created_by"),
+            "created_at": self.data["created_at"],
+            "source": self.data.get("source", "worker"),
+        }
+
+    # ---- reads ----
+
+    def curves(self, keys: list[str] | str | None = None) -> pd.DataFrame:
+        """Every point at full resolution: one row per step, one column per key; NaN and
+        infinities as floats."""
+        import pandas as pd
+
+        wanted = [keys] if isinstance(keys, str) else keys
+        data = self.client.get(
+            f"/runs/{self.id}/curves",
+            keys=",".join(wanted) if wanted else None,
+            max_points=CURVE_POINTS,
+        )
+        if any(s["downsampled"] for s in data["series"]):
+            return self._curves_from_csv(wanted)
+        columns = {
+            s["key"]: pd.Series([number(v) for v in s["values"]], index=s["steps"], dtype=float)
+            for s in data["series"]
+        }
+        frame = pd.DataFrame(columns)
+        frame.index.name = "step"
+        return frame.sort_index()
+
+    def _curves_from_csv(self, keys: list[str] | None) -> pd.DataFrame:
+        import pandas as pd
+
+        long = pd.read_csv(io.StringIO(self.client.get(f"/runs/{self.id}/metrics.csv")))
+        if keys:
+            long = long[long["key"].isin(keys)]
+        frame = long.pivot(index="step", columns="key", values="value").astype(float)
+        frame.columns.name = None
+        return frame
+
+    def histograms(
+        self, param: str, shared_bins: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``edges, counts, steps`` of one parameter: edges (steps x bins+1, or bins+1 with
+        ``shared_bins``), counts (steps x bins), steps."""
+        import numpy as np
+
+        data = self.client.get(f"/runs/{self.id}/histograms", param=param, shared_bins=shared_bins)
+        steps = np.array([s["step"] for s in data["steps"]], dtype=np.int64)
+        counts = np.array([s["counts"] for s in data["steps"]], dtype=float)
+        edges = np.array([s["edges"] for s in data["steps"]], dtype=float)
+        return (edges[0] if shared_bins and len(edges) else edges), counts, steps
+
+    def histogram_params(self) -> dict[str, list[int]]:
+        return dict(self.client.get(f"/runs/{self.id}/histograms")["params"])
+
+    def evaluation(self) -> dict[str, Any]:
+        return dict(self.client.get(f"/runs/{self.id}/evaluation")["evaluation"])
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        return list(self.client.get(f"/runs/{self.id}/events", kind=kind))
+
+    def export(self, path: str | Path, format: str = "csv") -> Path:
+        """Every point (key, step, value, wall_time) as CSV, or as Parquet (needs pyarrow)."""
+        text = self.client.get(f"/runs/{self.id}/metrics.csv")
+        path = Path(path)
+        if format == "csv":
+            path.write_text(text)
+        elif format == "parquet":
+            import pandas as pd
+
+            pd.read_csv(io.StringIO(text)).to_parquet(path, index=False)
+        else:
+            raise ValueError(f"format must be csv or parquet, not {format!r}")
+        return path
+
+    # ---- actions ----
+
+    def cancel(self) -> Run:
+        self.data = self.client.call("POST", f"/runs/{self.id}/cancel")
+        return self
+
+    def retry(self) -> Run:
+        self.data = self.client.call("POST", f"/runs/{self.id}/retry")
+        return self
+
+    def wait(self, progress: bool = False, timeout: float | None = None) -> Run:
+        """Until the run ends (following its stream; polling with ETags where there is none);
+        ``progress`` draws a bar: epoch i/N, the losses, the gap, the ETA."""
+        follow_run(self, progress, timeout)
+        return self.refresh()
+
+
+class Study:
+    def __init__(self, client: Client, data: dict[str, Any]) -> None:
+        self.client = client
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"<Study {self.id} {self.data['name']!r} {self.data['status']}>"
+
+    @property
+    def id(self) -> int:
+        return int(self.data["id"])
+
+    @property
+    def done(self) -> bool:
+        return bool(self.data["done"])
+
+    def refresh(self) -> Study:
+        self.data = self.client.call("GET", f"/studies/{self.id}")
+        return self
+
+    def runs(self) -> list[Run]:
+        return self.client.list_runs(limit=100_000, study=self.id)
+
+    def table(self) -> pd.DataFrame:
+        """One row per configuration: its name, members, and every summary value's mean and
+        std (columns ``<value>_mean``, ``<value>_std``)."""
+        import pandas as pd
+
+        rows = []
+        for row in self.client.get(f"/studies/{self.id}/table")["rows"]:
+            out: dict[str, Any] = {"config": row["config"], "name": row["name"]}
+            out["members"] = row["members"]
+            for key, stat in row["values"].items():
+                out[f"{key}_mean"] = number(stat["mean"])
+                out[f"{key}_std"] = number(stat["std"])
+            rows.append(out)
+        return pd.DataFrame(rows).set_index("config")
+
+    def cancel(self) -> Study:
+        self.data = self.client.call("POST", f"/studies/{self.id}/cancel")
+        return self
+
+    def retry(self) -> Study:
+        self.client.call("POST", f"/studies/{self.id}/retry")
+        return self.refresh()
+
+    def wait(self, progress: bool = False, timeout: float | None = None) -> Study:
+        follow_study(self, progress, timeout)
+        return self.refresh()
+
+
+def _deadline(timeout: float | None) -> float:
+    return time.monotonic() + timeout if timeout else float("inf")
+
+
+__all__ = ["FitlensError", "Run", "Study"]

@@ -1,0 +1,164 @@
+"""The Python client and the `fitlens` command against a real uvicorn server and a real worker
+(issue 14): every read into its documented type, logging from your own loop, the CLI's
+commands and exit codes."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from fitlens import Client, FitlensError
+from fitlens.errors import NotFound
+from tests.e2e.conftest import Worker
+
+FAILING = {"dataset": {"name": "mnist"}, "epochs": 1}  # no MNIST on this disk: the run fails
+
+
+@pytest.fixture(scope="module")
+def worker(pipeline_env: dict[str, str]) -> Iterator[Worker]:
+    worker = Worker(pipeline_env, "w-client")
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture(scope="module")
+def client(api: httpx.Client) -> Iterator[Client]:
+    base = str(api.base_url).rstrip("/").removesuffix("/api/v1")
+    with Client(base, api.headers["authorization"].split(" ", 1)[1]) as c:
+        yield c
+
+
+def test_the_client_reads_a_real_run_into_its_types(client: Client, worker: Worker) -> None:
+    run = client.submit({"epochs": 4}, project="client", tags=["py"], name="read me")
+    assert run.status == "queued" and run.name == "read me"
+    run.wait(timeout=240)
+    assert run.status == "succeeded" and run.diagnosis and run.diagnosis["epochs"] == 4
+    curves = run.curves(["train_loss", "val_loss"])
+    assert list(curves.index) == [1, 2, 3, 4] and curves.index.name == "step"
+    assert list(curves.columns) == ["train_loss", "val_loss"]
+    assert all(curves.dtypes == np.float64) and curves.notna().all().all()
+    edges, counts, steps = run.histograms("fc1.weight")
+    assert edges.shape == (4, 65) and counts.shape == (4, 64) and list(steps) == [1, 2, 3, 4]
+    shared, counts16, _ = run.histograms("fc1.weight", shared_bins=16)
+    assert shared.shape == (17,) and counts16.shape == (4, 16)
+    assert np.isclose(counts16.sum(axis=1), counts.sum(axis=1)).all()
+    evaluation = run.evaluation()
+    assert len(evaluation["confusion_matrix"]) == 10 and evaluation["accuracy"] > 0.1
+    listed = client.runs(project="client")
+    assert isinstance(listed, pd.DataFrame) and listed.loc[run.id, "status"] == "succeeded"
+    assert isinstance(listed.loc[run.id, "min_val_loss"], float)
+    compared = client.compare([run])
+    assert compared.loc[run.id, "best_epoch"] >= 1 and "verdict" in compared.columns
+    # Errors carry the API's status, message and fields.
+    with pytest.raises(FitlensError) as refused:
+        client.submit({"epochs": -1})
+    assert refused.value.status == 422 and refused.value.errors[0]["field"] == "spec.epochs"
+    with pytest.raises(NotFound):
+        client.run(10**9)
+
+
+def test_your_own_loop_logs_non_finite_values_and_failures(
+    client: Client, api: httpx.Client
+) -> None:
+    with client.start_run(project="client", name="own loop", params={"lr": 0.1}) as logged:
+        logged.log({"loss": float("nan")}, step=1)
+        logged.log({"loss": math.inf}, step=2)
+        logged.log({"loss": 0.5}, step=3)
+    run = client.run(logged.id)
+    assert run.status == "succeeded" and run.data["source"] == "client"
+    loss = run.curves("loss")["loss"]
+    assert math.isnan(loss[1]) and loss[2] == math.inf and loss[3] == 0.5
+    with pytest.raises(RuntimeError), client.start_run(project="client") as broken:
+        broken.log({"loss": 1.0}, step=1)
+        raise RuntimeError("boom")
+    failed = client.run(broken.id)
+    assert failed.status == "failed" and "RuntimeError: boom" in failed.data["failure_reason"]
+    # A viewer of the team may read, not log.
+    team = client.me()["teams"][0]["id"]
+    made = api.post("/users", json={"name": "client-viewer", "team_id": team, "role": "viewer"})
+    with Client(client.url, made.json()["token"]) as viewer:
+        with pytest.raises(FitlensError) as refused:
+            viewer.start_run(project="client")
+        assert refused.value.status == 403
+        assert viewer.run(run.id).status == "succeeded"
+
+
+def test_a_study_from_python(client: Client, worker: Worker) -> None:
+    study = client.submit_study({"spec": {"epochs": 2}, "design": {"seeds": [1, 2]}})
+    study.wait(timeout=240)
+    assert study.done and study.data["status"] == {"succeeded": 2}
+    table = study.table()
+    assert len(table) == 1 and table.iloc[0]["members"] == 2
+    assert table.iloc[0]["min_val_loss_mean"] > 0 and len(study.runs()) == 2
+
+
+def _fitlens(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "fitlens"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_the_command_line(
+    client: Client, worker: Worker, tmp_path: Path, pipeline_env: dict[str, str]
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FITLENS_")}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    env["COLUMNS"] = "160"  # rich draws the progress bar this wide when not on a terminal
+    token = client.http.headers["authorization"].split(" ", 1)[1]
+    assert _fitlens(env, "runs").returncode == 2  # not logged in yet: says how
+    bad = _fitlens(env, "login", client.url, "--token", "fl_not-a-token")
+    assert bad.returncode == 3 and "unknown token" in bad.stderr
+    login = _fitlens(env, "login", client.url, "--token", token)
+    assert login.returncode == 0, login.stderr
+    saved = tmp_path / "config" / "fitlens" / "config.json"
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    assert json.loads(saved.read_text()) == {"url": client.url, "token": token}
+    assert token not in login.stdout + login.stderr
+
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"epochs": 3}))
+    watched = _fitlens(env, "submit", str(spec), "--project", "cli", "--tag", "cli", "--watch")
+    assert watched.returncode == 0, watched.stderr
+    run_id = int(watched.stdout.split()[1])
+    assert "3/3" in watched.stderr  # the progress bar's last state
+    spec.write_text(json.dumps(FAILING))
+    failing = _fitlens(env, "submit", str(spec), "--project", "cli", "--watch", "--json")
+    assert failing.returncode == 1 and json.loads(failing.stdout)["status"] == "failed"
+
+    listed = json.loads(_fitlens(env, "runs", "--where", "epochs=3", "--json").stdout)
+    assert run_id in [r["id"] for r in listed]
+    assert "succeeded" in _fitlens(env, "runs", "--project", "cli").stdout
+    shown = json.loads(_fitlens(env, "show", str(run_id), "--json").stdout)
+    assert shown["run"]["id"] == run_id and list(shown["last_epochs"]) == ["1", "2", "3"]
+    compared = json.loads(_fitlens(env, "compare", str(run_id), str(run_id), "--json").stdout)
+    assert len(compared) == 1 and compared[0]["id"] == run_id
+    csv = tmp_path / "run.csv"
+    assert _fitlens(env, "export", str(run_id), "--out", str(csv)).returncode == 0
+    assert csv.read_text().startswith("key,step,value")
+    parquet = tmp_path / "run.parquet"
+    assert (
+        _fitlens(
+            env, "export", str(run_id), "--format", "parquet", "--out", str(parquet)
+        ).returncode
+        == 0
+    )
+    assert set(pd.read_parquet(parquet)["step"]) == {1, 2, 3}
+    assert _fitlens(env, "open", str(run_id)).stdout.strip() == f"{client.url}/#/runs/{run_id}"
+    finished = _fitlens(env, "cancel", str(run_id))
+    assert finished.returncode == 3 and "succeeded" in finished.stderr  # 409, said plainly
+    assert _fitlens(env, "show", "999999999").returncode == 3

@@ -86,11 +86,16 @@ class LoggedRun:
         if not params:
             return
         packed = pack_histograms(params, bins, near_zero).cpu().tolist()
-        hists = [
-            h.model_dump(exclude={"epoch"}) | {"step": step}
-            for h in unpack_histograms(packed, params, bins, step)
-        ]
-        self._queue.put(("histograms", hists))
+        self.log_binned(
+            [
+                h.model_dump(exclude={"epoch"}) | {"step": step}
+                for h in unpack_histograms(packed, params, bins, step)
+            ]
+        )
+
+    def log_binned(self, histograms: list[dict[str, Any]]) -> None:
+        """Histograms already binned, in the API's shape (param, step, edges, counts...)."""
+        self._queue.put(("histograms", histograms))
 
     def log_event(self, kind: str, step: int | None, payload: dict[str, Any]) -> None:
         """E.g. ``log_event("lr_change", epoch, {"old_lr": a, "new_lr": b})``: marked on curves."""
@@ -104,6 +109,10 @@ class LoggedRun:
         from fitlens.evaluation import evaluation_body
 
         body = evaluation_body(y_true, y_score, labels, epoch if epoch is not None else self._step)
+        self.log_evaluation_body(body)
+
+    def log_evaluation_body(self, body: dict[str, Any]) -> None:
+        """An evaluation in the API's shape (what fitlens's trainer makes)."""
         self._queue.put(("evaluation", body))
 
     def flush(self, timeout: float | None = None) -> None:

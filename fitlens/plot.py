@@ -49,7 +49,8 @@ def histogram_heatmap(run: Run, param: str, bins: int = 48, ax: Any = None) -> A
 
     ax = _axes(ax)
     edges, counts, steps = run.histograms(param, shared_bins=bins)
-    image = ax.pcolormesh(steps, edges, np.log10(1 + counts.T), shading="auto", cmap="Blues")
+    x = np.append(steps - 0.5, steps[-1] + 0.5)  # a cell per epoch, centred on it
+    image = ax.pcolormesh(x, edges, np.log10(1 + counts.T), shading="flat", cmap="Blues")
     ax.figure.colorbar(image, ax=ax, label="log10(1 + count)")
     ax.set(xlabel="epoch", ylabel=f"{param} value", title=f"run {run.id}: {param}")
     return ax

@@ -97,3 +97,12 @@ def test_dashboard_bench_times_both_pages_in_the_browser() -> None:
     assert thirty and int(thirty.group(1)) > 0 and int(thirty.group(2)) >= 9, out
     curve = re.search(r"5,000-point curve: .*?p50 (\d+) ms.*?1 charts, ([\d,]+) points", out)
     assert curve and curve.group(2) == "1,000", out  # downsampled by the API, not the browser
+
+
+def test_client_bench_prints_the_log_overhead_and_throughput() -> None:
+    out = run_module("bench.client", "--calls", "2000")
+    overhead = re.search(r"run\.log overhead: p50 ([\d.]+) us", out)
+    assert overhead and float(overhead.group(1)) > 0, out
+    assert re.search(
+        r"sent 8,000 points in [\d.]+ s: [\d,]+ points/s by one client; 8,000 stored", out
+    )

@@ -162,3 +162,46 @@ def test_the_command_line(
     finished = _fitlens(env, "cancel", str(run_id))
     assert finished.returncode == 3 and "succeeded" in finished.stderr  # 409, said plainly
     assert _fitlens(env, "show", "999999999").returncode == 3
+
+
+def test_the_example_loop_and_the_trainer_callback_log_whole_runs(
+    client: Client, tmp_path: Path
+) -> None:
+    env = {**os.environ, "FITLENS_URL": client.url}
+    env["FITLENS_TOKEN"] = client.http.headers["authorization"].split(" ", 1)[1]
+    example = Path(__file__).resolve().parents[2] / "examples" / "own_loop_digits.py"
+    done = subprocess.run(
+        [sys.executable, str(example), "--epochs", "4"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    run = client.run(int(done.stdout.split()[1].rstrip(":")))
+    assert run.status == "succeeded" and run.data["params"]["dataset"] == "digits"
+    assert list(run.curves().index) == [1, 2, 3, 4]
+    assert run.histogram_params()["0.weight"] == [1, 2, 3, 4]
+    assert len(run.evaluation()["roc"]) == 10 and run.diagnosis
+    # fitlens's own trainer in this process, reporting through the callback.
+    from fitlens.callback import FitlensCallback
+    from trainer.loop import train
+    from trainer.spec import JobSpec
+
+    spec = JobSpec.model_validate({"epochs": 3, "lr_schedule": {"kind": "step", "step_size": 1}})
+    with client.start_run(project="client", params={"trainer": "fitlens"}, epochs=3) as logged:
+        train(spec, [FitlensCallback(logged)])
+    trained = client.run(logged.id)
+    assert trained.status == "succeeded" and list(trained.curves("val_loss").index) == [1, 2, 3]
+    assert len(trained.events("lr_change")) == 3 and trained.evaluation()["epoch"] == 3
+
+    # One line each for a notebook.
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from fitlens import plot
+
+    assert len(plot.curves(run).lines) >= 3  # two curves and the best epoch
+    assert plot.histogram_heatmap(run, "0.weight").collections
+    assert len(plot.histogram_overlay([run], "0.weight", step=3).patches) == 1
+    assert plot.confusion(run).images

@@ -1,0 +1,31 @@
+"""fitlens's trainer, run in your own process, logging to the server: pass
+``FitlensCallback(run)`` among ``trainer.loop.train``'s callbacks (the loop calls the hooks,
+as Lightning's loop calls its callbacks). Needs torch (the trainer does)."""
+
+from __future__ import annotations
+
+from fitlens.logger import LoggedRun
+from trainer.callbacks import Callback
+from trainer.events import EpochEnd, Evaluation, RunEnded
+
+
+class FitlensCallback(Callback):
+    def __init__(self, run: LoggedRun) -> None:
+        self.run = run
+
+    def on_epoch_end(self, event: EpochEnd) -> None:
+        self.run.log(event.metrics, step=event.epoch)
+        if event.histograms:
+            self.run.log_binned(
+                [h.model_dump(exclude={"epoch"}) | {"step": h.epoch} for h in event.histograms]
+            )
+        for change in event.lr_changes:
+            payload = {"old_lr": change.old_lr, "new_lr": change.new_lr, "reason": change.reason}
+            self.run.log_event("lr_change", change.epoch, payload)
+
+    def on_evaluation(self, event: Evaluation) -> None:
+        self.run.log_evaluation_body(event.model_dump(mode="json", exclude={"event"}))
+
+    def on_run_end(self, event: RunEnded) -> None:
+        if event.status == "early_stopped":
+            self.run.log_event("early_stopped", event.epochs_run, {"reason": event.reason})

@@ -97,6 +97,10 @@ class LoggedRun:
         """Histograms already binned, in the API's shape (param, step, edges, counts...)."""
         self._queue.put(("histograms", histograms))
 
+    def set_params(self, params: dict[str, Any]) -> None:
+        """Params known only once the run has started (merged into those it has)."""
+        self._queue.put(("params", params))
+
     def log_event(self, kind: str, step: int | None, payload: dict[str, Any]) -> None:
         """E.g. ``log_event("lr_change", epoch, {"old_lr": a, "new_lr": b})``: marked on curves."""
         self._queue.put(("events", [{"kind": kind, "step": step, "payload": payload}]))
@@ -160,7 +164,9 @@ class LoggedRun:
                     body.set()
                 elif what != "tick":
                     self._send_points(points)  # in order: points first
-                    key = {"histograms": "histograms", "events": "events"}.get(what)
+                    key = {"histograms": "histograms", "events": "events", "params": "params"}.get(
+                        what
+                    )
                     self._post(what, {key: body} if key else body)
                 if time.monotonic() - last_beat > self.heartbeat_every:
                     beat = {"status": "heartbeat", "attempt": 1, "epoch": min(self._step, 10**6)}
@@ -182,13 +188,18 @@ class LoggedRun:
 
     def _post(self, what: str, body: dict[str, Any]) -> None:
         """One post, retried while the server is away or busy (the posts are idempotent)."""
-        path = f"/runs/{self.id}/status" if what == "status" else f"/runs/{self.id}/{what}"
-        params = {} if what == "status" else {"attempt": 1}
+        path = {"status": f"/runs/{self.id}/status", "params": f"/runs/{self.id}"}.get(
+            what, f"/runs/{self.id}/{what}"
+        )
+        params = {} if what in ("status", "params") else {"attempt": 1}
+        method = "PATCH" if what == "params" else "POST"
         deadline = time.monotonic() + self.retry_for
         wait = 0.2
         while True:
             try:
-                response = self.client.http.post(path, params=params, json=_json_safe(body))
+                response = self.client.http.request(
+                    method, path, params=params, json=_json_safe(body)
+                )
                 if response.status_code < 400:
                     return
                 if response.status_code not in RETRYABLE:

@@ -60,6 +60,8 @@ class RunStart(In):
 
 class RunPatch(In):
     name: Text | None = Field(default=None, min_length=1, max_length=200)
+    # A client run's params, merged into those it has (e.g. hyperparameters known late).
+    params: dict[ParamKey, ParamValue] | None = Field(default=None, max_length=200)
     tags: list[Tag] | None = Field(default=None, max_length=50)
     notes: Text | None = Field(default=None, max_length=10_000)
 

@@ -38,6 +38,27 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _param_columns(params: dict[str, Any], epochs: int | None) -> dict[str, Any]:
+    """A client run's params, and those of them that fill the columns ``where`` filters."""
+    number = {k: float(v) for k, v in params.items() if _is_number(v)}
+    params_json = json.dumps(params, sort_keys=True, allow_nan=False)
+    return {
+        "params_json": params_json,
+        "spec_hash": hashlib.sha256(params_json.encode()).hexdigest(),
+        "task": str(params.get("task", ""))[:20],
+        "dataset": str(params.get("dataset", ""))[:40],
+        "model_kind": str(params.get("model", ""))[:20],
+        "optimizer": str(params.get("optimizer", ""))[:20],
+        "lr_schedule": str(params.get("lr_schedule", ""))[:40],
+        "early_stopping": bool(params.get("early_stopping", False)),
+        **{c: number.get(c, 0.0) for c in ("lr", "weight_decay", "dropout", "l1", "l2")},
+        "epochs": int(number.get("epochs", epochs or 0)),
+        "batch_size": int(number.get("batch_size", 0)),
+        "seed": int(number.get("seed", 0)),
+        "progress_total": epochs or int(number.get("epochs", 0)),
+    }
+
+
 class RunStore(RunLifecycle):
     def create_run(
         self,
@@ -62,9 +83,6 @@ class RunStore(RunLifecycle):
         """A run the user trains in their own loop: running at once (attempt 1), no spec, no
         queue, no worker token; the client posts its data with the user's token."""
         now = utcnow()
-        params = body.params
-        number = {k: float(v) for k, v in params.items() if _is_number(v)}
-        params_json = json.dumps(params, sort_keys=True, allow_nan=False)
         with Session(self.engine) as session:
             project_id = self._project_for(
                 session, body.project or self.default_project, principal, body.team
@@ -75,24 +93,12 @@ class RunStore(RunLifecycle):
                 name=body.name or "",
                 status="running",
                 source="client",
-                params_json=params_json,
                 spec_json="{}",
-                spec_hash=hashlib.sha256(params_json.encode()).hexdigest(),
                 notes=body.notes,
-                task=str(params.get("task", "")),
-                dataset=str(params.get("dataset", ""))[:40],
-                model_kind=str(params.get("model", ""))[:20],
-                optimizer=str(params.get("optimizer", ""))[:20],
-                lr_schedule=str(params.get("lr_schedule", ""))[:40],
-                early_stopping=bool(params.get("early_stopping", False)),
-                **{c: number.get(c, 0.0) for c in ("lr", "weight_decay", "dropout", "l1", "l2")},
-                epochs=int(number.get("epochs", body.epochs or 0)),
-                batch_size=int(number.get("batch_size", 0)),
-                seed=int(number.get("seed", 0)),
-                progress_total=body.epochs or int(number.get("epochs", 0)),
                 attempt=1,
                 started_at=now,
                 heartbeat_at=now,
+                **_param_columns(body.params, body.epochs),
             )
             session.add(run)
             session.flush()
@@ -267,6 +273,15 @@ class RunStore(RunLifecycle):
                 run.name = patch.name
             if patch.notes is not None:
                 run.notes = patch.notes
+            if patch.params is not None:
+                if run.source != "client":
+                    raise Conflict(f"run {run_id} has a spec: only a client run's params change")
+                merged = {**json.loads(run.params_json or "{}"), **patch.params}
+                if len(merged) > 200:
+                    raise Invalid("params", "at most 200 params")
+                keep = run.progress_total
+                for column, value in _param_columns(merged, keep or None).items():
+                    setattr(run, column, value)
             if patch.tags is not None:
                 session.execute(delete(RunTag).where(col(RunTag.run_id) == run_id))
                 for tag in dict.fromkeys(patch.tags):

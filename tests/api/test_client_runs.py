@@ -76,3 +76,15 @@ def test_a_viewer_cannot_log(client: TestClient) -> None:
     rid = _start(client, team="lab")["id"]
     point = {"points": [{"key": "val_loss", "step": 1, "value": 1.0}]}
     assert viewer.post(f"{API}/runs/{rid}/metrics?attempt=1", json=point).status_code == 403
+
+
+def test_a_client_runs_params_can_be_added_later(client: TestClient) -> None:
+    rid = _start(client, params={"optimizer": "adam"})["id"]
+    patched = client.patch(f"{API}/runs/{rid}", json={"params": {"lr": 0.5, "note": "late"}})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["params"] == {"optimizer": "adam", "lr": 0.5, "note": "late"}
+    found = [r["id"] for r in client.get(f"{API}/runs", params={"where": "lr>0.4"}).json()["items"]]
+    assert found == [rid]
+    job = client.post(f"{API}/jobs", json={}).json()["id"]
+    refused = client.patch(f"{API}/runs/{job}", json={"params": {"lr": 1}})
+    assert refused.status_code == 409

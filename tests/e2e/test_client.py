@@ -205,3 +205,46 @@ def test_the_example_loop_and_the_trainer_callback_log_whole_runs(
     assert plot.histogram_heatmap(run, "0.weight").collections
     assert len(plot.histogram_overlay([run], "0.weight", step=3).patches) == 1
     assert plot.confusion(run).images
+
+
+def test_a_lightning_trainer_logs_through_the_fitlens_logger(client: Client) -> None:
+    import lightning as L
+    import torch
+
+    from fitlens.lightning import FitlensLogger
+
+    class Tiny(L.LightningModule):
+        def __init__(self, lr: float) -> None:
+            super().__init__()
+            self.save_hyperparameters()
+            self.layer = torch.nn.Linear(4, 1)
+
+        def training_step(self, batch: list[torch.Tensor], _: int) -> torch.Tensor:
+            loss = torch.nn.functional.mse_loss(self.layer(batch[0]), batch[1])
+            self.log("train_loss", loss, on_step=False, on_epoch=True)
+            return loss
+
+        def validation_step(self, batch: list[torch.Tensor], _: int) -> None:
+            self.log("val_loss", torch.nn.functional.mse_loss(self.layer(batch[0]), batch[1]))
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=self.hparams["lr"])
+
+    torch.manual_seed(0)
+    data = torch.utils.data.TensorDataset(torch.randn(64, 4), torch.randn(64, 1))
+    loader = torch.utils.data.DataLoader(data, batch_size=16)
+    logger = FitlensLogger(client, project="lightning", name="tiny")
+    trainer = L.Trainer(
+        max_epochs=3,
+        logger=logger,
+        accelerator="cpu",
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(Tiny(lr=0.05), loader, loader)
+    run = client.list_runs(project="lightning")[0]
+    assert run.status == "succeeded" and run.data["params"]["lr"] == 0.05
+    curves = run.curves(["train_loss", "val_loss"])
+    assert list(curves.index) == [1, 2, 3] and curves.notna().all().all()

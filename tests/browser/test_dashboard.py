@@ -132,6 +132,15 @@ def test_the_dashboard_shows_the_teams_runs_live(
     tab.shot("study")
     assert tab.errors == []
 
+    # A run logged from someone's own loop, with no evaluation: drawn, and no error asked.
+    own = api.post("/runs", json={"name": "own loop", "params": {"lr": 0.1}}).json()["id"]
+    points = [{"key": k, "step": s, "value": 1 / s} for s in (1, 2, 3) for k in ("val_loss", "x")]
+    api.post(f"/runs/{own}/metrics?attempt=1", json={"points": points}).raise_for_status()
+    api.post(f"/runs/{own}/status", json={"status": "succeeded", "attempt": 1}).raise_for_status()
+    drawn = tab.open(f"/runs/{own}")
+    assert drawn["loss"][0]["points"] == 3 and "confusion" not in drawn
+    assert tab.errors == []
+
     # A job that trains while the page is open: its curves grow without a reload.
     long = api.post("/jobs", json={"spec": {"epochs": 400}, "name": "live"}).json()["id"]
     wait_for(lambda: api.get(f"/runs/{long}").json()["progress"]["epoch"] >= 2, 120, "training")

@@ -5,6 +5,7 @@ import { lines } from "../charts.js";
 import { evaluation, events, histograms } from "./sections.js";
 
 const MAX_POINTS = 1000; // the API's min/max downsampling keeps long curves to this many
+const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
 // Which chart each metric goes on (the first pattern that matches; the rest: "other").
 const GROUPS = [
   ["loss", "Loss", "loss", /(^|_)loss(_|$)/],
@@ -124,25 +125,26 @@ export async function render(main, runId) {
   }
 
   drawHeader();
-  // A run is evaluated as it succeeds; a live one's evaluation is announced by its stream.
-  await Promise.all([
-    Promise.all([loadCurves(curvesRead), loadEvents()]).then(drawCurves),
-    hist.refresh(histRead),
-    run.status === "succeeded" ? evaluated.refresh() : null,
-  ]);
-  performance.mark("fitlens:charts-drawn");
-
-  // Live: the stream tells what is new; the page merges it (epochs) or re-reads (the rest).
-  if (run.status === "succeeded" || run.status === "failed" || run.status === "cancelled") return null;
+  // The stream opens with the run as it is: whether it has an evaluation (no 404 to ask), then
+  // its news while it trains. A run that had ended replays its state and closes at once.
+  const ended = FINISHED.has(run.status);
+  let startedLive;
+  const opened = new Promise((resolve) => { startedLive = resolve; });
+  let evaluationDrawn = null;
   let redraw = null;
   const later = (fn, ms) => { if (!redraw) redraw = setTimeout(() => { redraw = null; fn(); }, ms); };
   let histTimer = null;
-  let opened = false;
+  let first = true;
   const source = follow(`/runs/${runId}/stream`, {
     status: async (s) => {
       Object.assign(run, { status: s.status, failure_reason: s.failure_reason, progress: { epoch: s.epoch, epochs: s.epochs } });
       drawHeader();
-      if (!opened) { opened = true; await loadCurves(); drawCurves(); } // what came before the stream
+      if (first && !ended) { // what came between the first reads and the stream
+        first = false;
+        await loadCurves();
+        drawCurves();
+        startedLive();
+      }
     },
     epoch: ({ step, metrics }) => {
       for (const [key, value] of Object.entries(metrics)) {
@@ -158,15 +160,26 @@ export async function render(main, runId) {
     histograms: () => { if (!histTimer) histTimer = setTimeout(() => { histTimer = null; hist.refresh(); }, 1000); },
     event: (e) => { if (e.kind === "lr_change") lrCuts.push(e); log.refresh(); later(drawCurves, 150); },
     diagnosis: (d) => { run.diagnosis = d; drawHeader(); later(drawCurves, 150); },
-    evaluation: () => evaluated.refresh(),
+    evaluation: () => { evaluationDrawn = evaluated.refresh(); },
     end: async () => {
+      if (ended) { // the replay of a run that had ended: everything is drawn already
+        await evaluationDrawn;
+        startedLive();
+        return;
+      }
       run = await get(`/runs/${runId}`);
       drawHeader();
       await Promise.all([loadCurves(), loadEvents()]);
       drawCurves();
       await hist.refresh();
-      if (run.status === "succeeded") await evaluated.refresh();
     },
   });
+  source.addEventListener("error", () => startedLive()); // no stream (e.g. 429): draw anyway
+  await Promise.all([
+    Promise.all([loadCurves(curvesRead), loadEvents()]).then(drawCurves),
+    hist.refresh(histRead),
+    opened,
+  ]);
+  performance.mark("fitlens:charts-drawn");
   return () => { source.close(); clearTimeout(redraw); clearTimeout(histTimer); clearTimeout(zoomTimer); };
 }

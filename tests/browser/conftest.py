@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from stack.browser import chromium
-from tests.e2e.conftest import api, pipeline_env  # noqa: F401 - the same real parts
+from tests.e2e.conftest import api, pipeline_env, worker  # noqa: F401 - the same real parts
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / ".artifacts" / "dashboard"
 

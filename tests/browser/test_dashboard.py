@@ -5,7 +5,6 @@ its bands; another team's user sees nothing of it. Each page's screenshot is sav
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
@@ -67,13 +66,6 @@ def signed_in(api: httpx.Client, env: dict[str, str], browser: Any, user: str, t
     tab = Tab(browser, str(api.base_url).rstrip("/").removesuffix("/api/v1"))
     tab.sign_in(launch.user_token(env, user, team))
     return tab
-
-
-@pytest.fixture(scope="module")
-def worker(pipeline_env: dict[str, str]) -> Iterator[Worker]:
-    worker = Worker(pipeline_env, "w-dashboard")
-    yield worker
-    worker.stop()
 
 
 @pytest.fixture(scope="module")

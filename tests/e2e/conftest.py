@@ -86,6 +86,14 @@ class Worker:
         return self.log_path.read_text()
 
 
+@pytest.fixture(scope="module")
+def worker(pipeline_env: dict[str, str]) -> Iterator[Worker]:
+    """One real worker for a whole test module."""
+    worker = Worker(pipeline_env, "w-module")
+    yield worker
+    worker.stop()
+
+
 @pytest.fixture
 def start_worker(pipeline_env: dict[str, str]) -> Iterator[Callable[[str], Worker]]:
     workers: list[Worker] = []

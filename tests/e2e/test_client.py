@@ -26,13 +26,6 @@ FAILING = {"dataset": {"name": "mnist"}, "epochs": 1}  # no MNIST on this disk: 
 
 
 @pytest.fixture(scope="module")
-def worker(pipeline_env: dict[str, str]) -> Iterator[Worker]:
-    worker = Worker(pipeline_env, "w-client")
-    yield worker
-    worker.stop()
-
-
-@pytest.fixture(scope="module")
 def client(api: httpx.Client) -> Iterator[Client]:
     base = str(api.base_url).rstrip("/").removesuffix("/api/v1")
     with Client(base, api.headers["authorization"].split(" ", 1)[1]) as c:

@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, bindparam, func, select
 from sqlmodel import Session, col
 
 from api.core.exceptions import NotFound
@@ -66,6 +66,17 @@ class HistogramStore(RunAccess):
                 self._bump(session, run_id)
             session.commit()
         return inserted, len(histograms) - inserted
+
+    def histograms_validator(self, run_id: int, param: str | None) -> str:
+        """A histogram read's ETag: the run's attempt, and how many histograms it has (of
+        ``param``) and the newest one's id (rows are only ever added, or cleared with their
+        attempt)."""
+        query = _HIST_STATE if param is None else _HIST_STATE_OF
+        with self.engine.connect() as conn:
+            row = conn.execute(query, {"run_id": run_id, "param": param}).first()
+        if row is None:
+            raise NotFound(f"run {run_id} not found")
+        return f"a{row[0]}|{row[1]}|{row[2]}"
 
     def histogram_index(self, run_id: int) -> HistogramIndex:
         with Session(self.engine) as session:
@@ -160,3 +171,19 @@ def _histogram_step(h: Histogram) -> HistogramStep:
 
 def _finite_or_none(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
+
+
+def _hist_state(of_param: bool) -> Any:
+    on = col(Histogram.run_id) == Run.id
+    if of_param:
+        on = and_(on, col(Histogram.param) == bindparam("param"))
+    return (
+        select(Run.attempt, func.count(Histogram.id), func.max(Histogram.id))
+        .outerjoin(Histogram, on)
+        .where(col(Run.id) == bindparam("run_id"))
+        .group_by(Run.attempt)
+    )
+
+
+_HIST_STATE = _hist_state(of_param=False)
+_HIST_STATE_OF = _hist_state(of_param=True)

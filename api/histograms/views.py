@@ -70,7 +70,8 @@ async def histograms(
         Query(ge=2, le=1024, description="re-bin every step onto the same N bins (a heat-map)"),
     ] = None,
 ) -> HistogramSeries | HistogramIndex | Response:
-    tag = etag(request, str(store.authorize_run(principal, run_id, "read")))
+    store.authorize_run(principal, run_id, "read")
+    tag = etag(request, store.histograms_validator(run_id, param))  # not the run's revision
     if (cached := not_modified(request, tag)) is not None:
         return cached
     response.headers["ETag"] = tag

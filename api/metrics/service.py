@@ -9,9 +9,10 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, case, select
+from sqlalchemy import Connection, and_, bindparam, case, select
 from sqlmodel import Session, col
 
+from api.core.exceptions import NotFound
 from api.metrics.models import MetricPoint, MetricRollup, MetricSeries
 from api.metrics.rollup import (
     ROLLUP_BASE,
@@ -22,6 +23,7 @@ from api.metrics.rollup import (
 )
 from api.metrics.schemas import CompareRun, MetricPointDict, RunSummary, Series
 from api.runs.access import RunAccess
+from api.runs.models import Run
 from api.runs.schemas import DiagnosisOut
 
 
@@ -45,6 +47,22 @@ def _diagnosed(d: DiagnosisOut | None) -> dict[str, Any]:
 
 
 class MetricStore(RunAccess):
+    def curves_validator(self, run_id: int, keys: Sequence[str] | None) -> str:
+        """What a curves read's ETag is made of: the run's attempt and, per key asked for, how
+        many points it has and its last step. Points are never rewritten (a repeat is
+        ignored), so these change exactly when the curves do: a heartbeat, or a point of
+        another key, leaves them alone (and a poll gets its 304)."""
+        query = _SERIES_STATE if not keys else _SERIES_STATE_OF
+        params: dict[str, Any] = {"run_id": run_id}
+        if keys:
+            params["keys"] = list(keys)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query, params).all()
+        if not rows:
+            raise NotFound(f"run {run_id} not found")
+        state = ";".join(f"{k}:{n}:{s}" for _, k, n, s in sorted(rows, key=lambda r: r[1] or ""))
+        return f"a{rows[0][0]}|{state}"
+
     def add_metrics(
         self, run_id: int, points: Sequence[MetricPointDict], attempt: int | None = None
     ) -> tuple[int, int, int]:
@@ -313,3 +331,19 @@ class MetricStore(RunAccess):
                 )
             )
         return result
+
+
+# Built once (they run on every poll): the run's attempt and its series' sizes, all keys or some.
+def _series_state(keys: bool) -> Any:
+    on = col(MetricSeries.run_id) == Run.id
+    if keys:
+        on = and_(on, col(MetricSeries.key).in_(bindparam("keys", expanding=True)))
+    return (
+        select(Run.attempt, MetricSeries.key, MetricSeries.count, MetricSeries.last_step)
+        .outerjoin(MetricSeries, on)
+        .where(col(Run.id) == bindparam("run_id"))
+    )
+
+
+_SERIES_STATE = _series_state(keys=False)
+_SERIES_STATE_OF = _series_state(keys=True)

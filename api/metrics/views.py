@@ -110,13 +110,14 @@ async def curves(
     """Per key: steps and values. Longer series are downsampled keeping each bucket's minimum
     and maximum point, so a spike stays visible; ``start``/``end`` zoom to full resolution."""
     revision = store.authorize_run(principal, run_id, "read")
-    tag = etag(request, str(revision))
+    wanted = csv_list(keys, "keys") or None
+    # The ETag follows the curves asked for, not the run: heartbeats and other keys' points
+    # leave it alone (docs/api.md, "Polling").
+    tag = etag(request, store.curves_validator(run_id, wanted))
     if (cached := not_modified(request, tag)) is not None:
         return cached
     response.headers["ETag"] = tag
-    series = await run_in_threadpool(
-        store.get_curves, run_id, csv_list(keys, "keys") or None, max_points, start, end
-    )
+    series = await run_in_threadpool(store.get_curves, run_id, wanted, max_points, start, end)
     return Curves(run_id=run_id, revision=revision, series=series)
 
 

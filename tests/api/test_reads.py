@@ -288,3 +288,50 @@ def test_healthz_says_when_the_database_is_unreachable(tmp_path: object) -> None
     with TestClient(app) as local:
         response = local.get("/healthz")
     assert response.status_code == 503 and response.json()["database"] == "unreachable"
+
+
+def test_each_read_is_validated_by_its_own_data(client: TestClient) -> None:
+    """A heartbeat changes the run, not its curves; a point of one key changes that key's
+    curves, not another's; only a histogram changes the histograms; a new attempt changes all
+    (issue 15: pollers get their 304 while workers write)."""
+    rid = running_run(client)
+    post_points(client, rid, [{"key": k, "step": 1, "value": 1.0} for k in ("lr", "val_loss")])
+    hist = {"param": "w", "step": 1, "edges": [0.0, 1.0], "counts": [3]}
+    client.post(f"{API}/runs/{rid}/histograms?attempt=1", json={"histograms": [hist]})
+    urls = {
+        name: f"{API}/runs/{rid}{path}"
+        for name, path in (
+            ("lr", "/curves?keys=lr"),
+            ("val_loss", "/curves?keys=val_loss"),
+            ("all", "/curves"),
+            ("run", ""),
+            ("hist", "/histograms"),
+            ("hist_w", "/histograms?param=w"),
+        )
+    }
+    tags = {name: client.get(url).headers["etag"] for name, url in urls.items()}
+
+    def changed() -> set[str]:
+        found = set()
+        for name, url in urls.items():
+            answer = client.get(url, headers={"If-None-Match": tags[name]})
+            if answer.status_code == 200:
+                found.add(name)
+                tags[name] = answer.headers["etag"]
+            else:
+                assert answer.status_code == 304
+        return found
+
+    beat = {"status": "heartbeat", "attempt": 1, "epoch": 1, "epochs": 5}
+    assert client.post(f"{API}/runs/{rid}/status", json=beat).status_code == 200
+    assert changed() == {"run"}
+    post_points(client, rid, [{"key": "val_loss", "step": 2, "value": 0.5}])
+    assert changed() == {"val_loss", "all", "run"}
+    post_points(client, rid, [{"key": "val_loss", "step": 2, "value": 0.5}])  # a repeat
+    assert changed() <= {"run"}
+    hist2 = {**hist, "step": 2}
+    client.post(f"{API}/runs/{rid}/histograms?attempt=1", json={"histograms": [hist2]})
+    assert changed() == {"hist", "hist_w", "run"}
+    client.post(f"{API}/runs/{rid}/cancel")
+    client.post(f"{API}/runs/{rid}/retry")  # data cleared: every read changes
+    assert changed() == set(urls)

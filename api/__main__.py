@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from api.core.config import get_settings
@@ -23,6 +24,13 @@ def serve(argv: list[str]) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--no-migrate", action="store_true", help="skip alembic upgrade head")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("FITLENS_API_WORKERS", "1")),
+        help="server processes (default 1, or FITLENS_API_WORKERS); the reconciler runs in "
+        "whichever holds its lease in the database",
+    )
     args = parser.parse_args(argv)
     settings = get_settings()
     # fitlens's own log lines (the reaper, deliveries) at INFO; uvicorn's access log stays off.
@@ -45,6 +53,7 @@ def serve(argv: list[str]) -> None:
         host=args.host,
         port=args.port,
         log_level="warning",
+        workers=max(1, args.workers),
         # Open streams would hold a shutdown forever; their readers resume elsewhere.
         timeout_graceful_shutdown=3,
     )

@@ -21,6 +21,7 @@ from api.core.config import Settings, get_settings
 from api.core.db import make_engine
 from api.core.errors import SafeJSONResponse, error, install_error_handlers
 from api.core.http import GuardedRoute, RequestGuard
+from api.core.lease import LeaseHolder
 from api.core.schemas import ErrorBody
 from api.dashboard import views as dashboard
 from api.diagnosis import views as diagnosis
@@ -46,12 +47,14 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        reaper = None
+        reaper = lease = None
         app.state.listening.since = time.monotonic()  # silence before now was not heard
         if settings.reaper_interval > 0:
+            # Held for three passes: a holder that died is replaced within that.
+            lease = LeaseHolder(engine, "reconciler", ttl=max(3 * settings.reaper_interval, 5.0))
             reaper = asyncio.create_task(
                 reconcile_forever(
-                    app.state.store, app.state.enqueuer, settings, app.state.listening
+                    app.state.store, app.state.enqueuer, settings, app.state.listening, lease
                 )
             )
         watcher = asyncio.create_task(app.state.hub.watch_forever())
@@ -61,6 +64,9 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if lease is not None:
+            with contextlib.suppress(Exception):  # the database may be gone: it expires anyway
+                lease.release()
 
     app = FastAPI(
         title="fitlens",

@@ -3,6 +3,7 @@ migrations with. The tables themselves live with their domain (``api/<domain>/mo
 
 from __future__ import annotations
 
+from api.core.lease import Lease
 from api.evaluation.models import Evaluation
 from api.histograms.models import Histogram
 from api.metrics.models import MetricPoint, MetricRollup, MetricSeries
@@ -15,6 +16,7 @@ __all__ = [
     "Evaluation",
     "Histogram",
     "Invitation",
+    "Lease",
     "Membership",
     "MetricPoint",
     "MetricRollup",

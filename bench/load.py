@@ -162,8 +162,9 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--api-workers", type=int, default=1, help="server processes")
     args = parser.parse_args()
-    with api_client(args.database_url, timeout=60) as http:
+    with api_client(args.database_url, timeout=60, workers=args.api_workers) as http:
         base = str(http.base_url).rstrip("/")
         headers = {"Authorization": http.headers["authorization"]}
         polled = _start(http, "polled")

@@ -15,7 +15,7 @@ from stack.launch import ROOT, free_port, start_api, stop, user_token, wait_heal
 
 @contextlib.contextmanager
 def api_server(
-    database_url: str | None = None, timeout: float = 60
+    database_url: str | None = None, timeout: float = 60, workers: int = 1
 ) -> Iterator[tuple[httpx.Client, int]]:
     """A client of a freshly started, migrated API server, signed in as user "bench" (owner of
     team "bench"), and the server's process id; the server stops afterwards."""
@@ -24,7 +24,7 @@ def api_server(
     # No queue: the benchmarks' runs are for reading and writing, not for any worker to train.
     env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT), "FITLENS_QUEUE": "none"}
     port = free_port()
-    proc = start_api(port, env)
+    proc = start_api(port, env, workers=workers)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(base, proc)
@@ -36,6 +36,8 @@ def api_server(
 
 
 @contextlib.contextmanager
-def api_client(database_url: str | None = None, timeout: float = 60) -> Iterator[httpx.Client]:
-    with api_server(database_url, timeout) as (http, _pid):
+def api_client(
+    database_url: str | None = None, timeout: float = 60, workers: int = 1
+) -> Iterator[httpx.Client]:
+    with api_server(database_url, timeout, workers) as (http, _pid):
         yield http

@@ -49,11 +49,10 @@ def start(
 
 
 def start_api(
-    port: int, env: dict[str, str], log: IO[str] | None = None
+    port: int, env: dict[str, str], log: IO[str] | None = None, workers: int = 1
 ) -> subprocess.Popen[bytes]:
-    return start(
-        [sys.executable, "-m", "api", "--host", "127.0.0.1", "--port", str(port)], env, log
-    )
+    args = [sys.executable, "-m", "api", "--host", "127.0.0.1", "--port", str(port)]
+    return start([*args, "--workers", str(workers)], env, log)
 
 
 def start_worker(

@@ -21,6 +21,7 @@ import time
 from fastapi.concurrency import run_in_threadpool
 
 from api.core.config import Settings
+from api.core.lease import LeaseHolder
 from api.runs.lifecycle import RunLifecycle
 from api.runs.queue import Enqueuer
 from trainer.spec import JobSpec
@@ -80,13 +81,21 @@ def reconcile_once(
 
 
 async def reconcile_forever(
-    store: RunLifecycle, enqueuer: Enqueuer, settings: Settings, listening: Listening
+    store: RunLifecycle,
+    enqueuer: Enqueuer,
+    settings: Settings,
+    listening: Listening,
+    lease: LeaseHolder | None = None,
 ) -> None:
-    """Every ``reaper_interval`` seconds; safe with several API processes (each run is claimed
-    or reaped under its own lock or conditional update)."""
+    """Every ``reaper_interval`` seconds, in the one API process that holds ``lease`` (others
+    wait their turn); and safe even if two ran at once: each run is claimed or reaped under its
+    own lock or conditional update."""
     while True:
         await asyncio.sleep(settings.reaper_interval)
         try:
+            if lease is not None and not await run_in_threadpool(lease.hold):
+                listening.heard()  # the database answered; another process does the work
+                continue
             await run_in_threadpool(reconcile_once, store, enqueuer, settings, listening)
         except Exception:  # a database blip must not end the loop; it is not listening now
             log.exception("reconciliation pass failed")

@@ -165,7 +165,10 @@ def runs(
     with _client() as client:
         found = client.list_runs(limit, where=where, status=status, sort=sort, project=project)
         rows = [r.summary() for r in found]
-        _print_json(rows) if as_json else _table(rows, RUN_COLUMNS)
+        if as_json:
+            _print_json(rows)
+        else:
+            _table(rows, RUN_COLUMNS)
 
 
 @app.command()
@@ -196,7 +199,10 @@ def compare(run_ids: list[int], as_json: Json = False) -> None:
     with _client() as client:
         frame = client.compare(run_ids)
         rows = [{"id": i, **row} for i, row in frame.to_dict(orient="index").items()]
-        _print_json(rows) if as_json else _table(rows, ["id", *frame.columns])
+        if as_json:
+            _print_json(rows)
+        else:
+            _table(rows, ["id", *frame.columns])
 
 
 def _act(action: Callable[[Client, int], Any], run_id: int) -> None:

@@ -4,12 +4,10 @@ and following them until they end."""
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fitlens.client import Client, number
-from fitlens.errors import FitlensError
 from fitlens.follow import follow_run, follow_study
 
 if TYPE_CHECKING:
@@ -208,10 +206,3 @@ class Study:
     def wait(self, progress: bool = False, timeout: float | None = None) -> Study:
         follow_study(self, progress, timeout)
         return self.refresh()
-
-
-def _deadline(timeout: float | None) -> float:
-    return time.monotonic() + timeout if timeout else float("inf")
-
-
-__all__ = ["FitlensError", "Run", "Study"]

@@ -22,6 +22,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from api.core.config import Settings
 from api.core.deps import MAX_ID, READ_TAGS, RunId, SettingsDep, get_store
 from api.core.errors import error
 from api.core.http import GuardedRoute
@@ -135,7 +136,7 @@ async def study_stream(
 def _open(
     hub: Hub,
     principal: Principal,
-    settings: Any,
+    settings: Settings,
     key: str,
     make_feed: Callable[[], Feed],
     cursor: Cursor,

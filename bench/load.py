@@ -51,7 +51,7 @@ class Writers:
         self.base, self.headers, self.runs, self.polled = base, headers, runs, polled
         self.stop = threading.Event()
         self.written: Counter[int] = Counter()
-        self.steps = Counter[int]()
+        self.steps: Counter[int] = Counter()
         self.lock = threading.Lock()
         self.threads = [threading.Thread(target=self._write, args=(r,)) for r in runs]
 

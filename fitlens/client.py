@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -11,6 +10,7 @@ import httpx
 
 from fitlens.config import resolve
 from fitlens.errors import FitlensError, NotFound
+from fitlens.sse import frames
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -75,22 +75,12 @@ class Client:
             if response.status_code >= 400:
                 response.read()
                 raise error_of(response)
-            fields: dict[str, str] = {}
-            for line in response.iter_lines():
-                if line:
-                    if not line.startswith(":"):
-                        name, _, value = line.partition(":")
-                        fields[name] = value.removeprefix(" ")
+            for frame in frames(response.iter_lines()):
+                if frame.comment is not None:
                     continue
-                if "data" in fields:
-                    yield (
-                        fields.get("event", "message"),
-                        json.loads(fields["data"]),
-                        fields.get("id", ""),
-                    )
-                    if fields.get("event") == "end":
-                        return
-                fields = {}
+                yield frame.event, frame.data, frame.id or ""
+                if frame.event == "end":
+                    return
 
     # ---- runs ----
 

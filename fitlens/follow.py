@@ -15,8 +15,10 @@ from fitlens.errors import FitlensError
 if TYPE_CHECKING:
     from fitlens.runs import Run, Study
 
+FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 
-def _bar(progress: bool, label: str) -> contextlib.AbstractContextManager[Any]:
+
+def _bar(progress: bool) -> contextlib.AbstractContextManager[Any]:
     if not progress:
         return contextlib.nullcontext(None)
     from rich.console import Console
@@ -82,7 +84,7 @@ def follow_run(run: Run, progress: bool, timeout: float | None) -> None:
             run.data, etag = response.json(), response.headers.get("etag", "")
         return run.finished
 
-    with _bar(progress, run.name) as bar:
+    with _bar(progress) as bar:
         task = None
         if bar is not None:
             p = run.data["progress"]
@@ -115,7 +117,7 @@ def follow_study(study: Study, progress: bool, timeout: float | None) -> None:
         return study.refresh().done
 
     members: dict[int, str] = {}
-    with _bar(progress, f"study {study.id}") as bar:
+    with _bar(progress) as bar:
         task = None
         if bar is not None:
             task = bar.add_task(f"study {study.id}", total=study.data["members"], detail="")
@@ -123,7 +125,7 @@ def follow_study(study: Study, progress: bool, timeout: float | None) -> None:
             if event == "member":
                 members[data["run_id"]] = data["status"]
             if bar is not None and task is not None:
-                done = sum(s in ("succeeded", "failed", "cancelled") for s in members.values())
+                done = sum(s in FINISHED for s in members.values())
                 counts: dict[str, int] = {}
                 for s in members.values():
                     counts[s] = counts.get(s, 0) + 1

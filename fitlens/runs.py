@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fitlens.client import Client, number
-from fitlens.follow import follow_run, follow_study
+from fitlens.follow import FINISHED, follow_run, follow_study
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 CURVE_POINTS = 100_000  # at most this many points per key by /curves, else the CSV export
 
 

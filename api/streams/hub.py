@@ -60,7 +60,6 @@ class Feed:
     readers: set[Reader] = field(default_factory=set)
     known: dict[int, int] = field(default_factory=dict)  # revisions at the last read
     dirty: bool = True  # read at the next tick whatever the revisions say
-    gone: bool = False
 
 
 class Hub:
@@ -105,7 +104,7 @@ class Hub:
 
     async def _refresh(self, feed: Feed, revisions: dict[int, int]) -> None:
         batch = await asyncio.to_thread(feed.read, feed.cursor)
-        feed.known, feed.dirty, feed.gone = revisions, batch.more, batch.gone
+        feed.known, feed.dirty = revisions, batch.more
         news = [e for e in batch.events if feed.cursor.accept(e) and not e.quiet]
         if news:
             for reader in feed.readers:

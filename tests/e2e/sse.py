@@ -1,36 +1,10 @@
-"""A small Server-Sent Events reader for the tests (and bench): frames as they arrive."""
+"""Reading a stream in the tests: its events and its comments (frames: fitlens.sse)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
-
 import httpx
 
-
-@dataclass
-class Frame:
-    id: str | None
-    event: str
-    data: Any
-    comment: str | None = None  # a ": keep-alive" line, when the frame is only that
-
-
-def frames(response: httpx.Response) -> Iterator[Frame]:
-    fields: dict[str, str] = {}
-    for line in response.iter_lines():
-        if line == "":
-            if "data" in fields:  # a frame of only "retry:" is no event
-                data = json.loads(fields["data"]) if "data" in fields else None
-                yield Frame(fields.get("id"), fields.get("event", "message"), data)
-            fields = {}
-        elif line.startswith(":"):
-            yield Frame(None, "", None, comment=line[1:].strip())
-        else:
-            name, _, value = line.partition(":")
-            fields[name] = value.removeprefix(" ")
+from fitlens.sse import Frame, frames
 
 
 def read_stream(
@@ -43,7 +17,7 @@ def read_stream(
     with client.stream("GET", path, headers=headers, timeout=120) as response:
         assert response.status_code == 200, response.read()
         assert response.headers["content-type"].startswith("text/event-stream")
-        for frame in frames(response):
+        for frame in frames(response.iter_lines()):
             if frame.comment is not None:
                 comments.append(frame.comment)
                 continue

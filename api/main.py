@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from api.core import health
+from api.core.cache import AnswerCache
 from api.core.config import Settings, get_settings
 from api.core.db import make_engine
 from api.core.errors import SafeJSONResponse, error, install_error_handlers
@@ -83,6 +84,8 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     app.state.enqueuer = enqueuer or make_enqueuer(settings)
     app.state.listening = Listening()
     app.state.hub = Hub(store.revisions, settings.stream_interval)
+    mib = settings.answer_cache_mb
+    app.state.answers = AnswerCache(mib << 20) if mib else None
 
     app.add_middleware(
         RequestGuard,

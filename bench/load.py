@@ -16,15 +16,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import multiprocessing
+import os
 import statistics
 import threading
 import time
 from collections import Counter
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
-from bench.server import api_client
+from bench.rawhttp import Connection
+from bench.server import api_server
 
 POLLED = ("curves?keys=lr", "curves?keys=val_loss", "", "histograms")
 KEYS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
@@ -45,39 +50,58 @@ def _epoch(http: httpx.Client, run_id: int, step: int) -> int:
 
 
 class Writers:
-    """W threads, each posting epochs and heartbeats to its own run and to the polled run."""
+    """W threads in a process of their own (so the pollers keep their core and GIL), each
+    posting epochs and heartbeats to its own run and to the polled run."""
 
     def __init__(self, base: str, headers: dict[str, str], runs: list[int], polled: int):
-        self.base, self.headers, self.runs, self.polled = base, headers, runs, polled
-        self.stop = threading.Event()
+        self.args = (base, headers, runs, polled)
+        self.stop = multiprocessing.Event()
+        self.results: multiprocessing.Queue[dict[int, int]] = multiprocessing.Queue()
+        self.process = multiprocessing.Process(
+            target=_write_all, args=(*self.args, self.stop, self.results)
+        )
         self.written: Counter[int] = Counter()
-        self.steps: Counter[int] = Counter()
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self._write, args=(r,)) for r in runs]
-
-    def _next(self, run_id: int) -> int:
-        with self.lock:
-            self.steps[run_id] += 1
-            return self.steps[run_id]
-
-    def _write(self, own: int) -> None:
-        with httpx.Client(base_url=self.base, headers=self.headers, timeout=30) as http:
-            while not self.stop.is_set():
-                for run_id in (own, self.polled):
-                    n = _epoch(http, run_id, self._next(run_id))
-                    with self.lock:
-                        self.written[run_id] += n
-                time.sleep(0.05)  # a worker posts an epoch every so often, not flat out
 
     def __enter__(self) -> Writers:
-        for t in self.threads:
-            t.start()
+        self.process.start()
         return self
 
     def __exit__(self, *_: object) -> None:
         self.stop.set()
-        for t in self.threads:
-            t.join()
+        self.written.update(self.results.get(timeout=120))
+        self.process.join()
+
+
+def _write_all(
+    base: str,
+    headers: dict[str, str],
+    runs: list[int],
+    polled: int,
+    stop: Any,
+    results: Any,
+) -> None:
+    written: Counter[int] = Counter()
+    steps: Counter[int] = Counter({polled: 1})  # the polled run's step 1 is written already
+    lock = threading.Lock()
+
+    def write(own: int) -> None:
+        with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
+            while not stop.is_set():
+                for run_id in (own, polled):
+                    with lock:
+                        steps[run_id] += 1
+                        step = steps[run_id]
+                    n = _epoch(http, run_id, step)
+                    with lock:
+                        written[run_id] += n
+                time.sleep(0.05)  # a worker posts an epoch every so often, not flat out
+
+    threads = [threading.Thread(target=write, args=(r,)) for r in runs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    results.put(dict(written))
 
 
 async def _poll(
@@ -89,8 +113,10 @@ async def _poll(
     held: dict[str, tuple[str, bytes]] = {}
     counted_from = time.monotonic() + WARM_UP  # connections opened, caches warm
     deadline = counted_from + seconds
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as http:
-        i = offset
+    where = urlsplit(base)
+    conn = Connection(where.hostname or "127.0.0.1", where.port or 80, headers)
+    i = offset
+    try:
         while time.monotonic() < deadline:
             counting = time.monotonic() >= counted_from  # sent after the warm-up
             path = POLLED[i % len(POLLED)]
@@ -99,28 +125,30 @@ async def _poll(
             tag, body = held.get(url, ("", b""))
             t0 = time.perf_counter()
             try:
-                r = await http.get(url, headers={"If-None-Match": tag} if tag else {})
-            except httpx.HTTPError:
+                status, got, content = await conn.get(url, {"If-None-Match": tag} if tag else {})
+            except (OSError, asyncio.IncompleteReadError, ValueError):
                 answers["error"] += 1
+                await conn.close()
                 continue
-            if r.status_code == 200:
-                held[url] = (r.headers.get("etag", ""), r.content)
+            if status == 200:
+                held[url] = (got.get("etag", ""), content)
             if not counting:
                 continue
             latencies.append(1000 * (time.perf_counter() - t0))
-            if r.status_code == 304:
+            if status == 304:
                 answers["304"] += 1
-            elif r.status_code == 200:
+            elif status == 200:
                 answers["200"] += 1
-                needless += bool(tag) and _same(r.content, body)
+                needless += bool(tag) and _same(content, body)
             else:
                 answers["error"] += 1
+    finally:
+        await conn.close()
     return latencies, answers, needless
 
 
 def _same(new: bytes, old: bytes) -> bool:
     """The same data, whatever revision number the body carries."""
-    import json
 
     def strip(raw: bytes) -> Any:
         doc = json.loads(raw)
@@ -131,8 +159,39 @@ def _same(new: bytes, old: bytes) -> bool:
     return strip(new) == strip(old)
 
 
-async def _phase(base: str, headers: dict[str, str], polled: int, n: int, seconds: float) -> dict:
-    results = await asyncio.gather(*(_poll(base, headers, polled, seconds, i) for i in range(n)))
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (the API's worker processes)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == pid or int(fields[1]) == pid:  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+async def _phase(
+    base: str, headers: dict[str, str], polled: int, n: int, seconds: float, pid: int
+) -> dict:
+    await asyncio.sleep(0)
+    cpu = [0.0, 0.0]
+
+    async def mark_cpu() -> None:  # the server's CPU over the counted span, not the warm-up
+        await asyncio.sleep(WARM_UP)
+        cpu[0] = _cpu_seconds(pid)
+        await asyncio.sleep(seconds)
+        cpu[1] = _cpu_seconds(pid)
+
+    results, _ = await asyncio.gather(
+        asyncio.gather(*(_poll(base, headers, polled, seconds, i) for i in range(n))),
+        mark_cpu(),
+    )
     elapsed = seconds
     latencies = sorted(x for r in results for x in r[0])
     answers = sum((r[1] for r in results), Counter())
@@ -145,6 +204,7 @@ async def _phase(base: str, headers: dict[str, str], polled: int, n: int, second
         "errors": answers["error"],
         "needless": sum(r[2] for r in results),
         "total": total,
+        "server_cores": (cpu[1] - cpu[0]) / elapsed,
     }
 
 
@@ -152,7 +212,8 @@ def _print(name: str, f: dict) -> None:
     print(
         f"{name}: {f['rps']:,.0f} requests/s, p50 {f['p50']:.1f} ms, p99 {f['p99']:.1f} ms, "
         f"304 share {100 * f['share304']:.1f}%, errors {f['errors']}, "
-        f"needless 200s {f['needless']} of {f['total']:,} answers"
+        f"needless 200s {f['needless']} of {f['total']:,} answers; "
+        f"server busy {f['server_cores']:.2f} cores"
     )
 
 
@@ -164,7 +225,7 @@ def main() -> None:
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--api-workers", type=int, default=1, help="server processes")
     args = parser.parse_args()
-    with api_client(args.database_url, timeout=60, workers=args.api_workers) as http:
+    with api_server(args.database_url, timeout=60, workers=args.api_workers) as (http, pid):
         base = str(http.base_url).rstrip("/")
         headers = {"Authorization": http.headers["authorization"]}
         polled = _start(http, "polled")
@@ -172,12 +233,11 @@ def main() -> None:
         written = Counter({polled: _epoch(http, polled, 1)})  # something to read from the start
         hist = {"param": "w", "step": 1, "edges": [0.0, 1.0], "counts": [3]}
         http.post(f"/api/v1/runs/{polled}/histograms?attempt=1", json={"histograms": [hist]})
-        quiet = asyncio.run(_phase(base, headers, polled, args.pollers, args.seconds))
+        quiet = asyncio.run(_phase(base, headers, polled, args.pollers, args.seconds, pid))
         _print("no writers", quiet)
         writers = Writers(base, headers, own, polled)
-        writers.steps[polled] = 1
         with writers:
-            busy = asyncio.run(_phase(base, headers, polled, args.pollers, args.seconds))
+            busy = asyncio.run(_phase(base, headers, polled, args.pollers, args.seconds, pid))
         _print(f"{args.writers} writers", busy)
         written.update(writers.written)
         print(f"throughput with writers / without: {busy['rps'] / quiet['rps']:.2f}")

@@ -5,8 +5,11 @@
 
 Prints the time to answer GET /runs/{id}/curves for one key downsampled to 1,000 points
 (target p50 <= 50 ms), a zoomed read at full resolution, and a 304 poll with If-None-Match
-(target <= 2 ms server time, read from the Server-Timing header), and the CSV export of a
-100,000-point run, whole download (target <= 500 ms).
+(target <= 2 ms server time, read from the Server-Timing header), the CSV export of a
+100,000-point run, whole download (target <= 500 ms), the same 100,000 points read at full
+resolution through /curves (target <= 60 ms server time), and the whole 1,000,000-point series
+at full resolution, page by page and as streamed JSON lines, with the server's resident memory
+before and at its highest during the stream (bounded: it must not grow with the length).
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import threading
 import time
 
 import httpx
 
-from bench.server import api_client
+from bench.server import api_server
 
 
 def server_ms(response: httpx.Response) -> float:
@@ -30,9 +34,12 @@ def measure(
     http: httpx.Client, url: str, n: int, headers: dict[str, str] | None = None, expect: int = 200
 ) -> tuple[list[float], list[float]]:
     wall, server = [], []
-    for _ in range(n):
+    for i in range(n):
+        # A query the server ignores makes each read its own: no answer kept by ETag serves it
+        # (api.core.cache), so this measures the read itself. A 304 poll keeps its URL.
+        busted = url if headers else f"{url}{'&' if '?' in url else '?'}_={time.time_ns()}{i}"
         t0 = time.perf_counter()
-        response = http.get(url, headers=headers)
+        response = http.get(busted, headers=headers)
         wall.append(1000 * (time.perf_counter() - t0))
         assert response.status_code == expect, response.status_code
         server.append(server_ms(response))
@@ -60,6 +67,62 @@ def load(http: httpx.Client, run_id: int, points: int) -> None:
         ).raise_for_status()
 
 
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        line = next(x for x in f if x.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def whole_series(http: httpx.Client, run_id: int, points: int, pid: int) -> None:
+    """Every point of the long series: by pages of 100,000 through /curves, then streamed."""
+    t0 = time.perf_counter()
+    got, start = 0, 0
+    while True:
+        params = {"keys": "train_loss", "downsample": "false", "max_points": 100_000}
+        response = http.get(f"/api/v1/runs/{run_id}/curves", params={**params, "start": start})
+        if response.status_code == 422:  # a server without pages
+            print("curves pages: not offered by this server")
+            break
+        series = response.json()["series"][0]
+        got += len(series["steps"])
+        if series["next_start"] is None:
+            print(
+                f"curves pages, {got:,} points at full resolution: "
+                f"{1000 * (time.perf_counter() - t0):.0f} ms"
+            )
+            assert got == points, (got, points)
+            break
+        start = series["next_start"]
+
+    before, peak = rss_mib(pid), [0.0]
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_mib(pid))
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    t0 = time.perf_counter()
+    lines = 0
+    try:
+        with http.stream("GET", f"/api/v1/runs/{run_id}/metrics.jsonl") as response:
+            if response.status_code == 404:
+                print("metrics.jsonl: not offered by this server")
+                return
+            for chunk in response.iter_bytes():
+                lines += chunk.count(b"\n")
+    finally:
+        done.set()
+        watcher.join()
+    assert lines == points, (lines, points)
+    print(
+        f"metrics.jsonl, {lines:,} points streamed: {1000 * (time.perf_counter() - t0):.0f} ms; "
+        f"server memory {before:.0f} MiB before, {peak[0]:.0f} MiB at most while streaming"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=1_000_000)
@@ -69,7 +132,7 @@ def main() -> None:
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
 
-    with api_client(args.database_url, timeout=120) as http:
+    with api_server(args.database_url, timeout=120) as (http, pid):
         run_id = http.post("/api/v1/jobs", json={"name": "read-bench"}).json()["id"]
         http.post(f"/api/v1/runs/{run_id}/status", json={"status": "running"})
         t0 = time.perf_counter()
@@ -104,6 +167,16 @@ def main() -> None:
         assert http.get(csv_url).text.count("\n") == args.csv_points + 1
         wall, _ = measure(http, csv_url, max(3, args.repeat // 5))
         print(f"metrics.csv, {args.csv_points:,} points: p50 {p(wall, 50):.1f} ms (whole download)")
+
+        full = f"/api/v1/runs/{csv_run}/curves?keys=train_loss&max_points={args.csv_points}"
+        body = http.get(full).json()["series"][0]
+        assert len(body["steps"]) == args.csv_points and not body["downsampled"]
+        wall, server = measure(http, full, max(3, args.repeat // 5))
+        print(
+            f"curves at full resolution, {args.csv_points:,} points: server p50 "
+            f"{p(server, 50):.1f} ms; round trip p50 {p(wall, 50):.1f} ms"
+        )
+        whole_series(http, run_id, args.points, pid)
 
         tag = http.get(url).headers["etag"]
         wall, server = measure(http, url, args.repeat * 4, {"If-None-Match": tag}, expect=304)

@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     # is marked Secure (None: when the request came over https).
     session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
     session_cookie_secure: bool | None = None
+    # Answers of polled reads kept by ETag (api.core.cache), per process, in MiB; 0: none.
+    answer_cache_mb: int = Field(default=64, ge=0, le=65_536)
 
 
 @lru_cache(maxsize=1)

@@ -17,7 +17,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# Requests run in a threadpool of 40 threads: a pool smaller than the requests in flight under
+# load opens and closes a connection per request beyond it (SQLAlchemy's default keeps 5).
+POOL = {"pool_size": 20, "max_overflow": 30}
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
+    kwargs = {**POOL, **kwargs}
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request, Response
 
+from api.core.cache import AnswerCache
 from api.core.config import Settings
 from api.core.exceptions import Invalid
 
@@ -36,6 +37,13 @@ MAX_ID = 2**62
 RunId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def get_answers(request: Request) -> AnswerCache | None:
+    return request.app.state.answers
+
+
+AnswersDep = Annotated[AnswerCache | None, Depends(get_answers)]
 
 
 def etag(request: Request, revisions: str) -> str:

@@ -34,17 +34,20 @@ def finite(obj: Any) -> Any:
     return obj
 
 
-class SafeJSONResponse(JSONResponse):
+def json_bytes(content: Any) -> bytes:
     """Strict JSON always: non-finite floats become strings instead of a serialisation error."""
+    try:
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        text = json.dumps(
+            finite(content), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        )
+    return text.encode("utf-8")
 
+
+class SafeJSONResponse(JSONResponse):
     def render(self, content: Any) -> bytes:
-        try:
-            text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        except ValueError:
-            text = json.dumps(
-                finite(content), ensure_ascii=False, allow_nan=False, separators=(",", ":")
-            )
-        return text.encode("utf-8")
+        return json_bytes(content)
 
 
 def error(status: int, message: str, errors: list[dict[str, str]] | None = None) -> JSONResponse:

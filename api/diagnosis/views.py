@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 
-from api.core.deps import READ_TAGS, RunId, etag, get_store, not_modified
+from api.core.cache import answer
+from api.core.deps import READ_TAGS, AnswersDep, RunId, etag, get_store, not_modified
 from api.core.http import GuardedRoute
 from api.diagnosis.rules import DiagnosisRules
 from api.diagnosis.service import DiagnosisStore
@@ -27,8 +27,8 @@ StoreDep = Annotated[DiagnosisStore, Depends(get_store)]
 async def diagnosis(
     run_id: RunId,
     request: Request,
-    response: Response,
     store: StoreDep,
+    answers: AnswersDep,
     principal: UserDep,
     patience: Annotated[int | None, Query(ge=1, le=1000, description="epochs a climb lasts")] = (
         None
@@ -48,7 +48,6 @@ async def diagnosis(
     tag = etag(request, str(store.authorize_run(principal, run_id, "read")))
     if (cached := not_modified(request, tag)) is not None:
         return cached
-    response.headers["ETag"] = tag
     given = {
         k: v
         for k, v in {
@@ -63,4 +62,4 @@ async def diagnosis(
         if v is not None
     }
     rules = DiagnosisRules(**given) if given else None  # type: ignore[arg-type]
-    return await run_in_threadpool(store.diagnosis, run_id, rules)
+    return await answer(answers, tag, lambda: store.diagnosis(run_id, rules))

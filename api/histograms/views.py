@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 
+from api.core.cache import answer
 from api.core.deps import (
     MAX_ID,
     READ_TAGS,
     WORKER_TAGS,
+    AnswersDep,
     AttemptQuery,
     RunId,
     csv_list,
@@ -60,8 +61,8 @@ def post_histograms(
 async def histograms(
     run_id: RunId,
     request: Request,
-    response: Response,
     store: StoreDep,
+    answers: AnswersDep,
     principal: UserDep,
     param: Annotated[str | None, Query(description="e.g. fc1.weight; omit to list params")] = None,
     steps: Annotated[str | None, Query(description="comma-separated steps; default all")] = None,
@@ -74,16 +75,17 @@ async def histograms(
     tag = etag(request, store.histograms_validator(run_id, param))  # not the run's revision
     if (cached := not_modified(request, tag)) is not None:
         return cached
-    response.headers["ETag"] = tag
     if param is None:
-        return await run_in_threadpool(store.histogram_index, run_id)
+        return await answer(answers, tag, lambda: store.histogram_index(run_id))
     try:
         wanted = [int(s) for s in csv_list(steps, "steps", limit=10_000)]
     except ValueError:
         raise Invalid("steps", "comma-separated integers") from None
     if any(not 0 <= s <= MAX_ID for s in wanted):
         raise Invalid("steps", f"steps are between 0 and {MAX_ID}")
-    return await run_in_threadpool(store.get_histograms, run_id, param, wanted or None, shared_bins)
+    return await answer(
+        answers, tag, lambda: store.get_histograms(run_id, param, wanted or None, shared_bins)
+    )
 
 
 @router.get("/histograms/overlay", response_model=HistogramOverlay, tags=READ_TAGS)

@@ -54,14 +54,21 @@ METRIC_BATCH = TypeAdapter(MetricBatchDict)
 
 
 class Series(BaseModel):
+    # Non-finite values as the strings "NaN", "Infinity", "-Infinity", by the fast serializer.
+    model_config = ConfigDict(ser_json_inf_nan="strings")
+
     key: str
     steps: list[int]
     values: list[float]
     total_points: int  # points stored for this key (whole run)
     downsampled: bool
+    # Full-resolution pages (downsample=false): the ``start`` of the next page; null at the end.
+    next_start: int | None = None
 
 
 class Curves(BaseModel):
+    model_config = ConfigDict(ser_json_inf_nan="strings")
+
     run_id: int
     revision: int
     series: list[Series]

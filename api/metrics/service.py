@@ -188,7 +188,11 @@ class MetricStore(RunAccess):
         max_points: int,
         start: int | None = None,
         end: int | None = None,
+        downsample: bool = True,
     ) -> list[Series]:
+        """Per key, the points from ``start`` to ``end``: downsampled to ``max_points`` when
+        there are more, or (``downsample=False``) the first ``max_points`` of them at full
+        resolution with ``next_start``, the step a next page starts from."""
         with Session(self.engine) as session:
             self._run(session, run_id)
             query = select(MetricSeries).where(MetricSeries.run_id == run_id)
@@ -200,12 +204,75 @@ class MetricStore(RunAccess):
             for key in order:
                 s = found.get(key)
                 if s is None:
-                    out.append(
-                        Series(key=key, steps=[], values=[], total_points=0, downsampled=False)
-                    )
-                    continue
-                out.append(self._series(session, run_id, s, max_points, start, end))
+                    out.append(_series_of(key, [], [], 0, downsampled=False))
+                elif downsample:
+                    out.append(self._series(session, run_id, s, max_points, start, end))
+                else:
+                    out.append(self._page(session, run_id, s, max_points, start, end))
             return out
+
+    def _raw_points(
+        self,
+        session: Session,
+        run_id: int,
+        s: MetricSeries,
+        lo: int,
+        hi: int,
+        limit: int | None = None,
+    ) -> tuple[list[int], list[float]]:
+        """Steps and values of one key from ``lo`` to ``hi`` (at most ``limit``), through the
+        driver's own cursor: SQLAlchemy's per-row result processing costs more than the
+        database does here. A series with every step from its first to its last (an epoch
+        log) has its steps known: only the values are fetched, half the rows' objects."""
+        dense = s.count == s.last_step - s.first_step + 1
+        mark = self._mark
+        sql = (
+            f"SELECT {'' if dense else 'step, '}value FROM metric_point WHERE run_id = {mark} "
+            f"AND key = {mark} AND step BETWEEN {mark} AND {mark} ORDER BY step"
+        )
+        params: tuple[Any, ...] = (run_id, s.key, lo, hi)
+        if limit is not None:
+            sql += f" LIMIT {mark}"
+            params += (limit,)
+        dbapi = session.connection().connection.dbapi_connection
+        assert dbapi is not None
+        cursor = dbapi.cursor()
+        try:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+        nan = math.nan
+        if dense:
+            return list(range(lo, lo + len(rows))), [nan if v is None else v for (v,) in rows]
+        return [r[0] for r in rows], [nan if r[1] is None else r[1] for r in rows]
+
+    def _page(
+        self,
+        session: Session,
+        run_id: int,
+        s: MetricSeries,
+        limit: int,
+        start: int | None,
+        end: int | None,
+    ) -> Series:
+        lo = s.first_step if start is None else max(start, s.first_step)
+        hi = s.last_step if end is None else min(end, s.last_step)
+        steps, values = (
+            self._raw_points(session, run_id, s, lo, hi, limit + 1) if lo <= hi else ([], [])
+        )
+        more = len(steps) > limit
+        if more:
+            steps.pop()
+            values.pop()
+        return _series_of(
+            s.key,
+            steps,
+            values,
+            s.count,
+            downsampled=False,
+            next_start=steps[-1] + 1 if more else None,
+        )
 
     def _series(
         self,
@@ -219,38 +286,21 @@ class MetricStore(RunAccess):
         lo = s.first_step if start is None else max(start, s.first_step)
         hi = s.last_step if end is None else min(end, s.last_step)
         if hi < lo:
-            return Series(key=s.key, steps=[], values=[], total_points=s.count, downsampled=False)
+            return _series_of(s.key, [], [], s.count, downsampled=False)
         if s.count <= max_points or hi - lo + 1 <= max_points:
-            rows = session.execute(
-                select(MetricPoint.step, MetricPoint.value)
-                .where(
-                    MetricPoint.run_id == run_id,
-                    MetricPoint.key == s.key,
-                    col(MetricPoint.step).between(lo, hi),
-                )
-                .order_by(MetricPoint.step)
-            ).all()
-            return Series(
-                key=s.key,
-                steps=[r[0] for r in rows],
-                values=[_null_to_nan(r[1]) for r in rows],
-                total_points=s.count,
-                downsampled=False,
-            )
+            steps, values = self._raw_points(session, run_id, s, lo, hi)
+            return _series_of(s.key, steps, values, s.count, downsampled=False)
         n_buckets = max(1, max_points // 2)
         width = -(-(hi - lo + 1) // n_buckets)  # ceil
         level = max((lv for lv in ROLLUP_LEVELS if ROLLUP_BASE**lv <= width), default=0)
+        parts: Iterable[tuple[int, int | None, float | None, int | None, float | None]]
         if level == 0:
             # Fewer than 16 steps per output bucket: at most 8 * max_points raw rows.
-            raw = session.execute(
-                select(MetricPoint.step, MetricPoint.value).where(
-                    MetricPoint.run_id == run_id,
-                    MetricPoint.key == s.key,
-                    col(MetricPoint.step).between(lo, hi),
-                )
-            ).all()
-            parts: Iterable[tuple[int, int | None, float | None, int | None, float | None]] = (
-                (r[0], r[0], r[1], r[0], r[1]) for r in raw
+            steps, values = self._raw_points(session, run_id, s, lo, hi)
+            # NaN as None again: merge_buckets counts such a point as a gap, not a value.
+            parts = (
+                (st, st, v, st, v) if v == v else (st, None, None, None, None)
+                for st, v in zip(steps, values, strict=True)
             )
         else:
             bw = ROLLUP_BASE**level
@@ -268,17 +318,23 @@ class MetricStore(RunAccess):
                 .all()
             )
         steps, values = merge_buckets(parts, lo, hi, width, n_buckets)
-        return Series(key=s.key, steps=steps, values=values, total_points=s.count, downsampled=True)
+        return Series.model_construct(
+            key=s.key, steps=steps, values=values, total_points=s.count, downsampled=True
+        )
 
-    def iter_metric_batches(self, run_id: int, size: int = 10_000) -> Iterator[list[Any]]:
-        """Every point of a run, ordered by key then step, in batches of ``size`` rows (NaN as
-        None), for exports of any length. Straight from the driver's cursor (SQLAlchemy's row
-        processing doubled the time); on PostgreSQL a server-side cursor, so memory stays flat.
+    def iter_metric_batches(
+        self, run_id: int, keys: Sequence[str] | None = None, size: int = 10_000
+    ) -> Iterator[list[Any]]:
+        """Every point of a run (or of ``keys``), ordered by key then step, in batches of
+        ``size`` rows (NaN as None), for exports of any length. Straight from the driver's
+        cursor (SQLAlchemy's row processing doubled the time); on PostgreSQL a server-side
+        cursor, and SQLite's steps through the rows as they are fetched: memory stays flat.
         """
         mark = self._mark
+        only = f" AND key IN ({', '.join([mark] * len(keys))})" if keys else ""
         sql = (
             "SELECT key, step, value, wall_time FROM metric_point "
-            f"WHERE run_id = {mark} ORDER BY key, step"
+            f"WHERE run_id = {mark}{only} ORDER BY key, step"
         )
         with self.engine.connect() as conn:
             dbapi = conn.connection.dbapi_connection
@@ -286,7 +342,7 @@ class MetricStore(RunAccess):
             named = {"name": "fitlens_export"} if self._dialect == "postgresql" else {}
             cursor = dbapi.cursor(**named)
             try:
-                cursor.execute(sql, (run_id,))
+                cursor.execute(sql, (run_id, *(keys or ())))
                 while batch := cursor.fetchmany(size):
                     yield list(batch)
             finally:
@@ -331,6 +387,25 @@ class MetricStore(RunAccess):
                 )
             )
         return result
+
+
+def _series_of(
+    key: str,
+    steps: list[int],
+    values: list[float],
+    total: int,
+    downsampled: bool,
+    next_start: int | None = None,
+) -> Series:
+    # Built from the database's own rows (no validation to repeat: up to 100,000 points).
+    return Series.model_construct(
+        key=key,
+        steps=steps,
+        values=values,
+        total_points=total,
+        downsampled=downsampled,
+        next_start=next_start,
+    )
 
 
 # Built once (they run on every poll): the run's attempt and its series' sizes, all keys or some.

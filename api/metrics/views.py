@@ -10,7 +10,8 @@ spare a thread hop per poll; the real read runs in the threadpool.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -19,10 +20,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
+from api.core.cache import answer
 from api.core.deps import (
     MAX_ID,
     READ_TAGS,
     WORKER_TAGS,
+    AnswersDep,
     AttemptQuery,
     RunId,
     SettingsDep,
@@ -99,16 +102,22 @@ async def post_metrics(
 async def curves(
     run_id: RunId,
     request: Request,
-    response: Response,
     store: StoreDep,
+    answers: AnswersDep,
     principal: UserDep,
     keys: Annotated[str | None, Query(description="comma-separated; default: every key")] = None,
     max_points: MaxPoints = 1000,
     start: Annotated[int | None, Query(ge=0, le=MAX_ID, description="first step (zoom)")] = None,
     end: Annotated[int | None, Query(ge=0, le=MAX_ID, description="last step (zoom)")] = None,
+    downsample: Annotated[
+        bool, Query(description="false: full resolution, max_points a page, next_start")
+    ] = True,
 ) -> Curves | Response:
     """Per key: steps and values. Longer series are downsampled keeping each bucket's minimum
-    and maximum point, so a spike stays visible; ``start``/``end`` zoom to full resolution."""
+    and maximum point, so a spike stays visible; ``start``/``end`` zoom to full resolution.
+    With ``downsample=false`` every point is sent, ``max_points`` at most per key and page:
+    a series that has more says where the next page starts (``next_start``, passed as
+    ``start``), so a curve of any length reads at full resolution, page by page."""
     revision = store.authorize_run(principal, run_id, "read")
     wanted = csv_list(keys, "keys") or None
     # The ETag follows the curves asked for, not the run: heartbeats and other keys' points
@@ -116,9 +125,64 @@ async def curves(
     tag = etag(request, store.curves_validator(run_id, wanted))
     if (cached := not_modified(request, tag)) is not None:
         return cached
-    response.headers["ETag"] = tag
-    series = await run_in_threadpool(store.get_curves, run_id, wanted, max_points, start, end)
-    return Curves(run_id=run_id, revision=revision, series=series)
+    return await answer(
+        answers,
+        tag,
+        lambda: Curves(
+            run_id=run_id,
+            revision=revision,
+            series=store.get_curves(run_id, wanted, max_points, start, end, downsample),
+        ),
+    )
+
+
+KeysQuery = Annotated[str | None, Query(description="comma-separated; default: every key")]
+
+
+def _export(
+    store: MetricStore,
+    run_id: int,
+    keys: str | None,
+    header: str,
+    line: Callable[[str, int, float | None, float], str],
+    media_type: str,
+    suffix: str,
+) -> StreamingResponse:
+    """Every point (of ``keys``) in blocks of 10,000 rows: memory stays flat whatever the
+    run's length, and the stream costs one thread hop per block, not per row."""
+    wanted = csv_list(keys, "keys") or None
+
+    def blocks() -> Iterator[str]:
+        if header:
+            yield header
+        for batch in store.iter_metric_batches(run_id, wanted):
+            yield "".join([line(*row) for row in batch])
+
+    return StreamingResponse(
+        blocks(),
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="run-{run_id}-metrics.{suffix}"'},
+    )
+
+
+def _csv_line(key: str, step: int, value: float | None, wall_time: float) -> str:
+    # repr() writes inf and -inf as such; NaN is stored as NULL.
+    return f"{key},{step},{'nan' if value is None else repr(value)},{wall_time!r}\n"
+
+
+def _json_number(value: float | None) -> str:
+    if value is None:
+        return '"NaN"'
+    if math.isinf(value):
+        return '"Infinity"' if value > 0 else '"-Infinity"'
+    return repr(value)
+
+
+def _json_line(key: str, step: int, value: float | None, wall_time: float) -> str:
+    # Keys match [A-Za-z0-9_./:-]+ (checked on ingest): nothing in them needs escaping.
+    return (
+        f'{{"key":"{key}","step":{step},"value":{_json_number(value)},"wall_time":{wall_time!r}}}\n'
+    )
 
 
 @router.get(
@@ -127,35 +191,36 @@ async def curves(
     tags=READ_TAGS,
     responses={200: {"content": {"text/csv": {}}}},
 )
-def metrics_csv(run_id: RunId, store: StoreDep, principal: UserDep) -> StreamingResponse:
-    """Every point, long format: key,step,value,wall_time (non-finite: nan, inf, -inf).
-    Streamed in blocks of 10,000 rows: memory stays flat whatever the run's length, and the
-    stream costs one thread hop per block, not per row."""
+def metrics_csv(
+    run_id: RunId, store: StoreDep, principal: UserDep, keys: KeysQuery = None
+) -> StreamingResponse:
+    """Every point, long format: key,step,value,wall_time (non-finite: nan, inf, -inf),
+    ordered by key and step, streamed."""
     store.authorize_run(principal, run_id, "read")  # 404 before streaming starts
+    header = "key,step,value,wall_time\n"
+    return _export(store, run_id, keys, header, _csv_line, "text/csv", "csv")
 
-    def blocks() -> Iterator[str]:
-        yield "key,step,value,wall_time\n"
-        for batch in store.iter_metric_batches(run_id):
-            # repr() writes inf and -inf as such; NaN is stored as NULL.
-            yield "".join(
-                [
-                    f"{key},{step},{'nan' if value is None else repr(value)},{wall_time!r}\n"
-                    for key, step, value, wall_time in batch
-                ]
-            )
 
-    return StreamingResponse(
-        blocks(),
-        media_type="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="run-{run_id}-metrics.csv"'},
-    )
+@router.get(
+    "/runs/{run_id}/metrics.jsonl",
+    response_class=StreamingResponse,
+    tags=READ_TAGS,
+    responses={200: {"content": {"application/x-ndjson": {}}}},
+)
+def metrics_jsonl(
+    run_id: RunId, store: StoreDep, principal: UserDep, keys: KeysQuery = None
+) -> StreamingResponse:
+    """Every point as JSON lines, {"key", "step", "value", "wall_time"} each (non-finite
+    values as the strings "NaN", "Infinity", "-Infinity"), ordered by key and step, streamed."""
+    store.authorize_run(principal, run_id, "read")
+    return _export(store, run_id, keys, "", _json_line, "application/x-ndjson", "jsonl")
 
 
 @router.get("/compare", response_model=Comparison, responses={304: {}, 404: {}}, tags=READ_TAGS)
 async def compare(
     request: Request,
-    response: Response,
     store: StoreDep,
+    answers: AnswersDep,
     settings: SettingsDep,
     principal: UserDep,
     runs: Annotated[str, Query(description="comma-separated run ids")],
@@ -169,9 +234,12 @@ async def compare(
     tag = etag(request, ",".join(f"{i}:{revisions[i]}" for i in ids))
     if (cached := not_modified(request, tag)) is not None:
         return cached
-    response.headers["ETag"] = tag
     key_list = csv_list(keys, "keys")
-    compared = await run_in_threadpool(store.compare, ids, key_list, max_points)
-    for item in compared:
-        item.run = with_links(item.run, settings.api_prefix)
-    return Comparison(keys=key_list, runs=compared)
+
+    def comparison() -> Comparison:
+        compared = store.compare(ids, key_list, max_points)
+        for item in compared:
+            item.run = with_links(item.run, settings.api_prefix)
+        return Comparison(keys=key_list, runs=compared)
+
+    return await answer(answers, tag, comparison)

@@ -16,7 +16,7 @@ from api.core.exceptions import Conflict
 from api.people.tokens import mint_worker_token, revoke_worker_tokens
 from api.runs.access import RunAccess
 from api.runs.models import FINISHED, Run, RunEvent
-from api.runs.schemas import RunOut, StatusUpdate
+from api.runs.schemas import RunOut, StatusOut, StatusUpdate
 
 
 def run_tables(attempt_data_only: bool = False) -> list[Table]:
@@ -38,20 +38,23 @@ def _due_for_delivery(cutoff: datetime) -> Any:
 
 
 class RunLifecycle(RunAccess):
-    def set_status(self, run_id: int, update: StatusUpdate) -> RunOut:
+    def set_status(self, run_id: int, update: StatusUpdate) -> StatusOut:
         """Worker-reported transitions. ``running`` starts a new attempt (from ``queued`` only);
-        later posts name that attempt, so a redelivered or zombie worker cannot write into it."""
+        later posts name that attempt, so a redelivered or zombie worker cannot write into it.
+
+        Answers the run's status, attempt and revision only: a heartbeat every few seconds from
+        every worker should not pay for a whole run read."""
         now = utcnow()
         with Session(self.engine) as session:
             run = self._run(session, run_id, lock=True)
             if run.status in FINISHED:
                 if run.status == update.status:  # a retried final post: already done
-                    return self._run_out(session, run)
+                    return _status_out(run)
                 raise Conflict(f"run {run_id} is {run.status}; it cannot become {update.status}")
             if update.status == "running":
                 if run.status == "running":
                     if update.attempt == run.attempt:  # a retried start
-                        return self._run_out(session, run)
+                        return _status_out(run)
                     raise Conflict(f"run {run_id} is already running (attempt {run.attempt})")
                 run.attempt += 1
                 run.started_at = now
@@ -95,8 +98,9 @@ class RunLifecycle(RunAccess):
                 run.progress_total = update.epochs
             run.heartbeat_at = now
             run.revision += 1
+            out = _status_out(run)
             session.commit()
-            return self._run_out(session, run)
+            return out
 
     def reap_stale(self, timeout_s: float, max_attempts: int) -> list[int]:
         """Runs whose worker went silent (no heartbeat for ``timeout_s``) do not stay running:
@@ -245,3 +249,7 @@ class RunLifecycle(RunAccess):
         session.execute(
             delete(RunEvent).where(RunEvent.run_id == run_id, RunEvent.kind != "status")
         )
+
+
+def _status_out(run: Run) -> StatusOut:
+    return StatusOut(id=run.id or 0, status=run.status, attempt=run.attempt, revision=run.revision)

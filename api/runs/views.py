@@ -7,12 +7,13 @@ from enum import Enum
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 
+from api.core.cache import answer
 from api.core.deps import (
     MAX_ID,
     READ_TAGS,
     WORKER_TAGS,
+    AnswersDep,
     AttemptQuery,
     RunId,
     SettingsDep,
@@ -148,16 +149,17 @@ def list_runs(
 async def get_run(
     run_id: RunId,
     request: Request,
-    response: Response,
     store: StoreDep,
+    answers: AnswersDep,
     settings: SettingsDep,
     principal: PrincipalDep,
 ) -> RunOut | Response:
     tag = etag(request, str(store.authorize_run(principal, run_id, "read")))
     if (cached := not_modified(request, tag)) is not None:
         return cached
-    response.headers["ETag"] = tag
-    return with_links(await run_in_threadpool(store.get_run, run_id), settings.api_prefix)
+    return await answer(
+        answers, tag, lambda: with_links(store.get_run(run_id), settings.api_prefix)
+    )
 
 
 @router.patch("/runs/{run_id}", response_model=RunOut, tags=RUNS_TAGS)
@@ -209,8 +211,7 @@ def post_status(
     (progress), succeeded, or failed (reason) name that attempt. A cancelled run answers 409:
     that is how a worker, heartbeating, learns to stop."""
     store.authorize_run(principal, run_id, "worker")
-    run = store.set_status(run_id, update)
-    return StatusOut(id=run.id, status=run.status, attempt=run.attempt, revision=run.revision)
+    return store.set_status(run_id, update)
 
 
 @router.post("/runs/{run_id}/events", response_model=IngestResult, tags=WORKER_TAGS)

@@ -9,10 +9,10 @@ from enum import Enum
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
-from api.core.deps import MAX_ID, SettingsDep, csv_list, etag, get_store, not_modified
+from api.core.cache import answer
+from api.core.deps import MAX_ID, AnswersDep, SettingsDep, csv_list, etag, get_store, not_modified
 from api.core.exceptions import Invalid
 from api.core.http import GuardedRoute
 from api.people.deps import UserDep
@@ -102,8 +102,8 @@ def retry_study(
 async def study_curves(
     study_id: StudyId,
     request: Request,
-    response: Response,
     store: StoreDep,
+    answers: AnswersDep,
     principal: UserDep,
     keys: Annotated[
         str | None, Query(description="comma-separated metric keys; default: every key")
@@ -116,10 +116,14 @@ async def study_curves(
     tag = etag(request, revision)
     if (cached := not_modified(request, tag)) is not None:
         return cached
-    response.headers["ETag"] = tag
     key_list = csv_list(keys, "keys", limit=50)
-    curves = await run_in_threadpool(store.study_curves, study_id, key_list, max_points)
-    return curves.model_copy(update={"revision": revision})
+    return await answer(
+        answers,
+        tag,
+        lambda: store.study_curves(study_id, key_list, max_points).model_copy(
+            update={"revision": revision}
+        ),
+    )
 
 
 SortQuery = Annotated[
@@ -135,8 +139,8 @@ SortQuery = Annotated[
 async def study_table(
     study_id: StudyId,
     request: Request,
-    response: Response,
     store: StoreDep,
+    answers: AnswersDep,
     principal: UserDep,
     sort: SortQuery = None,
 ) -> StudyTable | Response:
@@ -145,8 +149,7 @@ async def study_table(
     tag = etag(request, store.authorize_study(principal, study_id, "read"))
     if (cached := not_modified(request, tag)) is not None:
         return cached
-    response.headers["ETag"] = tag
-    return await run_in_threadpool(store.study_table, study_id, sort)
+    return await answer(answers, tag, lambda: store.study_table(study_id, sort))
 
 
 @router.get(
@@ -199,8 +202,8 @@ def study_table_csv(
 async def study_effects(
     study_id: StudyId,
     request: Request,
-    response: Response,
     store: StoreDep,
+    answers: AnswersDep,
     principal: UserDep,
     baseline: Annotated[
         int | None, Query(ge=0, le=100_000, description="default: the study's baseline")
@@ -212,18 +215,20 @@ async def study_effects(
     tag = etag(request, store.authorize_study(principal, study_id, "read"))
     if (cached := not_modified(request, tag)) is not None:
         return cached
-    response.headers["ETag"] = tag
-    return await run_in_threadpool(store.study_effects, study_id, baseline)
+    return await answer(answers, tag, lambda: store.study_effects(study_id, baseline))
 
 
 @router.get("/studies/{study_id}/learning_curve", response_model=LearningCurve, responses={304: {}})
 async def learning_curve(
-    study_id: StudyId, request: Request, response: Response, store: StoreDep, principal: UserDep
+    study_id: StudyId,
+    request: Request,
+    store: StoreDep,
+    answers: AnswersDep,
+    principal: UserDep,
 ) -> LearningCurve | Response:
     """Per training-set size: final and best train and validation loss and accuracy, mean and
     std over the folds or seeds (422 for a study without design.learning_curve)."""
     tag = etag(request, store.authorize_study(principal, study_id, "read"))
     if (cached := not_modified(request, tag)) is not None:
         return cached
-    response.headers["ETag"] = tag
-    return await run_in_threadpool(store.learning_curve, study_id)
+    return await answer(answers, tag, lambda: store.learning_curve(study_id))

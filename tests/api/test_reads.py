@@ -103,6 +103,7 @@ def test_short_series_come_back_whole_and_aligned_by_key(client: TestClient) -> 
         "values": [],
         "total_points": 0,
         "downsampled": False,
+        "next_start": None,
     }
     every = client.get(f"{API}/runs/{rid}/curves").json()["series"]
     assert [s["key"] for s in every] == ["gap", "train_loss"]
@@ -149,6 +150,84 @@ def test_csv_export_has_every_point(client: TestClient) -> None:
     assert {(r["key"], int(r["step"]), float(r["value"]), float(r["wall_time"])) for r in rows} == {
         (p["key"], p["step"], p["value"], p["wall_time"]) for p in points
     }
+
+
+def test_any_length_reads_at_full_resolution_page_by_page(client: TestClient) -> None:
+    rid = running_run(client)
+    points = noisy_series(25_000, spike_at=7)
+    points[100]["value"], points[101]["value"] = "NaN", "-Infinity"
+    for i in range(0, len(points), 10_000):
+        post_points(client, rid, points[i : i + 10_000])
+    steps: list[int] = []
+    values: list[object] = []
+    pages = 0
+    params: dict[str, object] = {"keys": "train_loss", "downsample": "false", "max_points": 10_000}
+    while True:
+        body = client.get(f"{API}/runs/{rid}/curves", params=params).json()["series"][0]
+        pages += 1
+        assert not body["downsampled"] and len(body["steps"]) <= 10_000
+        steps += body["steps"]
+        values += body["values"]
+        if body["next_start"] is None:
+            break
+        params["start"] = body["next_start"]
+    assert pages == 3
+    assert steps == list(range(25_000))  # every point once, in order
+    assert values[7] == 100.0 and values[100] == "NaN" and values[101] == "-Infinity"
+    assert values[5_000] == points[5_000]["value"]
+    # A bounded range ends within it; an empty one says so.
+    last = client.get(
+        f"{API}/runs/{rid}/curves",
+        params={"keys": "train_loss", "downsample": "false", "start": 24_990, "end": 24_994},
+    ).json()["series"][0]
+    assert last["steps"] == [24_990, 24_991, 24_992, 24_993, 24_994] and last["next_start"] is None
+
+
+def test_json_lines_export_streams_every_point_of_the_keys_asked(client: TestClient) -> None:
+    import json
+
+    rid = running_run(client)
+    points = [
+        {"key": k, "step": s, "value": s / 7, "wall_time": 1.7e9 + s}
+        for k in ("val_loss", "train_loss", "lr")
+        for s in range(1, 201)
+    ]
+    points[0]["value"], points[1]["value"], points[2]["value"] = "NaN", "Infinity", "-Infinity"
+    post_points(client, rid, points)
+    response = client.get(f"{API}/runs/{rid}/metrics.jsonl", params={"keys": "val_loss,lr"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/x-ndjson")
+    rows = [json.loads(line) for line in response.text.splitlines()]
+    assert len(rows) == 400 and {r["key"] for r in rows} == {"val_loss", "lr"}
+    assert rows[0]["key"] == "lr" and rows[200]["key"] == "val_loss"  # by key, then step
+    assert [r["value"] for r in rows[200:203]] == ["NaN", "Infinity", "-Infinity"]
+    wanted = {(p["key"], p["step"], p["wall_time"]) for p in points if p["key"] != "train_loss"}
+    assert {(r["key"], r["step"], r["wall_time"]) for r in rows} == wanted
+    csv_rows = client.get(f"{API}/runs/{rid}/metrics.csv", params={"keys": "lr"}).text
+    assert csv_rows.count("\n") == 201
+
+
+def test_a_changed_answer_is_rendered_once_and_never_served_stale(client: TestClient) -> None:
+    """Polled reads are kept by ETag (api.core.cache): a second poller gets the same bytes, and
+    new data is never answered with the bytes kept for the old."""
+    rid = running_run(client)
+    post_points(client, rid, [{"key": "loss", "step": 1, "value": 1.0}])
+    url = f"{API}/runs/{rid}/curves?keys=loss"
+    answers = client.app.state.answers  # type: ignore[attr-defined]
+    first = client.get(url)
+    hits = answers.hits
+    second = client.get(url)
+    assert answers.hits == hits + 1 and second.content == first.content
+    assert second.headers["etag"] == first.headers["etag"]
+    post_points(client, rid, [{"key": "loss", "step": 2, "value": "Infinity"}])
+    third = client.get(url)
+    assert third.headers["etag"] != first.headers["etag"]
+    assert third.json()["series"][0]["values"] == [1.0, "Infinity"]
+    run = client.get(f"{API}/runs/{rid}").json()
+    client.post(f"{API}/runs/{rid}/status", json={"status": "heartbeat", "attempt": 1, "epoch": 5})
+    assert (
+        client.get(f"{API}/runs/{rid}").json()["progress"]["epoch"] == 5 != run["progress"]["epoch"]
+    )
 
 
 def hist(step: int, lo: float, hi: float, counts: list[float], param: str = "fc1.weight") -> dict:

@@ -1,10 +1,17 @@
-"""Metric points per second through POST /runs/{id}/metrics, against the real server.
+"""Metric points per second through POST /runs/{id}/metrics, against the real server, like for
+like with MLflow's client (issue 15): the client builds and encodes each request's JSON inside
+the timer, and the database already holds other runs.
 
-    python bench/ingest.py                      # SQLite file (the default deployment)
-    python bench/ingest.py --points 1000000     # more points
-    python bench/ingest.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+    python -m bench.ingest                       # SQLite and PostgreSQL, 1,000 and 10,000 a request
+    python -m bench.ingest --databases sqlite --batches 1000 --points 20000
 
-Target (2-core machine, SQLite): >= 50,000 points/s.
+For each database (SQLite: a fresh file; PostgreSQL: a throw-away database on the local server)
+it starts the real API, loads ``--other-runs`` runs of 25,000 points each (not timed), then
+sends ``--points`` points (4 keys) of a new run in requests of each batch size, one after
+another, and prints the points per second and the request latencies. Every point is read back.
+
+Target (2-core machine): >= 150,000 points/s at 1,000 points a request (20x the 7,600 points/s
+MLflow 3.17's tracking server took here for the same 100,000 points).
 """
 
 from __future__ import annotations
@@ -14,66 +21,81 @@ import json
 import statistics
 import time
 
-from bench.server import api_client
+import httpx
+
+from bench.server import api_client, throwaway_postgres
+
+KEYS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
+
+
+def start_run(http: httpx.Client, name: str) -> int:
+    run = http.post("/api/v1/runs", json={"name": name, "params": {"bench": "ingest"}})
+    return int(run.raise_for_status().json()["id"])
+
+
+def send(http: httpx.Client, run_id: int, points: int, batch: int) -> tuple[float, list[float]]:
+    """Seconds to send ``points`` points in requests of ``batch``, encoding included."""
+    steps = points // len(KEYS)
+    values = [1.0 / (s + 1) for s in range(steps)]  # the user's numbers, before the timer
+    url = f"/api/v1/runs/{run_id}/metrics?attempt=1"
+    headers = {"content-type": "application/json"}
+    latencies = []
+    started = time.perf_counter()
+    pending: list[dict[str, object]] = []
+    for step in range(steps):
+        for key in KEYS:
+            pending.append({"key": key, "step": step, "value": values[step]})
+        if len(pending) >= batch or step == steps - 1:
+            t0 = time.perf_counter()
+            body = json.dumps({"points": pending}).encode()
+            http.post(url, content=body, headers=headers).raise_for_status()
+            latencies.append(time.perf_counter() - t0)
+            pending = []
+    return time.perf_counter() - started, latencies
+
+
+def stored(http: httpx.Client, run_id: int) -> int:
+    series = http.get(f"/api/v1/runs/{run_id}/curves", params={"max_points": 2}).json()["series"]
+    return sum(s["total_points"] for s in series)
+
+
+def bench(label: str, url: str | None, args: argparse.Namespace) -> None:
+    with api_client(url) as http:
+        for i in range(args.other_runs):
+            send(http, start_run(http, f"other {i}"), 25_000, 10_000)
+        print(f"database: {label}, holding {args.other_runs} other runs of 25,000 points")
+        for batch in args.batches:
+            run_id = start_run(http, f"ingest {batch}")
+            elapsed, latencies = send(http, run_id, args.points, batch)
+            assert stored(http, run_id) == args.points
+            print(
+                f"  {batch:,} points a request: {args.points:,} points in {len(latencies)} "
+                f"requests, {elapsed:.2f}s: ingest rate {args.points / elapsed:,.0f} points/s "
+                f"(request p50 {1000 * statistics.median(latencies):.1f} ms, "
+                f"max {1000 * max(latencies):.1f} ms)"
+            )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--points", type=int, default=200_000)
-    parser.add_argument("--batch", type=int, default=10_000)
-    parser.add_argument("--keys", type=int, default=4, help="metric keys the points spread over")
-    parser.add_argument("--database-url", default=None)
+    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__)
+    parser.add_argument("--points", type=int, default=100_000)
+    parser.add_argument(
+        "--batches", type=lambda v: [int(x) for x in v.split(",")], default=[1_000, 10_000]
+    )
+    parser.add_argument("--other-runs", type=int, default=4)
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument(
+        "--postgres-url",
+        default="postgresql+psycopg://postgres@127.0.0.1:5432/test",
+        help="a server where a throw-away database may be created",
+    )
     args = parser.parse_args()
-
-    with api_client(args.database_url) as http:
-        run_id = http.post("/api/v1/jobs", json={"name": "ingest-bench"}).json()["id"]
-        http.post(f"/api/v1/runs/{run_id}/status", json={"status": "running"})
-        steps_per_key = args.points // args.keys
-        bodies = []
-        batch: list[dict[str, object]] = []
-        for key in range(args.keys):
-            for step in range(steps_per_key):
-                batch.append(
-                    {
-                        "key": f"metric_{key}",
-                        "step": step,
-                        "value": 1.0 / (step + 1),
-                        "wall_time": 1.7e9 + step,
-                    }
-                )
-                if len(batch) == args.batch:
-                    bodies.append(json.dumps({"points": batch}).encode())
-                    batch = []
-        if batch:
-            bodies.append(json.dumps({"points": batch}).encode())
-
-        headers = {"content-type": "application/json"}
-        latencies = []
-        started = time.perf_counter()
-        for body in bodies:
-            t0 = time.perf_counter()
-            response = http.post(f"/api/v1/runs/{run_id}/metrics", content=body, headers=headers)
-            latencies.append(time.perf_counter() - t0)
-            response.raise_for_status()
-        elapsed = time.perf_counter() - started
-        total = steps_per_key * args.keys
-        stored = sum(
-            s["total_points"]
-            for s in http.get(f"/api/v1/runs/{run_id}/curves", params={"max_points": 2}).json()[
-                "series"
-            ]
-        )
-        assert stored == total, (stored, total)
-        print(f"database: {args.database_url or 'sqlite (file, WAL)'}")
-        print(
-            f"ingested {total:,} points in {len(bodies)} requests of {args.batch:,} "
-            f"in {elapsed:.2f}s"
-        )
-        print(
-            f"ingest rate: {total / elapsed:,.0f} points/s   "
-            f"(request p50 {1000 * statistics.median(latencies):.0f} ms, "
-            f"max {1000 * max(latencies):.0f} ms)"
-        )
+    for name in args.databases.split(","):
+        if name == "sqlite":
+            bench("sqlite (file, WAL)", None, args)
+        else:
+            with throwaway_postgres(args.postgres_url) as url:
+                bench("postgresql", url, args)
 
 
 if __name__ == "__main__":

@@ -106,8 +106,9 @@ def _write_all(
 
 async def _poll(
     base: str, headers: dict[str, str], polled: int, seconds: float, offset: int
-) -> tuple[list[float], Counter[str], int]:
+) -> tuple[list[float], Counter[str], int, dict[str, list[float]]]:
     latencies: list[float] = []
+    by_answer: dict[str, list[float]] = {}
     answers: Counter[str] = Counter()
     needless = 0
     held: dict[str, tuple[str, bytes]] = {}
@@ -135,6 +136,7 @@ async def _poll(
             if not counting:
                 continue
             latencies.append(1000 * (time.perf_counter() - t0))
+            by_answer.setdefault(f"{path or 'run'} {status}", []).append(latencies[-1])
             if status == 304:
                 answers["304"] += 1
             elif status == 200:
@@ -144,7 +146,7 @@ async def _poll(
                 answers["error"] += 1
     finally:
         await conn.close()
-    return latencies, answers, needless
+    return latencies, answers, needless, by_answer
 
 
 def _same(new: bytes, old: bytes) -> bool:
@@ -194,6 +196,10 @@ async def _phase(
     )
     elapsed = seconds
     latencies = sorted(x for r in results for x in r[0])
+    kinds: dict[str, list[float]] = {}
+    for r in results:
+        for kind, values in r[3].items():
+            kinds.setdefault(kind, []).extend(values)
     answers = sum((r[1] for r in results), Counter())
     total = sum(answers.values())
     return {
@@ -205,6 +211,7 @@ async def _phase(
         "needless": sum(r[2] for r in results),
         "total": total,
         "server_cores": (cpu[1] - cpu[0]) / elapsed,
+        "kinds": {k: sorted(v) for k, v in sorted(kinds.items())},
     }
 
 
@@ -215,6 +222,11 @@ def _print(name: str, f: dict) -> None:
         f"needless 200s {f['needless']} of {f['total']:,} answers; "
         f"server busy {f['server_cores']:.2f} cores"
     )
+    for kind, values in f["kinds"].items():
+        print(
+            f"  {kind}: {len(values):,} answers, p50 {statistics.median(values):.1f} ms, "
+            f"p99 {values[int(0.99 * len(values))]:.1f} ms"
+        )
 
 
 def main() -> None:

@@ -51,10 +51,37 @@ def run_module(*args: str) -> str:
 
 
 def test_ingest_bench_starts_the_real_server_and_prints_a_rate() -> None:
-    out = run_module("bench.ingest", "--points", "20000", "--batch", "5000")
-    assert "ingested 20,000 points in 4 requests" in out
-    rate = re.search(r"ingest rate: ([\d,]+) points/s", out)
-    assert rate and int(rate.group(1).replace(",", "")) > 0
+    out = run_module(
+        "bench.ingest",
+        "--points",
+        "20000",
+        "--batches",
+        "1000,5000",
+        "--other-runs",
+        "1",
+        "--databases",
+        "sqlite",
+    )
+    assert "holding 1 other runs of 25,000 points" in out, out
+    assert "1,000 points a request: 20,000 points in 20 requests" in out, out
+    assert "5,000 points a request: 20,000 points in 4 requests" in out, out
+    rates = re.findall(r"ingest rate ([\d,]+) points/s", out)
+    assert len(rates) == 2 and all(int(r.replace(",", "")) > 0 for r in rates), out
+
+
+def test_load_bench_prints_both_phases_and_reads_back_every_point() -> None:
+    out = run_module("bench.load", "--pollers", "4", "--writers", "1", "--seconds", "1.5")
+    phases = re.findall(
+        r"(no writers|1 writers): ([\d,]+) requests/s, p50 [\d.]+ ms, p99 [\d.]+ ms, "
+        r"304 share ([\d.]+)%, errors (\d+)",
+        out,
+    )
+    assert [p[0] for p in phases] == ["no writers", "1 writers"], out
+    assert all(int(p[1].replace(",", "")) > 0 and p[3] == "0" for p in phases), out
+    assert float(phases[0][2]) > 90  # nothing changes without writers: polls answer 304
+    written = re.search(r"points written ([\d,]+), read back ([\d,]+)", out)
+    assert written and written.group(1) == written.group(2), out
+    assert re.search(r"throughput with writers / without: [\d.]+", out), out
 
 
 def test_read_bench_prints_curve_and_poll_timings() -> None:
@@ -62,6 +89,13 @@ def test_read_bench_prints_curve_and_poll_timings() -> None:
     assert re.search(r"curves, 20,000 -> \d+ points: p50 [\d.]+ ms", out), out
     assert re.search(r"304 poll \(If-None-Match\): server p50 [\d.]+ ms", out), out
     assert re.search(r"metrics.csv, 20,000 points: p50 [\d.]+ ms", out), out
+    full = re.search(r"curves at full resolution, 20,000 points: server p50 ([\d.]+) ms", out)
+    assert full and float(full.group(1)) > 0, out
+    assert re.search(r"curves pages, 20,000 points at full resolution: \d+ ms", out), out
+    memory = re.search(
+        r"metrics.jsonl, 20,000 points streamed: .*?(\d+) MiB before, (\d+) MiB", out
+    )
+    assert memory and int(memory.group(2)) < int(memory.group(1)) + 50, out
 
 
 def test_study_bench_prints_the_read_figures_of_a_50_member_study() -> None:

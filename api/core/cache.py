@@ -8,11 +8,14 @@ authorisation and validator check. Nothing here decides access: a view looks up 
 after the caller was found allowed to read the run.
 
 Bounded in bytes (least recently used out first); bodies over an eighth of the budget are
-not kept. One per API process.
+not kept. One per API process. A read that misses while the same answer is being rendered
+waits for that one instead of rendering it again: when a run's curve changes, its 50 pollers
+arrive within a few milliseconds of each other, and all of them used to miss.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -33,6 +36,8 @@ class AnswerCache:
         self._size = 0
         self._lock = threading.Lock()
         self.hits = self.misses = 0
+        # Answers being rendered, by ETag; touched only on the event loop.
+        self.rendering: dict[str, asyncio.Future[bytes | None]] = {}
 
     def get(self, tag: str) -> bytes | None:
         with self._lock:
@@ -70,9 +75,28 @@ def render(value: Any) -> bytes:
 async def answer(cache: AnswerCache | None, tag: str, produce: Callable[[], Any]) -> Response:
     """The 200 for ``tag``: the stored bytes, else ``produce()`` (run in the threadpool: it
     reads the database) rendered and kept."""
-    body = cache.get(tag) if cache is not None else None
-    if body is None:
+    body: bytes | None = None
+    if cache is None:
         body = render(await run_in_threadpool(produce))
-        if cache is not None:
-            cache.put(tag, body)
+    elif (body := cache.get(tag)) is None:
+        if (pending := cache.rendering.get(tag)) is not None:
+            body = await asyncio.shield(pending)  # None: that render failed; try our own
+        if body is None:
+            body = await _render_once(cache, tag, produce)
     return Response(content=body, media_type="application/json", headers={"ETag": tag})
+
+
+async def _render_once(cache: AnswerCache, tag: str, produce: Callable[[], Any]) -> bytes:
+    done: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+    cache.rendering.setdefault(tag, done)
+    try:
+        body = render(await run_in_threadpool(produce))
+    except BaseException:
+        done.set_result(None)
+        raise
+    finally:
+        if cache.rendering.get(tag) is done:
+            del cache.rendering[tag]
+    cache.put(tag, body)
+    done.set_result(body)
+    return body

@@ -2,8 +2,12 @@
 
 The stored one is remade in the writer's transaction (``_run_data_changed``): after an epoch's
 losses arrive (while the run is short enough to judge live: ``LIVE_EPOCHS``), after an early
-stop or a divergence is reported, and when the run finishes. It lives in ``run_diagnosis``
-(api.runs.models), where listings filter and sort on it and every run carries it.
+stop or a divergence is reported, and when the run finishes. Past ``EAGER_EPOCHS`` a run's new
+epochs are judged at most once every ``LIVE_INTERVAL`` seconds, by the post or the heartbeat
+that comes after it: re-reading every curve on every epoch of a long run cost its writer three
+times the rest of the post, and a second of lag in a live verdict costs nobody anything. It
+lives in ``run_diagnosis`` (api.runs.models), where listings filter and sort on it and every run
+carries it.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection
 from dataclasses import asdict
+from datetime import UTC
 
 from sqlalchemy import select
 from sqlmodel import Session, col
@@ -27,6 +32,8 @@ LOSSES = frozenset({"train_loss", "val_loss"})
 # Past this many points of val_loss the run logs per step, not per epoch: it is diagnosed when
 # it finishes (or on request), not on every batch.
 LIVE_EPOCHS = 2_000
+EAGER_EPOCHS = 100
+LIVE_INTERVAL = 1.0  # seconds
 # The metrics reported at the best, evaluated and last epochs: these first, then others by name.
 FIRST = frozenset({*LOSSES, "gap", "train_accuracy", "val_accuracy", "accuracy_gap", "lr"})
 MAX_KEYS = 50
@@ -57,6 +64,8 @@ class DiagnosisStore(MetricStore):
             return
         if kind == "events" and not {"early_stopped", "diverged"}.intersection(keys):
             return
+        if kind in ("metrics", "heartbeat") and not self._due(session, run_id, kind):
+            return
         rules = DiagnosisRules()
         found = self._diagnose(session, run_id, rules, live=kind == "metrics")
         if found is None:
@@ -77,6 +86,32 @@ class DiagnosisStore(MetricStore):
         row.detail_json = out.model_dump_json()
         row.computed_at = utcnow()
         session.add(row)
+
+    def _due(self, session: Session, run_id: int, kind: str) -> bool:
+        """Whether new epochs should be judged now (see the module's docstring)."""
+        counts: dict[str, int] = dict(
+            session.execute(
+                select(MetricSeries.key, MetricSeries.count).where(
+                    MetricSeries.run_id == run_id, col(MetricSeries.key).in_(LOSSES)
+                )
+            ).all()
+        )
+        # At most this many epochs have both losses; the stored diagnosis judged ``epochs``.
+        epochs = min(counts.get("train_loss", 0), counts.get("val_loss", 0))
+        stored = session.execute(
+            select(RunDiagnosis.epochs, RunDiagnosis.computed_at).where(
+                RunDiagnosis.run_id == run_id
+            )
+        ).first()
+        if stored is None:
+            return epochs > 0
+        if stored.epochs >= epochs:
+            return False  # no epoch came since
+        if epochs <= EAGER_EPOCHS:
+            return True
+        judged = stored.computed_at
+        judged = judged if judged.tzinfo is not None else judged.replace(tzinfo=UTC)
+        return (utcnow() - judged).total_seconds() >= LIVE_INTERVAL
 
     def _diagnose(
         self, session: Session, run_id: int, rules: DiagnosisRules, live: bool

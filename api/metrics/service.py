@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, case, select
 from sqlmodel import Session, col
 
-from api.core.exceptions import NotFound
+from api.core.exceptions import Conflict, NotFound
 from api.metrics.models import MetricPoint, MetricRollup, MetricSeries
 from api.metrics.rollup import (
     ROLLUP_BASE,
@@ -23,7 +23,7 @@ from api.metrics.rollup import (
 )
 from api.metrics.schemas import CompareRun, MetricPointDict, RunSummary, Series
 from api.runs.access import RunAccess
-from api.runs.models import Run
+from api.runs.models import FINISHED, Run
 from api.runs.schemas import DiagnosisOut
 
 
@@ -78,17 +78,33 @@ class MetricStore(RunAccess):
                 wall = p.get("wall_time")
                 unique[ident] = (_nan_to_null(p["value"]), now if wall is None else wall)
         with Session(self.engine) as session:
-            # The run's row lock serialises ingestion per run, so "which points are new" below
-            # stays true until commit (SQLite: the write lock, taken by BEGIN IMMEDIATE).
-            self._writable_run(session, run_id, lock=True, attempt=attempt)
             conn = session.connection()
+            # One statement takes the run's row lock (SQLite: the write lock), bumps its
+            # revision and reads what the checks need. The lock serialises ingestion per run,
+            # so "which points are new" below stays true until commit.
+            mark = self._mark
+            row = conn.exec_driver_sql(
+                f"UPDATE run SET revision = revision + 1 WHERE id = {mark} "
+                "RETURNING status, attempt, revision",
+                (run_id,),
+            ).first()
+            if row is None:
+                raise NotFound(f"run {run_id} not found")
+            status, run_attempt, revision = row
+            if status in FINISHED:
+                raise Conflict(f"run {run_id} is {status}; it takes no more data")
+            if attempt is not None and attempt != run_attempt:
+                raise Conflict(
+                    f"run {run_id} is on attempt {run_attempt}; attempt {attempt} is stale"
+                )
             new = self._new_points(conn, run_id, unique)
-            if new:
-                self._insert_points(conn, [(run_id, k, s, v, w) for k, s, v, w in new])
-                self._update_summaries(conn, run_id, [(k, s, v) for k, s, v, _ in new])
-                self._run_data_changed(session, run_id, "metrics", {k for k, _, _, _ in new})
-            # Nothing new (a retried post) leaves the revision, and so every ETag, unchanged.
-            revision = self._bump(session, run_id) if new else self._revision(session, run_id)
+            if not new:
+                # Nothing new (a retried post) leaves the revision, and every ETag, unchanged.
+                session.rollback()
+                return 0, len(points), revision - 1
+            self._insert_points(conn, [(run_id, k, s, v, w) for k, s, v, w in new])
+            self._update_summaries(conn, run_id, [(k, s, v) for k, s, v, _ in new])
+            self._run_data_changed(session, run_id, "metrics", {k for k, _, _, _ in new})
             session.commit()
         return len(new), len(points) - len(new), revision
 
@@ -122,8 +138,18 @@ class MetricStore(RunAccess):
                 span[0] = step
             elif step > span[1]:
                 span[1] = step
+        # Most posts append: a key whose steps all come after its stored last step has no
+        # repeats to look for, which one read of the series' summaries tells.
+        mark = self._mark
+        last: dict[str, int] = dict(
+            conn.exec_driver_sql(
+                f"SELECT key, last_step FROM metric_series WHERE run_id = {mark}", (run_id,)
+            ).all()
+        )
         existing: set[tuple[str, int]] = set()
         for key, (lo, hi) in spans.items():
+            if key not in last or lo > last[key]:
+                continue
             existing.update(
                 (key, step)
                 for (step,) in conn.execute(
@@ -144,42 +170,54 @@ class MetricStore(RunAccess):
         self, conn: Connection, run_id: int, points: list[tuple[str, int, float | None]]
     ) -> None:
         series, rollups = aggregate(points)
-        least, greatest = self._least_greatest()
-        s_ins = self._insert(MetricSeries.__table__)
-        s_ex = s_ins.excluded
-        t = MetricSeries.__table__.c
+        series_upsert, rollup_upsert = self._upserts()
         conn.execute(
-            s_ins.on_conflict_do_update(
-                index_elements=["run_id", "key"],
-                set_={
-                    "count": t["count"] + s_ex["count"],
-                    "first_step": least(t.first_step, s_ex.first_step),
-                    "last_step": greatest(t.last_step, s_ex.last_step),
-                    "last_value": case(
-                        (s_ex.last_step > t.last_step, s_ex.last_value), else_=t.last_value
-                    ),
-                    **minmax_set(t, s_ex),
-                },
-            ),
+            series_upsert,
             [{"run_id": run_id, "key": k, **a.series_row()} for k, a in series.items()],
         )
-        r_ins = self._insert(MetricRollup.__table__)
-        r_ex = r_ins.excluded
-        rt = MetricRollup.__table__.c
         conn.execute(
-            r_ins.on_conflict_do_update(
-                index_elements=["run_id", "key", "level", "bucket"],
-                set_={
-                    "count": rt["count"] + r_ex["count"],
-                    "first_step": least(rt.first_step, r_ex.first_step),
-                    **minmax_set(rt, r_ex),
-                },
-            ),
+            rollup_upsert,
             [
                 {"run_id": run_id, "key": k, "level": lvl, "bucket": b, **a.rollup_row()}
                 for (k, lvl, b), a in rollups.items()
             ],
         )
+
+    def _upserts(self) -> tuple[Any, Any]:
+        """The two summary upserts, built once per store: building them (CASE expressions,
+        ON CONFLICT clauses) cost more than running them, on every ingest."""
+        built = getattr(self, "_built_upserts", None)
+        if built is not None:
+            return built
+        least, greatest = self._least_greatest()
+        s_ins = self._insert(MetricSeries.__table__)
+        s_ex = s_ins.excluded
+        t = MetricSeries.__table__.c
+        series = s_ins.on_conflict_do_update(
+            index_elements=["run_id", "key"],
+            set_={
+                "count": t["count"] + s_ex["count"],
+                "first_step": least(t.first_step, s_ex.first_step),
+                "last_step": greatest(t.last_step, s_ex.last_step),
+                "last_value": case(
+                    (s_ex.last_step > t.last_step, s_ex.last_value), else_=t.last_value
+                ),
+                **minmax_set(t, s_ex),
+            },
+        )
+        r_ins = self._insert(MetricRollup.__table__)
+        r_ex = r_ins.excluded
+        rt = MetricRollup.__table__.c
+        rollup = r_ins.on_conflict_do_update(
+            index_elements=["run_id", "key", "level", "bucket"],
+            set_={
+                "count": rt["count"] + r_ex["count"],
+                "first_step": least(rt.first_step, r_ex.first_step),
+                **minmax_set(rt, r_ex),
+            },
+        )
+        self._built_upserts = (series, rollup)
+        return self._built_upserts
 
     def get_curves(
         self,

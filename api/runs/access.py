@@ -65,9 +65,9 @@ class RunAccess(StoreBase):
         self, session: Session, run_id: int, kind: str, keys: Collection[str] = ()
     ) -> None:
         """Called in the writer's transaction, under the run's lock, after new ``kind`` data
-        ("metrics" with their ``keys``, "events" with their kinds, or "status" when the run
-        finished) was stored. A domain that derives something from a run's data overrides it
-        (api.diagnosis); here, nothing to do."""
+        ("metrics" with their ``keys``, "events" with their kinds, "status" when the run
+        finished), or a "heartbeat" came. A domain that derives something from a run's data
+        overrides it (api.diagnosis); here, nothing to do."""
         return None
 
     def _run(self, session: Session, run_id: int, lock: bool = False) -> Run:
@@ -110,7 +110,7 @@ class RunAccess(StoreBase):
     @staticmethod
     def _check_attempt(run: Run, attempt: int | None) -> None:
         if attempt is not None and attempt != run.attempt:
-            raise Conflict(f"run {run.id} is on attempt {run.attempt}; attempt {attempt} is stale")
+            raise stale_attempt(run.id or 0, run.attempt, attempt)
 
     def _run_out(self, session: Session, run: Run) -> RunOut:
         return self._run_outs(session, [run])[0]
@@ -177,6 +177,10 @@ class RunAccess(StoreBase):
             )
             for r in runs
         ]
+
+
+def stale_attempt(run_id: int, current: int, attempt: int) -> Conflict:
+    return Conflict(f"run {run_id} is on attempt {current}; attempt {attempt} is stale")
 
 
 # Built once: constructing the statement costs more than running it (it runs on every request).

@@ -92,6 +92,8 @@ class RunLifecycle(RunAccess):
                         None,
                         {"status": update.status, "reason": update.reason, "attempt": run.attempt},
                     )
+            if update.status == "heartbeat":
+                self._run_data_changed(session, run_id, "heartbeat")
             if update.epoch is not None:
                 run.progress_epoch = update.epoch
             if update.epochs is not None:

@@ -132,3 +132,47 @@ def test_a_diverged_run_and_a_retry_that_clears_its_diagnosis(client: TestClient
     assert client.post(f"{API}/runs/{run_id}/status", json=failed).status_code == 200
     assert client.post(f"{API}/runs/{run_id}/retry").status_code == 200
     assert client.get(f"{API}/runs/{run_id}").json()["diagnosis"] is None
+
+
+def test_a_long_run_is_judged_at_most_once_an_interval_and_caught_up_by_its_heartbeat(
+    client: TestClient, monkeypatch: Any
+) -> None:
+    from api.diagnosis import service
+
+    monkeypatch.setattr(service, "LIVE_INTERVAL", 3600.0)  # no interval ends by itself here
+    eager = service.EAGER_EPOCHS
+    curves = {
+        "train_loss": [1.0 / e for e in range(1, eager + 11)],
+        "val_loss": [1.0 / e + 0.01 for e in range(1, eager + 11)],
+    }
+    run_id = submit(client)["id"]
+    start(client, run_id)
+    post_points(client, run_id, epochs(curves, upto=eager))  # short so far: judged at once
+    url = f"{API}/runs/{run_id}/diagnosis"
+    assert client.get(url).json()["epochs"] == eager
+    for e in range(eager + 1, eager + 11):  # past EAGER_EPOCHS, within the interval: not yet
+        post_points(client, run_id, [p for p in epochs(curves) if p["step"] == e])
+    assert client.get(url).json()["epochs"] == eager
+    beat = {"status": "heartbeat", "attempt": 1, "epoch": eager + 10}
+    client.post(f"{API}/runs/{run_id}/status", json=beat)  # still within the interval
+    assert client.get(url).json()["epochs"] == eager
+    monkeypatch.setattr(service, "LIVE_INTERVAL", 0.0)  # the interval is over
+    client.post(f"{API}/runs/{run_id}/status", json=beat)  # the heartbeat catches it up
+    caught_up = client.get(url).json()
+    assert (
+        caught_up["epochs"] == eager + 10
+        and caught_up["final"]["val_loss"] == curves["val_loss"][-1]
+    )
+    # Finishing always judges every epoch, whatever the interval.
+    monkeypatch.setattr(service, "LIVE_INTERVAL", 3600.0)
+    post_points(
+        client,
+        run_id,
+        [
+            {"key": "train_loss", "step": eager + 11, "value": 0.001},
+            {"key": "val_loss", "step": eager + 11, "value": 0.5},
+        ],
+    )
+    done = {"status": "succeeded", "attempt": 1}
+    assert client.post(f"{API}/runs/{run_id}/status", json=done).status_code == 200
+    assert client.get(url).json()["epochs"] == eager + 11

@@ -80,10 +80,10 @@ def whole_series(http: httpx.Client, run_id: int, points: int, pid: int) -> None
     while True:
         params = {"keys": "train_loss", "downsample": "false", "max_points": 100_000}
         response = http.get(f"/api/v1/runs/{run_id}/curves", params={**params, "start": start})
-        if response.status_code == 422:  # a server without pages
+        series = response.json()["series"][0]
+        if "next_start" not in series:  # a server without pages
             print("curves pages: not offered by this server")
             break
-        series = response.json()["series"][0]
         got += len(series["steps"])
         if series["next_start"] is None:
             print(
@@ -108,7 +108,7 @@ def whole_series(http: httpx.Client, run_id: int, points: int, pid: int) -> None
     lines = 0
     try:
         with http.stream("GET", f"/api/v1/runs/{run_id}/metrics.jsonl") as response:
-            if response.status_code == 404:
+            if response.status_code != 200:
                 print("metrics.jsonl: not offered by this server")
                 return
             for chunk in response.iter_bytes():

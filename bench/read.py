@@ -78,7 +78,11 @@ def whole_series(http: httpx.Client, run_id: int, points: int, pid: int) -> None
     t0 = time.perf_counter()
     got, start = 0, 0
     while True:
-        params = {"keys": "train_loss", "downsample": "false", "max_points": 100_000}
+        params: dict[str, str | int] = {
+            "keys": "train_loss",
+            "downsample": "false",
+            "max_points": 100_000,
+        }
         response = http.get(f"/api/v1/runs/{run_id}/curves", params={**params, "start": start})
         series = response.json()["series"][0]
         if "next_start" not in series:  # a server without pages

@@ -46,7 +46,7 @@ def test_a_failed_render_is_not_kept_and_its_waiters_try_again() -> None:
             raise LookupError("the database went away")
         return {"ok": 1}
 
-    async def two() -> list[object]:
+    async def two() -> tuple[object, object]:
         return await asyncio.gather(
             answer(cache, "t", produce), answer(cache, "t", produce), return_exceptions=True
         )

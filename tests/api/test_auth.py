@@ -226,6 +226,7 @@ CASES = [
     Case("GET", "/runs/{run}/events", READ),
     Case("GET", "/runs/{run}/diagnosis", READ, prepare=_post("metrics", LOSSES)),
     Case("GET", "/runs/{run}/metrics.csv", READ, prepare=_post("metrics", POINT)),
+    Case("GET", "/runs/{run}/metrics.jsonl", READ, prepare=_post("metrics", POINT)),
     Case("GET", "/histograms/overlay?runs={run}&param=w", READ, prepare=_post("histograms", HIST)),
     Case("GET", "/compare?runs={run}", READ),
     # Streams of finished runs and studies end at once (live ones: tests/e2e/test_streams.py).

@@ -1,11 +1,13 @@
-"""Metric points in (the ingest hot path), curves out (downsampled keeping every spike), the
-CSV export, and comparisons of several runs.
+"""Metric points in (the ingest hot path), curves out (downsampled keeping every spike, or
+page by page at full resolution), every point streamed as CSV or JSON lines, and comparisons
+of several runs.
 
 Shapes are ready for any plotting library: each series is ``steps`` (x) and ``values`` (y).
 Non-finite values are the strings "NaN", "Infinity", "-Infinity" (strict JSON has no NaN).
 
-Polled routes are async: the ETag check is one primary-key lookup, done on the event loop to
-spare a thread hop per poll; the real read runs in the threadpool.
+Polled routes are async: the ETag check is a few indexed lookups, done on the event loop to
+spare a thread hop per poll; the real read runs in the threadpool, once per change for all
+the pollers of the same request (api.core.cache).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from api.runs.schemas import with_links
 router = APIRouter(route_class=GuardedRoute)
 StoreDep = Annotated[MetricStore, Depends(get_store)]
 MaxPoints = Annotated[int, Query(ge=2, le=100_000, description="downsample above this")]
+KeysQuery = Annotated[str | None, Query(description="comma-separated; default: every key")]
 
 
 @router.post(
@@ -105,7 +108,7 @@ async def curves(
     store: StoreDep,
     answers: AnswersDep,
     principal: UserDep,
-    keys: Annotated[str | None, Query(description="comma-separated; default: every key")] = None,
+    keys: KeysQuery = None,
     max_points: MaxPoints = 1000,
     start: Annotated[int | None, Query(ge=0, le=MAX_ID, description="first step (zoom)")] = None,
     end: Annotated[int | None, Query(ge=0, le=MAX_ID, description="last step (zoom)")] = None,
@@ -134,9 +137,6 @@ async def curves(
             series=store.get_curves(run_id, wanted, max_points, start, end, downsample),
         ),
     )
-
-
-KeysQuery = Annotated[str | None, Query(description="comma-separated; default: every key")]
 
 
 def _export(

@@ -181,7 +181,6 @@ def _cpu_seconds(pid: int) -> float:
 async def _phase(
     base: str, headers: dict[str, str], polled: int, n: int, seconds: float, pid: int
 ) -> dict:
-    await asyncio.sleep(0)
     cpu = [0.0, 0.0]
 
     async def mark_cpu() -> None:  # the server's CPU over the counted span, not the warm-up
@@ -194,7 +193,6 @@ async def _phase(
         asyncio.gather(*(_poll(base, headers, polled, seconds, i) for i in range(n))),
         mark_cpu(),
     )
-    elapsed = seconds
     latencies = sorted(x for r in results for x in r[0])
     kinds: dict[str, list[float]] = {}
     for r in results:
@@ -203,14 +201,14 @@ async def _phase(
     answers = sum((r[1] for r in results), Counter())
     total = sum(answers.values())
     return {
-        "rps": total / elapsed,
+        "rps": total / seconds,
         "p50": statistics.median(latencies) if latencies else 0.0,
         "p99": latencies[int(0.99 * len(latencies))] if latencies else 0.0,
         "share304": answers["304"] / max(1, total),
         "errors": answers["error"],
         "needless": sum(r[2] for r in results),
         "total": total,
-        "server_cores": (cpu[1] - cpu[0]) / elapsed,
+        "server_cores": (cpu[1] - cpu[0]) / seconds,
         "kinds": {k: sorted(v) for k, v in sorted(kinds.items())},
     }
 

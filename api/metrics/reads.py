@@ -75,11 +75,12 @@ class MetricReads(RunAccess):
         lo: int,
         hi: int,
         limit: int | None = None,
-    ) -> tuple[list[int], list[float]]:
-        """Steps and values of one key from ``lo`` to ``hi`` (at most ``limit``), through the
-        driver's own cursor: SQLAlchemy's per-row result processing costs more than the
-        database does here. A series with every step from its first to its last (an epoch
-        log) has its steps known: only the values are fetched, half the rows' objects."""
+    ) -> tuple[list[int], list[float | None]]:
+        """Steps and stored values (NaN as None) of one key from ``lo`` to ``hi`` (at most
+        ``limit``), through the driver's own cursor: SQLAlchemy's per-row result processing
+        costs more than the database does here. A series with every step from its first to its
+        last (an epoch log) has its steps known: only the values are fetched, half the rows'
+        objects."""
         dense = s.count == s.last_step - s.first_step + 1
         mark = self._mark
         sql = (
@@ -98,10 +99,9 @@ class MetricReads(RunAccess):
             rows = cursor.fetchall()
         finally:
             cursor.close()
-        nan = math.nan
         if dense:
-            return list(range(lo, lo + len(rows))), [nan if v is None else v for (v,) in rows]
-        return [r[0] for r in rows], [nan if r[1] is None else r[1] for r in rows]
+            return list(range(lo, lo + len(rows))), [v for (v,) in rows]
+        return [r[0] for r in rows], [r[1] for r in rows]
 
     def _page(
         self,
@@ -112,8 +112,7 @@ class MetricReads(RunAccess):
         start: int | None,
         end: int | None,
     ) -> Series:
-        lo = s.first_step if start is None else max(start, s.first_step)
-        hi = s.last_step if end is None else min(end, s.last_step)
+        lo, hi = _span(s, start, end)
         steps, values = (
             self._raw_points(session, run_id, s, lo, hi, limit + 1) if lo <= hi else ([], [])
         )
@@ -139,25 +138,21 @@ class MetricReads(RunAccess):
         start: int | None,
         end: int | None,
     ) -> Series:
-        lo = s.first_step if start is None else max(start, s.first_step)
-        hi = s.last_step if end is None else min(end, s.last_step)
+        lo, hi = _span(s, start, end)
         if hi < lo:
             return _series_of(s.key, [], [], s.count, downsampled=False)
         if s.count <= max_points or hi - lo + 1 <= max_points:
-            steps, values = self._raw_points(session, run_id, s, lo, hi)
-            return _series_of(s.key, steps, values, s.count, downsampled=False)
+            steps, stored = self._raw_points(session, run_id, s, lo, hi)
+            return _series_of(s.key, steps, stored, s.count, downsampled=False)
         n_buckets = max(1, max_points // 2)
         width = -(-(hi - lo + 1) // n_buckets)  # ceil
         level = max((lv for lv in ROLLUP_LEVELS if ROLLUP_BASE**lv <= width), default=0)
         parts: Iterable[tuple[int, int | None, float | None, int | None, float | None]]
         if level == 0:
             # Fewer than 16 steps per output bucket: at most 8 * max_points raw rows.
-            steps, values = self._raw_points(session, run_id, s, lo, hi)
-            # NaN as None again: merge_buckets counts such a point as a gap, not a value.
-            parts = (
-                (st, st, v, st, v) if v == v else (st, None, None, None, None)
-                for st, v in zip(steps, values, strict=True)
-            )
+            steps, stored = self._raw_points(session, run_id, s, lo, hi)
+            # A NaN (None) point has no min or max: merge_buckets shows it as a gap.
+            parts = ((st, st, v, st, v) for st, v in zip(steps, stored, strict=True))
         else:
             bw = ROLLUP_BASE**level
             # Thousands of rows on a hot read path: fetched through the driver directly, which
@@ -174,9 +169,7 @@ class MetricReads(RunAccess):
                 .all()
             )
         steps, values = merge_buckets(parts, lo, hi, width, n_buckets)
-        return Series.model_construct(
-            key=s.key, steps=steps, values=values, total_points=s.count, downsampled=True
-        )
+        return _series_of(s.key, steps, values, s.count, downsampled=True)
 
     def iter_metric_batches(
         self, run_id: int, keys: Sequence[str] | None = None, size: int = 10_000
@@ -205,19 +198,28 @@ class MetricReads(RunAccess):
                 cursor.close()
 
 
+def _span(s: MetricSeries, start: int | None, end: int | None) -> tuple[int, int]:
+    """The steps a read covers: ``start``..``end`` within the series' own first and last."""
+    lo = s.first_step if start is None else max(start, s.first_step)
+    hi = s.last_step if end is None else min(end, s.last_step)
+    return lo, hi
+
+
 def _series_of(
     key: str,
     steps: list[int],
-    values: list[float],
+    values: Sequence[float | None],
     total: int,
     downsampled: bool,
     next_start: int | None = None,
 ) -> Series:
-    # Built from the database's own rows (no validation to repeat: up to 100,000 points).
+    # Built from the database's own rows (no validation to repeat: up to 100,000 points);
+    # NaN is stored as NULL.
+    nan = math.nan
     return Series.model_construct(
         key=key,
         steps=steps,
-        values=values,
+        values=[nan if v is None else v for v in values],
         total_points=total,
         downsampled=downsampled,
         next_start=next_start,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Connection, case, select
@@ -151,7 +152,7 @@ class MetricStore(MetricReads):
         self, conn: Connection, run_id: int, points: list[tuple[str, int, float | None]]
     ) -> None:
         series, rollups = aggregate(points)
-        series_upsert, rollup_upsert = self._upserts()
+        series_upsert, rollup_upsert = self._upserts
         conn.execute(
             series_upsert,
             [{"run_id": run_id, "key": k, **a.series_row()} for k, a in series.items()],
@@ -164,12 +165,10 @@ class MetricStore(MetricReads):
             ],
         )
 
+    @cached_property
     def _upserts(self) -> tuple[Any, Any]:
         """The two summary upserts, built once per store: building them (CASE expressions,
         ON CONFLICT clauses) cost more than running them, on every ingest."""
-        built = getattr(self, "_built_upserts", None)
-        if built is not None:
-            return built
         least, greatest = self._least_greatest()
         s_ins = self._insert(MetricSeries.__table__)
         s_ex = s_ins.excluded
@@ -197,8 +196,7 @@ class MetricStore(MetricReads):
                 **minmax_set(rt, r_ex),
             },
         )
-        self._built_upserts = (series, rollup)
-        return self._built_upserts
+        return series, rollup
 
     def compare(
         self, run_ids: Sequence[int], keys: Sequence[str], max_points: int

@@ -42,11 +42,14 @@ def serve(argv: list[str]) -> None:
     queue = settings.queue if settings.queue != "celery" else f"celery ({settings.broker_url})"
     print(
         f"fitlens API on http://{args.host}:{args.port}{settings.api_prefix} "
-        f"(docs: http://{args.host}:{args.port}/docs; database {_safe(settings.database_url)}; "
+        f"(OpenAPI: http://{args.host}:{args.port}/openapi.json; "
+        f"database {_safe(settings.database_url)}; "
         f"queue {queue})",
         file=sys.stderr,
         flush=True,
     )
+    from api.core.server import DeadlineHttpTools
+
     uvicorn.run(
         "api.main:create_app",
         factory=True,
@@ -56,6 +59,11 @@ def serve(argv: list[str]) -> None:
         workers=max(1, args.workers),
         # Open streams would hold a shutdown forever; their readers resume elsewhere.
         timeout_graceful_shutdown=3,
+        # Slow and idle connections are closed (api.core.server); connections beyond the
+        # bound are answered 503 at once.
+        http=DeadlineHttpTools,
+        timeout_keep_alive=settings.keepalive_timeout,
+        limit_concurrency=settings.max_connections,
     )
 
 

@@ -75,8 +75,10 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
         description="Experiment tracking that makes overfitting, and what fixes it, visible.",
         default_response_class=SafeJSONResponse,
         lifespan=lifespan,
-        # Counted as the bytes arrive (a chunked body has no Content-Length to check).
-        max_body_size=settings.max_body_bytes,
+        # FastAPI's docs pages load their scripts from a CDN: off unless asked for
+        # (FITLENS_API_DOCS=true); /openapi.json is always served.
+        docs_url="/docs" if settings.api_docs else None,
+        redoc_url="/redoc" if settings.api_docs else None,
     )
     engine = make_engine(settings.database_url)
     app.state.settings = settings
@@ -92,6 +94,8 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
         authenticate=store.authenticate,
         prefix=settings.api_prefix,
         render_error=error,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.body_timeout,
     )
     install_error_handlers(app)
     api = APIRouter(prefix=settings.api_prefix, route_class=GuardedRoute)

@@ -32,4 +32,6 @@ def broker_transport_options(broker_url: str, broker_dir: str) -> dict[str, Any]
             "control_folder": str(folder / "control"),
             "store_processed": False,
         }
-    return {}
+    # Redis: one list per priority, served lowest first (the API's fair share across teams,
+    # api.runs.queue); both sides must agree on the steps.
+    return {"priority_steps": list(range(10)), "sep": ":", "queue_order_strategy": "priority"}

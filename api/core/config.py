@@ -50,18 +50,39 @@ class Settings(BaseSettings):
     max_model_parameters: int = Field(default=50_000_000, gt=0)
     max_data_elements: int = Field(default=300_000_000, gt=0)
     max_activation_elements: int = Field(default=1_000_000_000, gt=0)
+    # What runs may store, estimated from the spec at submission (api.runs.budget): one run,
+    # and a team's runs together (deleting runs frees it), in MiB. 422 beyond.
+    max_run_storage_mb: int = Field(default=512, gt=0)
+    max_team_storage_mb: int = Field(default=20_480, gt=0)
+    # Metric keys one run may have (422 beyond): reading all of a run's curves stays cheap.
+    max_metric_keys: int = Field(default=1_000, gt=0, le=100_000)
     # Members one study may have (configurations x sizes x folds x seeds).
     max_study_members: int = Field(default=500, gt=0, le=100_000)
     # Streams (SSE): how often one watcher per process looks for news of the runs streamed
-    # (seconds), how often a quiet stream sends a keep-alive comment, and how many streams
-    # one user may hold open at once in one process (429 beyond).
+    # (seconds), how often a quiet stream sends a keep-alive comment, how often an open stream
+    # re-checks that its reader still may read it (token, session, membership), and how many
+    # streams one user, one team (whose data they show) and the process may hold open at once
+    # (429 beyond).
     stream_interval: float = Field(default=0.5, gt=0, le=60)
     stream_keepalive: float = Field(default=5.0, gt=0, le=300)
+    stream_recheck: float = Field(default=5.0, gt=0, le=60)
     max_streams_per_user: int = Field(default=8, gt=0, le=10_000)
+    max_streams_per_team: int = Field(default=32, gt=0, le=100_000)
+    max_streams: int = Field(default=1000, gt=0, le=1_000_000)
     # The browser's sign-in (POST /session): how long its cookie lasts, and whether the cookie
     # is marked Secure (None: when the request came over https).
     session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
     session_cookie_secure: bool | None = None
+    # Slow and idle connections (api.core.server): a request's head must arrive within
+    # header_timeout seconds of the connection opening or of the previous answer, each chunk
+    # of its body within body_timeout (408); an idle keep-alive connection closes after
+    # keepalive_timeout; at most max_connections at once per process (503 beyond).
+    header_timeout: float = Field(default=10.0, gt=0, le=600)
+    body_timeout: float = Field(default=30.0, gt=0, le=3600)
+    keepalive_timeout: int = Field(default=5, gt=0, le=600)
+    max_connections: int = Field(default=2000, gt=0, le=1_000_000)
+    # FastAPI's /docs and /redoc pages (their scripts come from a CDN): off by default.
+    api_docs: bool = False
     # Answers of polled reads kept by ETag (api.core.cache), per process, in MiB; 0: none.
     answer_cache_mb: int = Field(default=64, ge=0, le=65_536)
 

@@ -61,6 +61,13 @@ def run_migrations(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
+# An id is never handed out twice, even after the row holding the highest one is deleted: a
+# client, a cache or a stream holding an old id must never reach another team's new row.
+# PostgreSQL's sequences never go back; SQLite needs AUTOINCREMENT (otherwise it reuses the
+# largest rowid + 1). Every table with an ``id`` key carries it (migration 0009).
+NEVER_REUSED: dict[str, Any] = {"sqlite_autoincrement": True}
+
+
 def attempt_data() -> dict[str, Any]:
     """Table options marking a table that holds one attempt's data of a run (a ``run_id``
     column): api.runs clears such tables when a run goes back to the queue. Every table with a

@@ -46,10 +46,12 @@ async def get_answers(request: Request) -> AnswerCache | None:
 AnswersDep = Annotated[AnswerCache | None, Depends(get_answers)]
 
 
-def etag(request: Request, revisions: str) -> str:
-    """Weak ETag from the data's revision(s) and the exact request (path + query)."""
+def etag(request: Request, identity: str, revisions: str) -> str:
+    """Weak ETag from the exact request (path + query), which data it reads (``identity``:
+    the run's or study's id, team and creation, so a body kept by this tag in the answer
+    cache can never answer for another run that got the same id) and their revision(s)."""
     digest = hashlib.blake2b(
-        f"{request.url.path}?{request.url.query}|{revisions}".encode(), digest_size=12
+        f"{request.url.path}?{request.url.query}|{identity}|{revisions}".encode(), digest_size=12
     ).hexdigest()
     return f'W/"{digest}"'
 

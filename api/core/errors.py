@@ -12,11 +12,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
 from api.core.exceptions import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 
 log = logging.getLogger("fitlens.api")
+
+# A 422 lists at most this many errors, each cut to this many characters.
+MAX_ERRORS = 20
+MAX_MESSAGE = 300
 
 
 def finite(obj: Any) -> Any:
@@ -68,13 +71,16 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        found = exc.errors()
         errors = []
-        for err in exc.errors():
-            field = _field(err.get("loc", ()))
-            msg = str(err.get("msg", "invalid"))
+        for err in found[:MAX_ERRORS]:  # a bad body may hold one error per value
+            field = _field(err.get("loc", ()))[:MAX_MESSAGE]
+            msg = str(err.get("msg", "invalid"))[:MAX_MESSAGE]
             # Model-level checks already start with the field they are about ("loss: ...").
             errors.append({"field": field, "message": msg})
         summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+        if len(found) > MAX_ERRORS:
+            summary += f" (and {len(found) - MAX_ERRORS} more errors)"
         return error(422, f"invalid request: {summary}", errors)
 
     @app.exception_handler(NotFound)
@@ -113,9 +119,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = str(exc.detail)
-        if exc.status_code == 413 and MAX_BODY_SIZE_SCOPE_KEY in request.scope:
-            limit = request.scope[MAX_BODY_SIZE_SCOPE_KEY]
-            message = f"request body is over the {limit}-byte limit (FITLENS_MAX_BODY_BYTES)"
         response = error(exc.status_code, message, getattr(exc, "errors", None))
         if exc.headers:
             response.headers.update(exc.headers)

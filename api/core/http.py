@@ -5,23 +5,31 @@
   anonymous client cannot make the server buffer anything (401 at once); adds Server-Timing;
   and answers an unexpected error with a JSON 500 without re-raising it, which would make the
   server drop the keep-alive connection under the next request.
-- FastAPI's own ``max_body_size`` counts body bytes as they arrive and stops at the limit (413),
-  whatever ``Content-Length`` claimed (a chunked body has none).
+- It counts body bytes as they arrive and stops at ``max_body_bytes`` (413 in the error schema),
+  whatever ``Content-Length`` claimed (a chunked body has none); a Content-Length over it is
+  refused before anything is read. The body must also be whole within ``body_timeout`` (408).
 - ``GuardedRoute`` parses JSON bodies with pydantic-core's parser instead of ``json.loads``: it
   refuses text that cannot be stored or sent back (lone UTF-16 surrogates such as ``"\\ud800"``)
   and absurd nesting (over 200 levels, where ``json.loads`` hits Python's recursion limit: a
   500), and is about twice as fast. Query strings and paths with NUL characters are refused too.
-  Each refusal is a 422 naming the field, before anything is stored.
+  Each refusal is a 422 naming the field, before anything is stored. Before parsing, a body's
+  JSON values are counted (an upper bound, from its commas and brackets: one pass in C), and
+  a body with more than the route allows is a 413: a few MB of ``{}`` or of unknown keys would
+  otherwise cost seconds of validation and an error per value.
+- A route marked ``before_body(check)`` runs ``check(request)`` before its body is read: a
+  run's routes check the caller's role on the run there, so a viewer's or an outsider's body
+  is never parsed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from http.cookies import SimpleCookie
 from typing import Any
 
@@ -47,7 +55,27 @@ class Rejected(HTTPException):
         self.errors = [{"field": field, "message": message}]
 
 
-def parse_json_body(body: bytes) -> Any:
+# JSON values one request body may hold, unless its route says otherwise (api.core.config).
+MAX_BODY_ITEMS = 100_000
+
+
+class TooLarge(HTTPException):
+    """A 413 in the error schema, naming the field (api.core.errors renders ``errors``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(413, f"{field}: {message}")
+        self.errors = [{"field": field, "message": message}]
+
+
+def count_values(body: bytes) -> int:
+    """An upper bound on the JSON values in ``body``: each value but the first follows a comma
+    or opens an array or object (commas inside strings only make the bound looser)."""
+    return body.count(b",") + body.count(b"[") + body.count(b"{") + 1
+
+
+def parse_json_body(body: bytes, max_items: int = MAX_BODY_ITEMS) -> Any:
+    if count_values(body) > max_items:
+        raise TooLarge("body", f"more than {max_items:,} JSON values in one request")
     try:
         return pydantic_core.from_json(body)
     except ValueError as exc:
@@ -91,10 +119,27 @@ def _encodable(text: str) -> bool:
 
 
 class GuardedRequest(Request):
+    max_items = MAX_BODY_ITEMS
+
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            self._json = parse_json_body(await self.body())
+            self._json = parse_json_body(await self.body(), self.max_items)
         return self._json
+
+
+BeforeBody = Callable[[Request], Awaitable[None]]
+
+
+def before_body(check: BeforeBody, max_items: int = MAX_BODY_ITEMS) -> Callable[[Any], Any]:
+    """Mark a route: ``check(request)`` runs before its body is read (it raises to refuse),
+    and its body may hold ``max_items`` JSON values."""
+
+    def mark(endpoint: Any) -> Any:
+        endpoint.fitlens_before_body = check
+        endpoint.fitlens_max_items = max_items
+        return endpoint
+
+    return mark
 
 
 class GuardedRoute(APIRoute):
@@ -103,6 +148,8 @@ class GuardedRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        check: BeforeBody | None = getattr(self.endpoint, "fitlens_before_body", None)
+        max_items: int = getattr(self.endpoint, "fitlens_max_items", MAX_BODY_ITEMS)
 
         async def guarded(request: Request) -> Response:
             if "\x00" in request.scope["path"]:
@@ -111,7 +158,11 @@ class GuardedRoute(APIRoute):
                 for key, value in request.query_params.multi_items():
                     if "\x00" in key or "\x00" in value:
                         raise Rejected(key.replace("\x00", ""), "must not contain NUL characters")
-            return await handler(GuardedRequest(request.scope, request.receive))
+            if check is not None:
+                await check(request)
+            guarded_request = GuardedRequest(request.scope, request.receive)
+            guarded_request.max_items = max_items
+            return await handler(guarded_request)
 
         return guarded
 
@@ -163,6 +214,21 @@ def credential(scope: Scope) -> str | None:
     return session.value
 
 
+class SlowBody(HTTPException):
+    """A body that does not arrive in time: 408, in the error schema (api.core.errors)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(408, f"the request body did not arrive within {seconds:g} s")
+
+
+# What every answer carries unless it sets its own (the dashboard does): nothing it returns may
+# run as a page, be framed, or be sniffed into another type.
+DEFAULT_HEADERS = [
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+]
+
+
 class RequestGuard:
     def __init__(
         self,
@@ -170,22 +236,30 @@ class RequestGuard:
         authenticate: Callable[[str], Any],
         prefix: str,
         render_error: Callable[[int, str], Response],
+        max_body_bytes: int = 16 << 20,
+        body_timeout: float = 30.0,
     ) -> None:
         self.app = app
         self.authenticate = authenticate
         self.prefix = prefix
         self.render_error = render_error
+        self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        if scope["path"].startswith(self.prefix) and _has_body(scope):
-            refusal = self._authenticate(scope)
+        has_body = _has_body(scope)
+        if has_body:
+            refusal = self._too_large(scope)
+            if refusal is None and scope["path"].startswith(self.prefix):
+                refusal = self._authenticate(scope)
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
+            receive = self._timed_receive(receive)
 
         response_started = False
 
@@ -194,10 +268,11 @@ class RequestGuard:
             if message["type"] == "http.response.start":
                 response_started = True
                 dur = 1000 * (time.perf_counter() - started)
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"server-timing", f"app;dur={dur:.3f}".encode()),
-                ]
+                headers = [*message.get("headers", [])]
+                if not any(name.lower() == b"content-security-policy" for name, _ in headers):
+                    headers.extend(DEFAULT_HEADERS)
+                headers.append((b"server-timing", f"app;dur={dur:.3f}".encode()))
+                message["headers"] = headers
             await send(message)
 
         try:
@@ -207,6 +282,50 @@ class RequestGuard:
             if not response_started:
                 response = self.render_error(500, f"internal error: {type(exc).__name__}")
                 await response(scope, receive, send)
+
+    def _too_large(self, scope: Scope) -> Response | None:
+        """A 413 in the error schema for a body whose Content-Length is over the limit, before
+        anything reads it (FastAPI's own limit still counts a chunked body as it arrives)."""
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    size = int(value)
+                except ValueError:
+                    return self.render_error(400, "Content-Length is not a number")
+                if size > self.max_body_bytes:
+                    return self.render_error(413, f"body: {self._over_limit}")
+        return None
+
+    @property
+    def _over_limit(self) -> str:
+        return f"request body is over the {self.max_body_bytes}-byte limit (FITLENS_MAX_BODY_BYTES)"
+
+    def _timed_receive(self, receive: Receive) -> Receive:
+        """``receive`` that counts the body's bytes (413 past ``max_body_bytes``) and gives up
+        on a body not whole within ``body_timeout`` of its first read (a client trickling bytes
+        would hold a connection and a request forever)."""
+        done = False
+        deadline: float | None = None
+        size = 0
+
+        async def timed() -> Message:
+            nonlocal done, deadline, size
+            if done:
+                return await receive()  # e.g. a stream listening for the client to leave
+            now = asyncio.get_running_loop().time()
+            deadline = deadline or now + self.body_timeout
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - now))
+            except TimeoutError:
+                raise SlowBody(self.body_timeout) from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                done = True
+            size += len(message.get("body", b""))
+            if size > self.max_body_bytes:
+                raise TooLarge("body", self._over_limit)
+            return message
+
+        return timed
 
     def _authenticate(self, scope: Scope) -> Response | None:
         """A 401 for a body without a usable token; else remember who it is (the route's own

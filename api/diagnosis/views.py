@@ -45,7 +45,8 @@ async def diagnosis(
     """Best epoch, overfitting onset, gap and its trend, and a verdict with the numbers behind
     it. Any rule given in the query makes a fresh diagnosis with it (the others keep their
     defaults); without one, the stored diagnosis, kept up to date as the run trains."""
-    tag = etag(request, str(store.authorize_run(principal, run_id, "read")))
+    grant = store.grant_run(principal, run_id, "read")
+    tag = etag(request, grant.identity, str(grant.revision))
     if (cached := not_modified(request, tag)) is not None:
         return cached
     given = {

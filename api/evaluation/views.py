@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 
 from api.core.deps import READ_TAGS, WORKER_TAGS, AttemptQuery, RunId, get_store
-from api.core.http import GuardedRoute
+from api.core.http import GuardedRoute, before_body
 from api.evaluation.schemas import EvaluationOut
 from api.evaluation.service import EvaluationStore
 from api.people.deps import PrincipalDep, UserDep
+from api.runs.guard import run_role
 from trainer.events import Evaluation as EvaluationBody
 
 router = APIRouter(route_class=GuardedRoute)
@@ -20,6 +21,7 @@ StoreDep = Annotated[EvaluationStore, Depends(get_store)]
 @router.post(
     "/runs/{run_id}/evaluation", status_code=204, response_class=Response, tags=WORKER_TAGS
 )
+@before_body(run_role("worker"), max_items=300_000)  # weight heat-maps: up to 64x64 a layer
 def post_evaluation(
     run_id: RunId,
     evaluation: EvaluationBody,

@@ -5,11 +5,14 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from api.core.db import BigId, attempt_data
+from api.core.db import NEVER_REUSED, BigId, attempt_data
 
 
 class Histogram(SQLModel, table=True):
-    __table_args__ = (UniqueConstraint("run_id", "param", "step"), attempt_data())
+    __table_args__ = (
+        UniqueConstraint("run_id", "param", "step"),
+        {**attempt_data(), **NEVER_REUSED},
+    )
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     run_id: int = Field(sa_type=BigId, foreign_key="run.id", index=True, ondelete="CASCADE")
     param: str = Field(max_length=200)

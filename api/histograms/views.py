@@ -22,7 +22,7 @@ from api.core.deps import (
     run_ids,
 )
 from api.core.exceptions import Invalid
-from api.core.http import GuardedRoute
+from api.core.http import GuardedRoute, before_body
 from api.core.schemas import IngestResult
 from api.histograms.schemas import (
     HistogramBatch,
@@ -32,12 +32,14 @@ from api.histograms.schemas import (
 )
 from api.histograms.service import HistogramStore
 from api.people.deps import PrincipalDep, UserDep
+from api.runs.guard import run_role
 
 router = APIRouter(route_class=GuardedRoute)
 StoreDep = Annotated[HistogramStore, Depends(get_store)]
 
 
 @router.post("/runs/{run_id}/histograms", response_model=IngestResult, tags=WORKER_TAGS)
+@before_body(run_role("worker"), max_items=600_000)  # e.g. 34 tensors x 1,024 bins, 8 epochs
 def post_histograms(
     run_id: RunId,
     batch: HistogramBatch,
@@ -71,8 +73,9 @@ async def histograms(
         Query(ge=2, le=1024, description="re-bin every step onto the same N bins (a heat-map)"),
     ] = None,
 ) -> HistogramSeries | HistogramIndex | Response:
-    store.authorize_run(principal, run_id, "read")
-    tag = etag(request, store.histograms_validator(run_id, param))  # not the run's revision
+    grant = store.grant_run(principal, run_id, "read")
+    # Not the run's revision: the histograms' own.
+    tag = etag(request, grant.identity, store.histograms_validator(run_id, param))
     if (cached := not_modified(request, tag)) is not None:
         return cached
     if param is None:

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, case, select
 from sqlmodel import Session, col
 
-from api.core.exceptions import Conflict, NotFound
+from api.core.exceptions import Conflict, Invalid, NotFound
 from api.metrics.models import MetricPoint, MetricRollup, MetricSeries
 from api.metrics.reads import MetricReads
 from api.metrics.rollup import (
@@ -46,9 +46,14 @@ def _diagnosed(d: DiagnosisOut | None) -> dict[str, Any]:
 
 class MetricStore(MetricReads):
     def add_metrics(
-        self, run_id: int, points: Sequence[MetricPointDict], attempt: int | None = None
+        self,
+        run_id: int,
+        points: Sequence[MetricPointDict],
+        attempt: int | None = None,
+        max_keys: int = 1_000,
     ) -> tuple[int, int, int]:
-        """Store new points; (run, key, step) already stored are kept as they were.
+        """Store new points; (run, key, step) already stored are kept as they were. A run has
+        at most ``max_keys`` keys (a 422 for a post that would add more, nothing stored).
 
         Returns (accepted, duplicates, revision).
         """
@@ -79,7 +84,7 @@ class MetricStore(MetricReads):
                 raise Conflict(
                     f"run {run_id} is on attempt {run_attempt}; attempt {attempt} is stale"
                 )
-            new = self._new_points(conn, run_id, unique)
+            new = self._new_points(conn, run_id, unique, max_keys)
             if not new:
                 # Nothing new (a retried post) leaves the revision, and every ETag, unchanged.
                 session.rollback()
@@ -110,6 +115,7 @@ class MetricStore(MetricReads):
         conn: Connection,
         run_id: int,
         points: dict[tuple[str, int], tuple[float | None, float]],
+        max_keys: int,
     ) -> list[tuple[str, int, float | None, float]]:
         spans: dict[str, list[int]] = {}
         for key, step in points:
@@ -128,6 +134,13 @@ class MetricStore(MetricReads):
                 f"SELECT key, last_step FROM metric_series WHERE run_id = {mark}", (run_id,)
             ).all()
         )
+        added = len(spans.keys() - last.keys())
+        if added and len(last) + added > max_keys:
+            raise Invalid(
+                "points.key",
+                f"the run has {len(last)} metric keys and this post adds {added}; a run has at "
+                f"most {max_keys} (FITLENS_MAX_METRIC_KEYS)",
+            )
         existing: set[tuple[str, int]] = set()
         for key, (lo, hi) in spans.items():
             if key not in last or lo > last[key]:

@@ -33,6 +33,8 @@ class Principal:
     roles: dict[int, str] = field(default_factory=dict)  # team id -> role
     run_id: int | None = None  # set for a worker token
     handed_over: bool = False  # a user's token that a team owner minted and saw (POST /users)
+    token_id: int | None = None  # the token's own id (a session's origin, when it signs in)
+    origin_id: int | None = None  # a browser session's: the token it was signed in with
 
     @property
     def is_worker(self) -> bool:

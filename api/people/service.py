@@ -4,10 +4,14 @@ The rules (docs/api.md, "Security"):
 - A token acts as exactly one user, in all of that user's teams. Only that user lists, mints or
   revokes it; nobody else can, whatever their role. (The operator's CLI can mint one.)
 - An owner creates a user in their team (POST /users) and is answered the new user's first
-  token, to hand over. That token is marked ``handed_over``: it cannot accept an invitation, and
-  accepting one revokes it, so a token an owner has seen never reaches another team.
+  token, to hand over. That token is marked ``handed_over``: it cannot mint tokens or accept an
+  invitation (its browser sessions carry the mark), so an account an owner made, and whose
+  token that owner has seen, never reaches another team; only the operator can vouch for it
+  (``admin token``), and accepting an invitation then revokes the handed-over tokens.
 - Adding someone who is not yet in the team is an invitation, kept by name whether or not the
   name exists (so nobody can probe for names); it grants nothing until that user accepts it.
+  It is for a person, not a name: for the account that had the name when it was made, or, if
+  none had, for an account made later whose token is not a handed-over one.
 - Every team keeps at least one owner: membership changes take the team's lock first, re-read
   the caller's role under it, and refuse a change that would leave no owner.
 """
@@ -15,8 +19,9 @@ The rules (docs/api.md, "Security"):
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -227,6 +232,8 @@ class PeopleStore(TokenStore):
                 )
             existing = Invitation(team_id=team_id, user_name=user_name, role=role, expires_at=now)
             session.add(existing)
+        # The account the name belongs to now (renewing an invitation re-binds it).
+        existing.user_id = session.execute(select(User.id).where(User.name == user_name)).scalar()
         existing.role = role
         existing.invited_by_id = principal.user_id
         existing.created_at = now
@@ -239,10 +246,7 @@ class PeopleStore(TokenStore):
                 select(Invitation, Team.name, User.name)
                 .join(Team, col(Team.id) == Invitation.team_id)
                 .outerjoin(User, col(User.id) == Invitation.invited_by_id)
-                .where(
-                    Invitation.user_name == principal.user_name,
-                    col(Invitation.expires_at) > utcnow(),
-                )
+                .where(_for(principal), col(Invitation.expires_at) > utcnow())
                 .order_by(Team.name)
             ).all()
         return [_invitation_out(inv, team, by) for inv, team, by in rows]
@@ -252,8 +256,8 @@ class PeopleStore(TokenStore):
         caller's handed-over tokens (whoever created the account saw them)."""
         if principal.handed_over:
             raise Forbidden(
-                "this token was handed to you by a team owner: mint your own (POST /tokens), "
-                "accept with it, then revoke this one"
+                "this token was handed to you by a team owner, who has seen it: it cannot "
+                "accept invitations (the operator can give you one of your own: admin token)"
             )
         assert principal.user_id is not None
         with Session(self.engine) as session:
@@ -286,7 +290,7 @@ class PeopleStore(TokenStore):
         invitation = session.execute(
             select(Invitation).where(
                 Invitation.team_id == team_id,
-                Invitation.user_name == principal.user_name,
+                _for(principal),
                 col(Invitation.expires_at) > utcnow(),
             )
         ).scalar()
@@ -317,6 +321,15 @@ class PeopleStore(TokenStore):
             members=[Member(user=u, role=r) for u, r in members],
             invited=[Member(user=u, role=r) for u, r in invited],
         )
+
+
+def _for(principal: Principal) -> Any:
+    """Invitations made for this account: by its name, and either to this very account or
+    made before any account had the name."""
+    return and_(
+        col(Invitation.user_name) == principal.user_name,
+        or_(col(Invitation.user_id) == principal.user_id, col(Invitation.user_id).is_(None)),
+    )
 
 
 def _invitation_out(inv: Invitation, team: str, invited_by: str | None) -> InvitationOut:

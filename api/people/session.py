@@ -9,7 +9,9 @@ in a URL lands in logs; so the dashboard exchanges the user's token, once, for a
   also send the CSRF token in ``X-CSRF-Token`` (api.core.http), which another site's page
   cannot read;
 - ``GET /session`` says who is signed in (``user`` null if nobody), without an error;
-- ``DELETE /session`` revokes that token and clears both cookies.
+- ``DELETE /session`` revokes that token and clears both cookies;
+- ``POST /session`` with the cookie and its CSRF header (no Authorization) renews the session;
+  revoking the token a session was signed in with ends the session (api.people.tokens).
 """
 
 from __future__ import annotations
@@ -56,8 +58,13 @@ def session_state(request: Request, store: StoreDep) -> SessionState:
 def sign_in(
     request: Request, response: Response, store: StoreDep, settings: SettingsDep, who: UserDep
 ) -> SessionOut:
-    """Exchange the bearer token for a session cookie (for the dashboard)."""
-    if "authorization" not in request.headers:
+    """Exchange the bearer token for a session cookie (for the dashboard), or renew a session:
+    with its cookie and its CSRF token only (no Authorization header), which ends the old
+    one; a session never outlives the token it was first signed in with."""
+    scheme = request.headers.get("authorization", "").partition(" ")[0].lower()
+    if scheme and scheme != "bearer":
+        raise Unauthorized("sign in with 'Authorization: Bearer <token>'")
+    if not scheme and who.origin_id is None:
         raise Unauthorized("sign in with 'Authorization: Bearer <token>'")
     token, row = store.mint_session(who, settings.session_hours)
     assert row.expires_at is not None and who.user_name is not None

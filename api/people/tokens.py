@@ -12,10 +12,11 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from api.core.db import utcnow
-from api.core.exceptions import NotFound, Unauthorized
+from api.core.exceptions import Forbidden, NotFound, Unauthorized
 from api.core.store import StoreBase
 from api.people.auth import Principal, hash_token, new_token
 from api.people.models import ApiToken, Membership, User
@@ -36,11 +37,17 @@ class TokenStore(StoreBase):
             rows = conn.execute(_AUTHENTICATE, {"token_hash": hash_token(token)}).all()
         if not rows:
             raise Unauthorized("unknown token")
-        user_id, run_id, expires_at, revoked_at, handed_over, user_name, _, _, status = rows[0]
+        user_id, run_id, expires_at, revoked_at, handed_over, user_name = rows[0][:6]
+        status, token_id, origin_id, origin_expires, origin_revoked = rows[0][8:]
+        now = utcnow()
         if revoked_at is not None:
             raise Unauthorized("this token was revoked")
-        if expires_at is not None and expires_at <= utcnow():
+        if expires_at is not None and expires_at <= now:
             raise Unauthorized("this token has expired")
+        if origin_id is not None and (
+            origin_revoked is not None or (origin_expires is not None and origin_expires <= now)
+        ):
+            raise Unauthorized("the token this session was signed in with was revoked or expired")
         if run_id is not None:
             if status is None or status in FINISHED:
                 raise Unauthorized(
@@ -50,7 +57,12 @@ class TokenStore(StoreBase):
             return Principal(run_id=run_id)
         roles = {row[6]: row[7] for row in rows if row[6] is not None}
         return Principal(
-            user_id=user_id, user_name=user_name, roles=roles, handed_over=bool(handed_over)
+            user_id=user_id,
+            user_name=user_name,
+            roles=roles,
+            handed_over=bool(handed_over),
+            token_id=token_id,
+            origin_id=origin_id,
         )
 
     def admin_mint(self, user_name: str, name: str, expires_days: float | None) -> str:
@@ -69,6 +81,11 @@ class TokenStore(StoreBase):
         self, principal: Principal, name: str, expires_days: float | None
     ) -> tuple[TokenOut, str]:
         assert principal.user_id is not None
+        if principal.handed_over:
+            raise Forbidden(
+                "this token was handed to you by a team owner, who has seen it: it cannot mint "
+                "tokens (an account of your own comes from the operator: python -m api admin)"
+            )
         with Session(self.engine) as session:
             token, row = self._mint(session, principal.user_id, name, expires_days, False)
             session.commit()
@@ -95,12 +112,22 @@ class TokenStore(StoreBase):
 
     def mint_session(self, principal: Principal, hours: float) -> tuple[str, ApiToken]:
         """A short-lived token for the browser's HttpOnly cookie. It is one of the user's
-        tokens (listed, revocable) and carries the hand-over mark of the token it came from."""
+        tokens (listed, revocable), carries the hand-over mark of the token it came from, and
+        lives no longer than that token (its origin: a renewed session keeps its session's
+        origin, and the session it renews ends)."""
         assert principal.user_id is not None
+        origin = principal.origin_id or principal.token_id
         with Session(self.engine) as session:
             token, row = self._mint(
                 session, principal.user_id, "browser session", hours / 24, principal.handed_over
             )
+            row.parent_id = origin
+            if principal.origin_id is not None:  # a renewal: the old session ends
+                session.execute(
+                    update(ApiToken)
+                    .where(col(ApiToken.id) == principal.token_id)
+                    .values(revoked_at=utcnow())
+                )
             session.commit()
             session.refresh(row)
             return token, row
@@ -171,6 +198,7 @@ def _token_out(tok: ApiToken) -> TokenOut:
 
 
 # Built once: constructing the statement costs more than running it (it runs on every request).
+_ORIGIN = aliased(ApiToken, name="origin")  # a browser session's origin token
 _AUTH_COLUMNS: list[Any] = [
     ApiToken.user_id,
     ApiToken.run_id,
@@ -181,11 +209,16 @@ _AUTH_COLUMNS: list[Any] = [
     Membership.team_id,
     Membership.role,
     Run.status,
+    ApiToken.id,
+    ApiToken.parent_id,
+    _ORIGIN.expires_at,
+    _ORIGIN.revoked_at,
 ]
 _AUTHENTICATE = (
     select(*_AUTH_COLUMNS)
     .outerjoin(User, col(User.id) == ApiToken.user_id)
     .outerjoin(Membership, col(Membership.user_id) == ApiToken.user_id)
     .outerjoin(Run, col(Run.id) == ApiToken.run_id)
+    .outerjoin(_ORIGIN, _ORIGIN.id == ApiToken.parent_id)
     .where(col(ApiToken.token_hash) == bindparam("token_hash"))
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
@@ -21,6 +22,16 @@ from api.people.auth import WRITE_ROLES, Principal
 from api.people.models import Project, User
 from api.runs.models import FINISHED, Run, RunDiagnosis, RunEvent, RunTag
 from api.runs.schemas import DiagnosisOut, Progress, RunOut
+
+
+@dataclass(frozen=True)
+class RunGrant:
+    """What an access check learnt: the run's revision, its team, and its identity (id, team
+    and creation time: the same id can never name two runs, even if a database reused ids)."""
+
+    revision: int
+    team_id: int
+    identity: str
 
 
 class RunAccess(StoreBase):
@@ -40,18 +51,24 @@ class RunAccess(StoreBase):
         """Check that ``principal`` may ``need`` ("read", "write", "owner" or "worker") run
         ``run_id``; returns the run's revision (so an ETag check costs no second query). A run
         the caller cannot see is NotFound, never Forbidden: its existence does not leak."""
+        return self.grant_run(principal, run_id, need).revision
+
+    def grant_run(self, principal: Principal, run_id: int, need: str) -> RunGrant:
+        """``authorize_run``, answering also which run this is (its team and creation): what
+        a cached answer or a stream is keyed by, besides its id."""
         with self.engine.connect() as conn:
             row = conn.execute(_RUN_ACCESS, {"run_id": run_id}).first()
         missing = NotFound(f"run {run_id} not found")
         if row is None:
             raise missing
         revision, team_id = int(row[0]), row[1]
+        grant = RunGrant(revision, team_id, f"run {run_id} of team {team_id} made {row[2]}")
         if principal.is_worker:
             if principal.run_id != run_id:
                 raise missing
             if need == "write":
                 raise Forbidden("a worker token can only report on its run")
-            return revision
+            return grant
         role = principal.roles.get(team_id)
         if role is None:
             raise missing
@@ -59,7 +76,7 @@ class RunAccess(StoreBase):
             raise Forbidden(f"you are a {role} of this run's team: only its owners may do this")
         if need != "read" and role not in WRITE_ROLES:
             raise Forbidden(f"you are a {role} of this run's team: read only")
-        return revision
+        return grant
 
     def _run_data_changed(
         self, session: Session, run_id: int, kind: str, keys: Collection[str] = ()
@@ -186,7 +203,7 @@ def stale_attempt(run_id: int, current: int, attempt: int) -> Conflict:
 # Built once: constructing the statement costs more than running it (it runs on every request).
 _RUN_REVISION = select(Run.revision).where(col(Run.id) == bindparam("run_id"))
 _RUN_ACCESS = (
-    select(Run.revision, Project.team_id)
+    select(Run.revision, Project.team_id, Run.created_at)
     .join(Project, col(Project.id) == Run.project_id)
     .where(col(Run.id) == bindparam("run_id"))
 )

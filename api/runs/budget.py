@@ -1,15 +1,47 @@
 """How big a job this server takes: a 422 before a worker would be handed more than it can
-hold (FITLENS_MAX_MODEL_PARAMETERS, _DATA_ELEMENTS, _ACTIVATION_ELEMENTS)."""
+hold (FITLENS_MAX_MODEL_PARAMETERS, _DATA_ELEMENTS, _ACTIVATION_ELEMENTS) or the job would
+write more than a run may store (FITLENS_MAX_RUN_STORAGE_MB); a team's runs together are held
+to FITLENS_MAX_TEAM_STORAGE_MB (api.runs.service)."""
 
 from __future__ import annotations
 
+import math
+
 from api.core.config import Settings
 from api.core.exceptions import Invalid
-from trainer.spec import JobSpec
+from trainer.spec import CNNSpec, JobSpec
+
+# What stored rows cost, rounded up: a histogram's edges and counts as JSON text (measured: 21.4
+# characters a float32 edge, 7.8 a count below 5,000), plus the row and its index; an epoch's
+# metric points (about 16 keys with their rollups); the evaluation (confusion matrix, ROC,
+# per-class table) and one 64x64 weight heat-map per linear layer.
+HISTOGRAM_BYTES_PER_BIN = 30
+HISTOGRAM_ROW_BYTES = 200
+METRICS_BYTES_PER_EPOCH = 1_600
+EVALUATION_BYTES = 100_000
+HEATMAP_BYTES = 64 * 64 * 20
+MiB = 1 << 20
+
+
+def storage_estimate(spec: JobSpec) -> int:
+    """The most bytes the job's run will store, from its spec alone: histograms (tensors x
+    bins x logged epochs), metric points per epoch, events, the evaluation."""
+    model = spec.model
+    linear = len(model.hidden) + 1
+    layers = linear + (len(model.channels) if isinstance(model, CNNSpec) else 0)
+    histograms = 0
+    if spec.histograms.enabled:
+        logged = math.ceil(spec.epochs / spec.histograms.every) + 1
+        tensors = layers * len(spec.histograms.include)
+        per_row = HISTOGRAM_BYTES_PER_BIN * spec.histograms.bins + HISTOGRAM_ROW_BYTES
+        histograms = logged * tensors * per_row
+    evaluation = EVALUATION_BYTES + linear * HEATMAP_BYTES
+    return histograms + spec.epochs * METRICS_BYTES_PER_EPOCH + evaluation
 
 
 def check_budget(spec: JobSpec, settings: Settings) -> None:
-    """A 422 for a job bigger than this server lets one worker hold (FITLENS_MAX_*)."""
+    """A 422 for a job bigger than this server lets one worker hold, or one run store
+    (FITLENS_MAX_*)."""
     needs = spec.resources()
     field = "spec.dataset.synthetic.n_samples" if spec.dataset.synthetic else "spec.dataset"
     for need, limit, what, where, setting in (
@@ -35,3 +67,21 @@ def check_budget(spec: JobSpec, settings: Settings) -> None:
                 f"the job needs {need:,} {what}; this server allows at most {limit:,} "
                 f"(FITLENS_MAX_{setting})",
             )
+    stored = storage_estimate(spec)
+    if stored > settings.max_run_storage_mb * MiB:
+        raise Invalid(
+            "spec.histograms",
+            f"the run would store up to {stored / MiB:,.0f} MiB (histograms: tensors x bins x "
+            f"epochs / every); this server's budget is {settings.max_run_storage_mb:,} MiB a "
+            "run (FITLENS_MAX_RUN_STORAGE_MB): fewer bins, histograms.every, or fewer epochs",
+        )
+
+
+def check_team_budget(used: int, budget_mb: int | None, field: str = "spec") -> None:
+    """A 422 when a team's runs, the new ones included, would store more than its budget."""
+    if budget_mb is not None and used > budget_mb * MiB:
+        raise Invalid(
+            field,
+            f"this team's runs would store up to {used / MiB:,.0f} MiB; its budget is "
+            f"{budget_mb:,} MiB (FITLENS_MAX_TEAM_STORAGE_MB): delete runs or ask for less",
+        )

@@ -50,9 +50,10 @@ class Listening:
 def hand_over(
     store: RunLifecycle, enqueuer: Enqueuer, run_id: int, spec: JobSpec, token: str
 ) -> bool:
-    """Send a claimed run to the queue; on failure, leave it due for the next reconciliation."""
+    """Send a claimed run to the queue, behind its team's backlog (api.runs.queue); on failure,
+    leave it due for the next reconciliation."""
     try:
-        enqueuer.enqueue(run_id, spec, token)
+        enqueuer.enqueue(run_id, spec, token, store.queue_priority(run_id))
     except Exception as exc:  # the broker is away: the run is committed, it will be sent later
         log.warning("run %s: not handed to the queue (%s); the reconciler will retry", run_id, exc)
         store.undo_delivery(run_id)

@@ -8,11 +8,12 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, or_, select, update
+from sqlalchemy import Table, and_, delete, func, or_, select, update
 from sqlmodel import Session, SQLModel, col
 
 from api.core.db import utcnow
 from api.core.exceptions import Conflict
+from api.people.models import Project
 from api.people.tokens import mint_worker_token, revoke_worker_tokens
 from api.runs.access import RunAccess
 from api.runs.models import FINISHED, Run, RunEvent
@@ -221,7 +222,10 @@ class RunLifecycle(RunAccess):
         """Mark a due run as handed over, now, and mint the token its worker will get; (spec
         JSON, token), or None if another API process claimed it first or it is no longer due.
         One conditional UPDATE decides, so several API processes never send it twice at once
-        (a duplicate would be harmless anyway: the attempt rule lets one worker start it)."""
+        (a duplicate would be harmless anyway: the attempt rule lets one worker start it).
+        A redelivery replaces the message before it: the tokens sent with earlier messages
+        are revoked, so a message that turns up late is dropped by its worker (401), and a run
+        has at most one live message and one live worker token however often it is sent."""
         now = utcnow()
         due = _due_for_delivery(now - timedelta(seconds=redeliver_after_s))
         with Session(self.engine) as session:
@@ -231,9 +235,33 @@ class RunLifecycle(RunAccess):
             if not claimed.rowcount:
                 return None
             spec_json = session.execute(select(Run.spec_json).where(Run.id == run_id)).scalar_one()
+            revoke_worker_tokens(session, run_id)
             token = mint_worker_token(session, run_id)
             session.commit()
         return spec_json, token
+
+    def queue_priority(self, run_id: int) -> int:
+        """0 to 9: about log2 of how many of this run's team's runs wait in the queue ahead of
+        it (queued and handed over, older ids), so a team with a short backlog goes before
+        the tail of a long one: a team's 1st run gets 0, its 2nd 1, 3rd-4th 2, 5th-8th 3..."""
+        with self.engine.connect() as conn:
+            team_id = conn.execute(
+                select(Project.team_id)
+                .join(Run, col(Run.project_id) == Project.id)
+                .where(col(Run.id) == run_id)
+            ).scalar()
+            ahead = conn.execute(
+                select(func.count())
+                .select_from(Run)
+                .join(Project, col(Project.id) == Run.project_id)
+                .where(
+                    Project.team_id == team_id,
+                    Run.status == "queued",
+                    col(Run.enqueued_at).is_not(None),
+                    col(Run.id) < run_id,
+                )
+            ).scalar_one()
+        return min(9, int(ahead).bit_length())
 
     def undo_delivery(self, run_id: int) -> None:
         """The hand-over failed (the broker was away): due again at the next reconciliation."""

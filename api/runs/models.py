@@ -9,7 +9,7 @@ from typing import Literal
 from sqlalchemy import BigInteger, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
-from api.core.db import BigId, attempt_data, utcnow
+from api.core.db import NEVER_REUSED, BigId, attempt_data, utcnow
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
@@ -18,6 +18,7 @@ Verdict = Literal["overfitting", "still improving", "good fit", "underfitting", 
 
 
 class Run(SQLModel, table=True):
+    __table_args__ = NEVER_REUSED
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     project_id: int = Field(sa_type=BigId, foreign_key="project.id", index=True)
     created_by_id: int | None = Field(
@@ -75,6 +76,11 @@ class Run(SQLModel, table=True):
         default="worker", max_length=10, sa_column_kwargs={"server_default": "worker"}
     )
     params_json: str | None = Field(default=None, sa_column=Column(Text))
+    # What the run may store at most (histograms, metrics, events), estimated from its spec at
+    # submission: counted against its team's storage budget (api.runs.budget).
+    storage_bytes: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )
     # Bumped on every change to the run or its data: the basis of ETags for cheap polling.
     revision: int = Field(default=0, sa_type=BigId)
 
@@ -88,7 +94,7 @@ class RunEvent(SQLModel, table=True):
     """Things that happen to a run at a step: LR changes, status transitions."""
 
     __tablename__ = "run_event"
-    __table_args__ = (Index("ix_run_event_run_kind", "run_id", "kind"),)
+    __table_args__ = (Index("ix_run_event_run_kind", "run_id", "kind"), NEVER_REUSED)
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     run_id: int = Field(sa_type=BigId, foreign_key="run.id", ondelete="CASCADE")
     kind: str = Field(max_length=40)

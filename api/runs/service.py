@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -19,6 +19,7 @@ from api.core.exceptions import Conflict, Forbidden, Invalid, NotFound
 from api.people.auth import WRITE_ROLES, Principal
 from api.people.models import Project, Team, User
 from api.people.tokens import mint_worker_token
+from api.runs.budget import check_team_budget, storage_estimate
 from api.runs.filters import (
     SORTS,
     SUMMARY_SORTS,
@@ -69,13 +70,16 @@ class RunStore(RunLifecycle):
         notes: str,
         principal: Principal,
         team: str | None = None,
+        team_budget_mb: int | None = None,
     ) -> tuple[RunOut, str]:
         """Store a queued run; returns it and the run's worker token (shown once, never stored
-        in clear): the only credential its worker gets."""
+        in clear): the only credential its worker gets. A 422 if the team's runs would then
+        store more than ``team_budget_mb``."""
         project = project or self.default_project
         with Session(self.engine) as session:
             project_id = self._project_for(session, project, principal, team)
             run, token = self._add_run(session, project_id, spec, name, tags, notes, principal)
+            check_team_budget(self._team_storage(session, project_id), team_budget_mb)
             session.commit()
             return self._run_out(session, run), token
 
@@ -154,6 +158,7 @@ class RunStore(RunLifecycle):
             batch_size=spec.batch_size,
             seed=spec.seed,
             progress_total=spec.epochs,
+            storage_bytes=storage_estimate(spec),
             enqueued_at=utcnow(),  # the caller hands it over next (else: undo_delivery)
             **member,
         )
@@ -166,6 +171,20 @@ class RunStore(RunLifecycle):
             session.add(RunTag(run_id=run.id, tag=tag))
         self._event(session, run.id, "status", None, {"status": "queued"})
         return run, mint_worker_token(session, run.id)
+
+    def _team_storage(self, session: Session, project_id: int) -> int:
+        """What the runs of the project's team may store, together (their spec estimates),
+        read under the team's lock so that two submissions cannot both take the last room."""
+        team_id = session.execute(
+            select(Project.team_id).where(Project.id == project_id)
+        ).scalar_one()
+        session.execute(update(Team).where(col(Team.id) == team_id).values(name=Team.name))
+        used = session.execute(
+            select(func.coalesce(func.sum(Run.storage_bytes), 0))
+            .join(Project, col(Project.id) == Run.project_id)
+            .where(Project.team_id == team_id)
+        ).scalar_one()
+        return int(used)
 
     def _project_for(
         self, session: Session, name: str, principal: Principal, team: str | None

@@ -21,12 +21,13 @@ from api.core.deps import (
     get_store,
     not_modified,
 )
-from api.core.http import GuardedRoute
+from api.core.http import GuardedRoute, before_body
 from api.core.schemas import IngestResult, UtcDatetime
 from api.people.deps import PrincipalDep, UserDep
 from api.runs.budget import check_budget
 from api.runs.delivery import deliver, hand_over
 from api.runs.filters import RunFilter
+from api.runs.guard import run_role
 from api.runs.models import RunStatus, Verdict
 from api.runs.queue import Enqueuer
 from api.runs.schemas import (
@@ -67,7 +68,14 @@ def submit_job(
     """Validate and store a job spec as a new queued run, then hand it to the queue."""
     check_budget(job.spec, settings)
     run, worker_token = store.create_run(
-        job.spec, job.project, job.name, job.tags, job.notes, principal, job.team
+        job.spec,
+        job.project,
+        job.name,
+        job.tags,
+        job.notes,
+        principal,
+        job.team,
+        settings.max_team_storage_mb,
     )
     # Committed first: if the broker is away the run stays queued and is sent later (201).
     if not hand_over(store, enqueuer, run.id, job.spec, worker_token):
@@ -154,7 +162,8 @@ async def get_run(
     settings: SettingsDep,
     principal: PrincipalDep,
 ) -> RunOut | Response:
-    tag = etag(request, str(store.authorize_run(principal, run_id, "read")))
+    grant = store.grant_run(principal, run_id, "read")
+    tag = etag(request, grant.identity, str(grant.revision))
     if (cached := not_modified(request, tag)) is not None:
         return cached
     return await answer(
@@ -163,6 +172,7 @@ async def get_run(
 
 
 @router.patch("/runs/{run_id}", response_model=RunOut, tags=RUNS_TAGS)
+@before_body(run_role("write"))
 def edit_run(
     run_id: RunId, patch: RunPatch, store: StoreDep, settings: SettingsDep, principal: UserDep
 ) -> RunOut:
@@ -204,6 +214,7 @@ def cancel_run(run_id: RunId, store: StoreDep, settings: SettingsDep, principal:
 
 
 @router.post("/runs/{run_id}/status", response_model=StatusOut, tags=WORKER_TAGS)
+@before_body(run_role("worker"))
 def post_status(
     run_id: RunId, update: StatusUpdate, store: StoreDep, principal: PrincipalDep
 ) -> StatusOut:
@@ -215,6 +226,7 @@ def post_status(
 
 
 @router.post("/runs/{run_id}/events", response_model=IngestResult, tags=WORKER_TAGS)
+@before_body(run_role("worker"))
 def post_events(
     run_id: RunId,
     batch: EventBatch,

@@ -41,6 +41,11 @@ class Reader:
     events: deque[Event] = field(default_factory=deque)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     lagging: bool = False
+    gone: bool = False  # what it follows was deleted: the stream ends
+
+    def close(self) -> None:
+        self.gone = True
+        self.wake.set()
 
     def push(self, batch: Sequence[Event]) -> None:
         if len(self.events) + len(batch) > READER_QUEUE:
@@ -60,6 +65,7 @@ class Feed:
     readers: set[Reader] = field(default_factory=set)
     known: dict[int, int] = field(default_factory=dict)  # revisions at the last read
     dirty: bool = True  # read at the next tick whatever the revisions say
+    single: bool = False  # a run's feed: it ends when the run is deleted
 
 
 class Hub:
@@ -98,6 +104,10 @@ class Hub:
         changed = []
         for feed in feeds:
             now = {i: revisions.get(i, -1) for i in feed.run_ids}
+            if feed.single and now and -1 in now.values():  # the run was deleted
+                for reader in feed.readers:
+                    reader.close()
+                continue
             if feed.dirty or now != feed.known:
                 changed.append((feed, now))
         await asyncio.gather(*(self._refresh(feed, now) for feed, now in changed))
@@ -114,16 +124,21 @@ class Hub:
 
     # ---- readers ----
 
-    def acquire(self, owner: str, limit: int) -> bool:
-        if self.open[owner] >= limit:
-            return False
-        self.open[owner] += 1
-        return True
+    def acquire(self, limits: dict[str, int]) -> str | None:
+        """A place for a new stream under every bound (e.g. its user's, its team's, the
+        process's); None if granted, else the name of the bound that is full."""
+        for owner, limit in limits.items():
+            if self.open[owner] >= limit:
+                return owner
+        for owner in limits:
+            self.open[owner] += 1
+        return None
 
-    def release(self, owner: str) -> None:
-        self.open[owner] -= 1
-        if self.open[owner] <= 0:
-            del self.open[owner]
+    def release(self, owners: Sequence[str]) -> None:
+        for owner in owners:
+            self.open[owner] -= 1
+            if self.open[owner] <= 0:
+                del self.open[owner]
 
     async def stream(
         self,
@@ -132,10 +147,14 @@ class Hub:
         cursor: Cursor,
         catch_up: Callable[[Any], Batch],
         keepalive: float,
+        allowed: Callable[[], bool] = lambda: True,
+        recheck: float = 5.0,
     ) -> AsyncIterator[str]:
         """The text of one reader's stream: what ``cursor`` has not seen (from the database),
         then the feed's news, each event once, with a keep-alive comment when nothing happens.
-        Ends after ``end``. ``make_feed`` (in a thread) makes the feed if none follows ``key``."""
+        Ends after ``end``, when what it follows is deleted, or when ``allowed()`` (asked in a
+        thread every ``recheck`` seconds: the token still works, the reader is still in the
+        team) says no. ``make_feed`` (in a thread) makes the feed if none follows ``key``."""
         feed = self.feeds.get(key)
         if feed is None:
             made = await asyncio.to_thread(make_feed)
@@ -154,22 +173,36 @@ class Hub:
                         if event.kind == "end":
                             return
             self._wake()  # the feed reads at once (it may be new)
-            while not reader.lagging:
+            checked = sent = loop_time()
+            while not reader.lagging and not reader.gone:
+                wait = min(sent + keepalive, checked + recheck) - loop_time()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(reader.wake.wait(), keepalive)
+                    await asyncio.wait_for(reader.wake.wait(), max(0.0, wait))
                 reader.wake.clear()
-                if not reader.events and not reader.lagging:
+                if loop_time() - checked >= recheck:
+                    if not await asyncio.to_thread(allowed):
+                        return
+                    checked = loop_time()
+                if reader.gone:
+                    return
+                if not reader.events and not reader.lagging and loop_time() - sent >= keepalive:
                     yield ": keep-alive\n\n"
+                    sent = loop_time()
                 while reader.events:
                     event = reader.events.popleft()
                     if cursor.accept(event):
                         yield _frame(event, cursor)
+                        sent = loop_time()
                         if event.kind == "end":
                             return
         finally:
             feed.readers.discard(reader)
             if not feed.readers and self.feeds.get(key) is feed:
                 del self.feeds[key]
+
+
+def loop_time() -> float:
+    return asyncio.get_running_loop().time()
 
 
 def _frame(event: Event, cursor: Cursor) -> str:

@@ -12,7 +12,9 @@ a study's with every member's state.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from enum import Enum
 from functools import partial
 from typing import Annotated, Any
@@ -25,13 +27,16 @@ from starlette.types import Receive, Scope, Send
 from api.core.config import Settings
 from api.core.deps import MAX_ID, READ_TAGS, RunId, SettingsDep, get_store
 from api.core.errors import error
-from api.core.http import GuardedRoute
+from api.core.exceptions import Forbidden, NotFound, Unauthorized
+from api.core.http import GuardedRoute, credential
 from api.people.auth import Principal
 from api.people.deps import PrincipalDep, UserDep
+from api.people.tokens import TokenStore
 from api.streams.cursor import RunCursor, StudyCursor
 from api.streams.hub import Cursor, Feed, Hub
 from api.streams.reads import Batch, StreamReads
 
+log = logging.getLogger("fitlens.api")
 router = APIRouter(route_class=GuardedRoute)
 TAGS: list[str | Enum] = [*READ_TAGS, "streams"]
 StudyId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -52,6 +57,7 @@ async def get_hub(request: Request) -> Hub:
 
 HubDep = Annotated[Hub, Depends(get_hub)]
 StoreDep = Annotated[StreamReads, Depends(get_store)]
+TokensDep = Annotated[TokenStore, Depends(get_store)]  # who a stream's credential is now
 
 
 class EventStream(StreamingResponse):
@@ -76,14 +82,18 @@ class EventStream(StreamingResponse):
 @router.get("/runs/{run_id}/stream", tags=TAGS, responses=SSE_RESPONSE)
 async def run_stream(
     run_id: RunId,
+    request: Request,
     store: StoreDep,
+    tokens: TokensDep,
     hub: HubDep,
     settings: SettingsDep,
     principal: PrincipalDep,
     last_event_id: LastEventId = None,
 ) -> Response:
-    """The run's news as it happens (a worker token may follow its own run)."""
-    await run_in_threadpool(store.authorize_run, principal, run_id, "read")
+    """The run's news as it happens (a worker token may follow its own run). It ends when the
+    run is deleted, or when its reader may no longer read it (checked every few seconds)."""
+    grant = await run_in_threadpool(store.grant_run, principal, run_id, "read")
+    allowed = _still_allowed(request, tokens, lambda who: store.grant_run(who, run_id, "read"))
     since = partial(store.run_since, run_id)
     cursor: RunCursor
     if last_event_id:
@@ -99,22 +109,28 @@ async def run_stream(
         start = RunCursor()
         for event in store.run_now(run_id).events:
             start.accept(event)
-        return Feed([run_id], start, since)
+        return Feed([run_id], start, since, single=True)
 
-    return _open(hub, principal, settings, f"run:{run_id}", make_feed, cursor, catch_up)
+    key = f"run:{grant.identity}"
+    place = _Place(principal, grant.team_id, allowed)
+    return _open(hub, place, settings, key, make_feed, cursor, catch_up)
 
 
 @router.get("/studies/{study_id}/stream", tags=TAGS, responses=SSE_RESPONSE)
 async def study_stream(
     study_id: StudyId,
+    request: Request,
     store: StoreDep,
+    tokens: TokensDep,
     hub: HubDep,
     settings: SettingsDep,
     principal: UserDep,
     last_event_id: LastEventId = None,
 ) -> Response:
-    """Each member's status, progress and verdict as they change; ``end`` when all are done."""
-    await run_in_threadpool(store.authorize_study, principal, study_id, "read")
+    """Each member's status, progress and verdict as they change; ``end`` when all are done.
+    It ends too when its reader may no longer read the study (checked every few seconds)."""
+    grant = await run_in_threadpool(store.grant_study, principal, study_id, "read")
+    allowed = _still_allowed(request, tokens, lambda who: store.grant_study(who, study_id, "read"))
     members = await run_in_threadpool(store.study_member_ids, study_id)
     since = partial(store.study_since, members)
     fresh = StudyCursor([-1] * len(members))
@@ -130,29 +146,78 @@ async def study_stream(
             start.accept(event)
         return Feed(members, start, since)
 
-    return _open(hub, principal, settings, f"study:{study_id}", make_feed, cursor, since)
+    place = _Place(principal, grant.team_id, allowed)
+    return _open(hub, place, settings, f"study:{grant.identity}", make_feed, cursor, since)
+
+
+@dataclass(frozen=True)
+class _Place:
+    """Who opens a stream, the team whose data it shows, and whether they still may."""
+
+    principal: Principal
+    team_id: int
+    allowed: Callable[[], bool]
+
+
+def _still_allowed(
+    request: Request, tokens: TokenStore, check: Callable[[Principal], object]
+) -> Callable[[], bool]:
+    """Whether the stream's credential still works and still reaches what it follows (a
+    revoked token, a signed-out session, a reader removed from the team: no). A database
+    that is away is ridden out (yes)."""
+    token = credential(request.scope)
+
+    def allowed() -> bool:
+        try:
+            check(tokens.authenticate(token or ""))
+        except (Unauthorized, Forbidden, NotFound):
+            return False
+        except Exception:  # the database is away: the stream waits with its reader
+            log.warning("stream: could not re-check access", exc_info=True)
+        return True
+
+    return allowed
 
 
 def _open(
     hub: Hub,
-    principal: Principal,
+    place: _Place,
     settings: Settings,
     key: str,
     make_feed: Callable[[], Feed],
     cursor: Cursor,
     catch_up: Callable[[Any], Batch],
 ) -> Response:
-    owner = f"user:{principal.user_id}" if principal.user_id else f"worker:{principal.run_id}"
-    if not hub.acquire(owner, settings.max_streams_per_user):
+    principal = place.principal
+    who = f"user:{principal.user_id}" if principal.user_id else f"worker:{principal.run_id}"
+    limits = {
+        who: settings.max_streams_per_user,
+        f"team:{place.team_id}": settings.max_streams_per_team,
+        "process": settings.max_streams,
+    }
+    full = hub.acquire(limits)
+    if full is not None:
+        bound = {who: "you have", f"team:{place.team_id}": "this team has"}.get(
+            full, "this server has"
+        )
+        setting = {who: "PER_USER", "process": ""}.get(full, "PER_TEAM")
         response = error(
             429,
-            f"you have {settings.max_streams_per_user} streams open already "
-            "(FITLENS_MAX_STREAMS_PER_USER): close one first",
+            f"{bound} {limits[full]} streams open already "
+            f"(FITLENS_MAX_STREAMS{'_' + setting if setting else ''}): close one first",
         )
         response.headers["Retry-After"] = "5"
         return response
-    body = hub.stream(key, make_feed, cursor, catch_up, settings.stream_keepalive)
-    return EventStream(body, partial(hub.release, owner))
+    body = hub.stream(
+        key,
+        make_feed,
+        cursor,
+        catch_up,
+        settings.stream_keepalive,
+        place.allowed,
+        settings.stream_recheck,
+    )
+    return EventStream(body, partial(hub.release, list(limits)))
 
 
 def _has_ended(read: Callable[[Any], Batch], cursor: Cursor) -> bool:

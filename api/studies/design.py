@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,7 +77,11 @@ class Design(In):
             for path in mapping:
                 if not PATH.match(path):
                     raise ValueError(f"{path!r} is not a dotted spec path (e.g. model.dropout)")
-                if any(path == r or path.startswith(r + ".") for r in RESERVED):
+                # Its parent object would set it too ("dataset": {"folds": ...}).
+                if any(
+                    path == r or r.startswith(path + ".") or path.startswith(r + ".")
+                    for r in RESERVED
+                ):
                     raise ValueError(f"{path!r} is set by the study itself (seeds, folds, sizes)")
         return value
 
@@ -111,20 +116,32 @@ class Expansion:
     members: list[Member]
 
 
+def count_configs(design: Design) -> int:
+    """How many configurations the design makes, from its sizes alone (nothing expanded: a
+    sweep of 8 paths x 100 values names 10^16 of them)."""
+    if design.sweep:
+        configs = math.prod(len(values) for values in design.sweep.values())
+    else:
+        configs = len(design.overrides or [{}])
+    return configs * (len(design.learning_curve or []) or 1)
+
+
 def expand(base: dict[str, Any], design: Design, max_members: int) -> Expansion:
-    """Every member of the study, validated; Invalid names the first bad path and value."""
-    configs = _configs(design)
-    if design.baseline >= len(configs):
-        raise Invalid("design.baseline", f"there are {len(configs)} configurations")
+    """Every member of the study, validated; Invalid names the first bad path and value. The
+    member count is checked before anything is built."""
+    n_configs = count_configs(design)
     folds = list(range(design.folds.k)) if design.folds else [None]
     seeds = design.seeds or [int(base.get("seed", 0) or 0)]
-    total = len(configs) * len(folds) * len(seeds)
+    total = n_configs * len(folds) * len(seeds)
     if total > max_members:
         raise Invalid(
             "design",
-            f"{total} members ({len(configs)} configurations x {len(folds)} folds x "
+            f"{total} members ({n_configs} configurations x {len(folds)} folds x "
             f"{len(seeds)} seeds); this server allows {max_members} (FITLENS_MAX_STUDY_MEMBERS)",
         )
+    configs = _configs(design)
+    if design.baseline >= len(configs):
+        raise Invalid("design.baseline", f"there are {len(configs)} configurations")
     members = []
     for index, config in enumerate(configs):
         for (f, fold), (s, seed) in itertools.product(enumerate(folds), enumerate(seeds)):

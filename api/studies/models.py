@@ -8,10 +8,11 @@ from datetime import datetime
 from sqlalchemy import Column, Text
 from sqlmodel import Field, SQLModel
 
-from api.core.db import BigId, utcnow
+from api.core.db import NEVER_REUSED, BigId, utcnow
 
 
 class Study(SQLModel, table=True):
+    __table_args__ = NEVER_REUSED
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     project_id: int = Field(sa_type=BigId, foreign_key="project.id", index=True)
     created_by_id: int | None = Field(default=None, sa_type=BigId, foreign_key="user.id")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, func, select
@@ -19,6 +20,7 @@ from api.core.exceptions import Conflict, Forbidden, NotFound
 from api.diagnosis.service import DiagnosisStore
 from api.people.auth import WRITE_ROLES, Principal
 from api.people.models import Project, User
+from api.runs.budget import check_team_budget
 from api.runs.models import FINISHED, Run
 from api.runs.service import RunStore
 from api.studies.design import Expansion, StudyCreate, config_name
@@ -27,12 +29,24 @@ from api.studies.schemas import StudyConfig, StudyOut
 from trainer.spec import JobSpec
 
 
+@dataclass(frozen=True)
+class StudyGrant:
+    revision: str  # the study's, its members' count and the sum of their revisions
+    team_id: int
+    identity: str  # id, team and creation: what cached answers and streams are keyed by
+
+
 class StudyStore(RunStore, DiagnosisStore):
     def create_study(
-        self, body: StudyCreate, expansion: Expansion, principal: Principal
+        self,
+        body: StudyCreate,
+        expansion: Expansion,
+        principal: Principal,
+        team_budget_mb: int | None = None,
     ) -> tuple[StudyOut, list[tuple[int, JobSpec, str]]]:
         """Store the study and every member, queued; returns the study and, per member, what
-        the queue needs (run id, spec, worker token)."""
+        the queue needs (run id, spec, worker token). A 422 if the team's runs would then store
+        more than ``team_budget_mb``."""
         with Session(self.engine) as session:
             project = body.project or self.default_project
             project_id = self._project_for(session, project, principal, body.team)
@@ -66,6 +80,7 @@ class StudyStore(RunStore, DiagnosisStore):
                 )
                 assert run.id is not None
                 handed.append((run.id, m.spec, token))
+            check_team_budget(self._team_storage(session, project_id), team_budget_mb, "design")
             session.commit()
             return self._study_out(session, study), handed
 
@@ -77,6 +92,10 @@ class StudyStore(RunStore, DiagnosisStore):
         """Check that ``principal`` may ``need`` ("read" or "write") the study; returns its
         revision (the study's own, its members' count and the sum of their revisions: any
         change to any member changes it). Outside your teams a study is NotFound."""
+        return self.grant_study(principal, study_id, need).revision
+
+    def grant_study(self, principal: Principal, study_id: int, need: str) -> StudyGrant:
+        """``authorize_study``, answering also the study's team and identity (as a run's)."""
         with self.engine.connect() as conn:
             row = conn.execute(_STUDY_ACCESS, {"study_id": study_id}).first()
             if row is None or principal.is_worker or row[1] not in principal.roles:
@@ -85,7 +104,8 @@ class StudyStore(RunStore, DiagnosisStore):
             if need != "read" and role not in WRITE_ROLES:
                 raise Forbidden(f"you are a {role} of this study's team: read only")
             count, total = conn.execute(_MEMBER_REVISIONS, {"study_id": study_id}).one()
-        return f"{row[0]}.{count}.{total or 0}"
+        identity = f"study {study_id} of team {row[1]} made {row[2]}"
+        return StudyGrant(f"{row[0]}.{count}.{total or 0}", row[1], identity)
 
     def cancel_study(self, study_id: int) -> StudyOut:
         """Cancel every member still queued or running (their workers stop at their next
@@ -181,7 +201,7 @@ def varied(configs: list[dict[str, Any]]) -> list[str]:
 
 # Built once: they run on every study request (ETag checks included).
 _STUDY_ACCESS = (
-    select(Study.revision, Project.team_id)
+    select(Study.revision, Project.team_id, Study.created_at)
     .join(Project, col(Project.id) == Study.project_id)
     .where(col(Study.id) == bindparam("study_id"))
 )

@@ -56,7 +56,7 @@ def create_study(
     expansion = expand(body.spec, body.design, settings.max_study_members)
     for member in expansion.members:
         check_budget(member.spec, settings)
-    study, handed = store.create_study(body, expansion, principal)
+    study, handed = store.create_study(body, expansion, principal, settings.max_team_storage_mb)
     for run_id, spec, token in handed:  # committed first: a broker away only delays them
         hand_over(store, enqueuer, run_id, spec, token)
     response.headers["Location"] = f"{settings.api_prefix}/studies/{study.id}"
@@ -69,7 +69,8 @@ def get_study(
 ) -> StudyOut | Response:
     """The study: its design, configurations, what varies, and its members per status (its
     members themselves: GET /runs?study={id})."""
-    tag = etag(request, store.authorize_study(principal, study_id, "read"))
+    grant = store.grant_study(principal, study_id, "read")
+    tag = etag(request, grant.identity, grant.revision)
     if (cached := not_modified(request, tag)) is not None:
         return cached
     response.headers["ETag"] = tag
@@ -112,8 +113,9 @@ async def study_curves(
 ) -> StudyCurves | Response:
     """Per configuration and metric (every one the members logged, or ``keys``): steps with the
     mean, std, min, max and n over its members."""
-    revision = store.authorize_study(principal, study_id, "read")
-    tag = etag(request, revision)
+    grant = store.grant_study(principal, study_id, "read")
+    revision = grant.revision
+    tag = etag(request, grant.identity, revision)
     if (cached := not_modified(request, tag)) is not None:
         return cached
     key_list = csv_list(keys, "keys", limit=50)
@@ -146,7 +148,8 @@ async def study_table(
 ) -> StudyTable | Response:
     """One row per configuration: the varied values, members per status and verdict, and every
     summary value (the members' diagnoses) as mean, std, min, max and n."""
-    tag = etag(request, store.authorize_study(principal, study_id, "read"))
+    grant = store.grant_study(principal, study_id, "read")
+    tag = etag(request, grant.identity, grant.revision)
     if (cached := not_modified(request, tag)) is not None:
         return cached
     return await answer(answers, tag, lambda: store.study_table(study_id, sort))
@@ -162,7 +165,8 @@ def study_table_csv(
 ) -> Response:
     """The table as CSV: config, each varied path, members, then mean and std of every
     summary value, then the verdict counts."""
-    tag = etag(request, store.authorize_study(principal, study_id, "read"))
+    grant = store.grant_study(principal, study_id, "read")
+    tag = etag(request, grant.identity, grant.revision)
     if (cached := not_modified(request, tag)) is not None:
         return cached
     table = store.study_table(study_id, sort)
@@ -212,7 +216,8 @@ async def study_effects(
     """Each configuration against the baseline: per summary value, the mean paired difference
     over matching folds and seeds with its 95% confidence interval, and whether it is
     detectable (the interval excludes zero)."""
-    tag = etag(request, store.authorize_study(principal, study_id, "read"))
+    grant = store.grant_study(principal, study_id, "read")
+    tag = etag(request, grant.identity, grant.revision)
     if (cached := not_modified(request, tag)) is not None:
         return cached
     return await answer(answers, tag, lambda: store.study_effects(study_id, baseline))
@@ -228,7 +233,8 @@ async def learning_curve(
 ) -> LearningCurve | Response:
     """Per training-set size: final and best train and validation loss and accuracy, mean and
     std over the folds or seeds (422 for a study without design.learning_curve)."""
-    tag = etag(request, store.authorize_study(principal, study_id, "read"))
+    grant = store.grant_study(principal, study_id, "read")
+    tag = etag(request, grant.identity, grant.revision)
     if (cached := not_modified(request, tag)) is not None:
         return cached
     return await answer(answers, tag, lambda: store.learning_curve(study_id))

@@ -24,10 +24,10 @@ class BrokerAway(RecordingQueue):
         super().__init__()
         self.up = False
 
-    def enqueue(self, run_id: int, spec: JobSpec, worker_token: str) -> None:
+    def enqueue(self, run_id: int, spec: JobSpec, worker_token: str, priority: int = 0) -> None:
         if not self.up:
             raise ConnectionError("Error 111 connecting to 127.0.0.1:6390. Connection refused.")
-        super().enqueue(run_id, spec, worker_token)
+        super().enqueue(run_id, spec, worker_token, priority)
 
 
 def store_of(client: TestClient) -> TrackingStore:

@@ -110,8 +110,16 @@ def test_a_token_an_owner_handed_over_never_reaches_another_team(
     olga.put(f"{API}/teams/{other}/members", json={"user": "nina", "role": "member"})
 
     refused = handed.post(f"{API}/invitations/{other}/accept")
-    assert refused.status_code == 403 and "POST /tokens" in refused.json()["detail"]
-    own = as_(client, handed.post(f"{API}/tokens", json={"name": "mine"}).json()["token"])
+    assert refused.status_code == 403 and "admin token" in refused.json()["detail"]
+    # It cannot mint a fresh, unmarked token either (issue 21: that one could accept).
+    minted = handed.post(f"{API}/tokens", json={"name": "mine"})
+    assert minted.status_code == 403 and "cannot mint" in minted.json()["detail"]
+    # A browser session made from it carries the mark.
+    session = handed.post(f"{API}/session")
+    assert session.status_code == 200
+    assert handed.get(f"{API}/tokens").json()[-1]["handed_over"] is True
+    # Only the operator vouches for the account: its token is unmarked and may accept.
+    own = as_(client, store.admin_mint("nina", "from the operator", None))
     assert own.post(f"{API}/invitations/{other}/accept").status_code == 200
     # The token alice saw died as nina joined olga's team; nina's own goes on.
     assert handed.get(f"{API}/me").status_code == 401

@@ -190,22 +190,20 @@ def _open(
 ) -> Response:
     principal = place.principal
     who = f"user:{principal.user_id}" if principal.user_id else f"worker:{principal.run_id}"
-    limits = {
-        who: settings.max_streams_per_user,
-        f"team:{place.team_id}": settings.max_streams_per_team,
-        "process": settings.max_streams,
+    # Each bound: its counter's name, its size, and how the 429 names it.
+    bounds = {
+        who: (settings.max_streams_per_user, "you have", "FITLENS_MAX_STREAMS_PER_USER"),
+        f"team:{place.team_id}": (
+            settings.max_streams_per_team,
+            "this team has",
+            "FITLENS_MAX_STREAMS_PER_TEAM",
+        ),
+        "process": (settings.max_streams, "this server has", "FITLENS_MAX_STREAMS"),
     }
-    full = hub.acquire(limits)
+    full = hub.acquire({owner: limit for owner, (limit, _, _) in bounds.items()})
     if full is not None:
-        bound = {who: "you have", f"team:{place.team_id}": "this team has"}.get(
-            full, "this server has"
-        )
-        setting = {who: "PER_USER", "process": ""}.get(full, "PER_TEAM")
-        response = error(
-            429,
-            f"{bound} {limits[full]} streams open already "
-            f"(FITLENS_MAX_STREAMS{'_' + setting if setting else ''}): close one first",
-        )
+        limit, holder, setting = bounds[full]
+        response = error(429, f"{holder} {limit} streams open already ({setting}): close one first")
         response.headers["Retry-After"] = "5"
         return response
     body = hub.stream(
@@ -217,7 +215,7 @@ def _open(
         place.allowed,
         settings.stream_recheck,
     )
-    return EventStream(body, partial(hub.release, list(limits)))
+    return EventStream(body, partial(hub.release, list(bounds)))
 
 
 def _has_ended(read: Callable[[Any], Batch], cursor: Cursor) -> bool:

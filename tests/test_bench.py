@@ -140,3 +140,13 @@ def test_client_bench_prints_the_log_overhead_and_throughput() -> None:
     assert re.search(
         r"sent 8,000 points in [\d.]+ s: [\d,]+ points/s by one client; 8,000 stored", out
     )
+
+
+def test_hostile_prints_each_finding_and_none_gets_through() -> None:
+    out = run_module("bench.hostile")
+    assert "reused id: 0 leaks of 42 cached reads in 7 trials" in out
+    assert re.search(r"1,000,000 \{\} to /metrics: 413 in [\d.]+ s; /healthz <= [\d.]+ s", out)
+    assert re.search(r"500,000 unknown keys to /jobs: 413 in [\d.]+ s", out)
+    assert "10,000 epochs): 422" in out and "at most 512 MiB" in out
+    study = re.search(r"10\^16-member study: 422 in (\d+) ms; server peak resident (\d+) MiB", out)
+    assert study and int(study.group(2)) < 1024, out

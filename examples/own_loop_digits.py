@@ -25,6 +25,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--dropout", type=float, default=0.0)
+    parser.add_argument(
+        "--team", default=None, help="the team, when you are in several (else FITLENS_TEAM)"
+    )
     args = parser.parse_args()
 
     x, y = load_digits(return_X_y=True)
@@ -40,7 +43,7 @@ def main() -> None:
     params = {"lr": args.lr, "dropout": args.dropout, "epochs": args.epochs, "dataset": "digits"}
 
     with (
-        Client() as client,
+        Client(team=args.team) as client,
         client.start_run(
             project="own-loop", name="digits MLP, own loop", params=params, epochs=args.epochs
         ) as run,

@@ -29,14 +29,19 @@ app.add_typer(study_app, name="study")
 out = Console()
 err = Console(stderr=True)
 Json = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+NAME_WIDTH = 24  # a run's name folds over lines beyond this, in tables
 Watch = Annotated[bool, typer.Option("--watch", help="follow it until it ends")]
+Team = Annotated[
+    str | None,
+    typer.Option("--team", envvar="FITLENS_TEAM", help="the team, when you are in several"),
+]
 
 
 @contextmanager
-def _client() -> Iterator[Client]:
+def _client(team: str | None = None) -> Iterator[Client]:
     """A client from the environment or the login file; API errors become exit codes."""
     try:
-        with Client() as client:
+        with Client(team=team) as client:
             yield client
     except ValueError as exc:
         err.print(f"[red]{exc}[/red]")
@@ -56,12 +61,36 @@ def _print_json(value: Any) -> None:
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None) -> None:
+    """A table that fits the terminal: columns (in the order given: the first matter most)
+    that do not fit are left out, and said so on stderr; a long name folds over lines. No
+    value is ever cut short."""
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    shown: list[int] = []
+    used = 1  # the table's left edge
+    for i, c in enumerate(columns):
+        width = max([len(c), *(len(r[i]) for r in cells)])
+        if c == "name":
+            width = min(width, NAME_WIDTH)  # folds beyond
+        if used + width + 3 > out.width and shown:  # padding and a border each
+            continue
+        shown.append(i)
+        used += width + 3
     table = Table(title=title)
-    for c in columns:
-        table.add_column(c, justify="right" if c not in ("name", "status", "verdict") else "left")
-    for row in rows:
-        table.add_row(*[_cell(row.get(c)) for c in columns])
+    for i in shown:
+        c = columns[i]
+        table.add_column(
+            c,
+            justify="right" if c not in ("name", "status", "verdict") else "left",
+            overflow="fold",
+            no_wrap=c != "name",
+            min_width=min(NAME_WIDTH, len(c)) if c == "name" else None,
+        )
+    for r in cells:
+        table.add_row(*[r[i] for i in shown])
     out.print(table)
+    hidden = [columns[i] for i in range(len(columns)) if i not in shown]
+    if hidden:
+        err.print(f"({', '.join(hidden)} left out to fit {out.width} columns; --json has all)")
 
 
 def _cell(value: Any) -> str:
@@ -105,11 +134,12 @@ def submit(
     project: Annotated[str, typer.Option()] = "",
     tag: Annotated[list[str] | None, typer.Option()] = None,
     name: Annotated[str | None, typer.Option()] = None,
+    team: Team = None,
     watch: Watch = False,
     as_json: Json = False,
 ) -> None:
     """Submit a job spec (a JSON file) to train on the workers."""
-    with _client() as client:
+    with _client(team) as client:
         run = client.submit(json.loads(spec.read_text()), project, tag or [], name)
         if not as_json:
             out.print(f"run {run.id} ({run.name}) {run.status}: {client.url}/#/runs/{run.id}")
@@ -122,9 +152,11 @@ def submit(
 
 
 @study_app.command("submit")
-def study_submit(study: Path, watch: Watch = False, as_json: Json = False) -> None:
+def study_submit(
+    study: Path, team: Team = None, watch: Watch = False, as_json: Json = False
+) -> None:
     """Submit a study (spec and design, a JSON file)."""
-    with _client() as client:
+    with _client(team) as client:
         s = client.submit_study(json.loads(study.read_text()))
         if not as_json:
             out.print(f"study {s.id}: {s.data['members']} runs: {client.url}/#/studies/{s.id}")

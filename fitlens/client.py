@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from fitlens.config import resolve
+from fitlens.config import ClientSettings, resolve
 from fitlens.errors import FitlensError, NotFound
 from fitlens.sse import frames
 
@@ -32,10 +32,18 @@ def number(value: Any) -> float:
 
 class Client:
     """``Client(url, token)``; without them, ``FITLENS_URL``/``FITLENS_TOKEN`` or the file
-    ``fitlens login`` wrote."""
+    ``fitlens login`` wrote. ``team`` (else ``FITLENS_TEAM``): where new runs and studies go
+    when you are in several teams."""
 
-    def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 30):
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        timeout: float = 30,
+        team: str | None = None,
+    ):
         self.url, token = resolve(url, token)
+        self.team = team or ClientSettings().team
         self.api = f"{self.url}/api/v1"
         self.http = httpx.Client(
             base_url=self.api, timeout=timeout, headers={"Authorization": f"Bearer {token}"}
@@ -100,6 +108,7 @@ class Client:
         from fitlens.runs import Run
 
         body = {"spec": spec or {}, "project": project, "tags": list(tags), "notes": notes}
+        team = team or self.team
         body |= {k: v for k, v in (("name", name), ("team", team)) if v is not None}
         return Run(self, self.call("POST", "/jobs", json=body))
 
@@ -154,6 +163,8 @@ class Client:
     def submit_study(self, body: dict[str, Any]) -> Study:
         from fitlens.runs import Study
 
+        if self.team and not body.get("team"):
+            body = {**body, "team": self.team}
         return Study(self, self.call("POST", "/studies", json=body))
 
     def study(self, study_id: int) -> Study:
@@ -177,6 +188,7 @@ class Client:
         from fitlens.logger import LoggedRun
 
         body: dict[str, Any] = {"project": project, "params": params or {}, "tags": list(tags)}
+        team = team or self.team
         body |= {k: v for k, v in (("name", name), ("team", team), ("epochs", epochs)) if v}
         return LoggedRun(self, self.call("POST", "/runs", json=body), **options)
 

@@ -1,5 +1,6 @@
 """Where the client finds the server and its token: arguments, else ``FITLENS_URL`` and
-``FITLENS_TOKEN``, else the file ``fitlens login`` wrote (readable by its owner only)."""
+``FITLENS_TOKEN``, else the file ``fitlens login`` wrote (readable by its owner only); and the
+team new runs go to: an argument, else ``FITLENS_TEAM``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ class ClientSettings(BaseSettings):
 
     url: str | None = None
     token: str | None = None
+    # The team new runs and studies go to when your token is in several (FITLENS_TEAM).
+    team: str | None = None
     # Where ``fitlens login`` keeps the URL and token (mode 0600).
     config_file: Path | None = None
 

@@ -28,10 +28,15 @@ class FitlensLogger(Logger):
         project: str = "",
         name: str | None = None,
         tags: list[str] | None = None,
+        team: str | None = None,
+        strict: bool = False,
     ) -> None:
+        """``strict``: raise when the run could not be fully recorded at the end (by default a
+        warning on stderr: tracking never stops training)."""
         super().__init__()
-        self.client = client or Client()
+        self.client = client or Client(team=team)
         self.project, self.run_name, self.tags = project, name, tags or []
+        self.team, self.strict = team, strict
         self.params: dict[str, Any] = {}
         self._run: LoggedRun | None = None
 
@@ -48,7 +53,12 @@ class FitlensLogger(Logger):
         """The fitlens run, started at the first thing logged (with the params known then)."""
         if self._run is None:
             self._run = self.client.start_run(
-                project=self.project, name=self.run_name, params=self.params, tags=self.tags
+                project=self.project,
+                name=self.run_name,
+                params=self.params,
+                tags=self.tags,
+                team=self.team,
+                strict=self.strict,
             )
         return self._run
 

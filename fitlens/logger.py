@@ -11,14 +11,20 @@ waits on the network unless the queue is full because the server has been away f
 background sender batches points into few posts, retries each post until the server answers
 (the API's ingest is idempotent: a point posted twice is stored once), sends heartbeats, and
 on leaving the block flushes everything, then ends the run: succeeded, or failed with the
-exception that escaped.
+exception that escaped. It beats at the pace the server asks (its answer to ``POST /runs``).
+
+Tracking never kills training: if the server refuses or cannot be reached when the block
+ends, the run warns once on stderr with its id and what was not sent, and does not raise into
+your code; ``start_run(..., strict=True)`` raises instead.
 """
 
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import time
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -39,15 +45,20 @@ class LoggedRun:
         data: dict[str, Any],
         queue_size: int = 100_000,
         flush_every: float = 0.25,
-        heartbeat_every: float = 10.0,
+        heartbeat_every: float | None = None,
         retry_for: float = 900.0,
+        strict: bool = False,
     ) -> None:
         self.client = client
         self.data = data
         self.id = int(data["id"])
         self.flush_every = flush_every
-        self.heartbeat_every = heartbeat_every
+        # The server's pace (a third of its timeout), unless the caller asks for another.
+        served = (data.get("heartbeat") or {}).get("interval_s")
+        self.heartbeat_every = heartbeat_every or float(served or 10.0)
         self.retry_for = retry_for
+        self.strict = strict
+        self.unsent: Counter[str] = Counter()  # what a refused or lost post did not deliver
         self._queue: queue.Queue[tuple[str, Any] | None] = queue.Queue(maxsize=queue_size)
         self._step = 0
         self._epochs = int(data["progress"]["epochs"])
@@ -125,20 +136,33 @@ class LoggedRun:
         self._queue.put(("flush", done))
         if not done.wait(timeout):
             raise TimeoutError("fitlens: logged data not sent yet")
-        if self.error is not None:
+        if self.error is not None and self.strict:
             raise self.error
 
     def finish(self, failure: str | None = None) -> None:
-        """Send what is left, then end the run (``failure``: why it failed)."""
+        """Send what is left, then end the run (``failure``: why it failed). What could not be
+        sent is warned about once on stderr (raised with ``strict=True``)."""
         if self._sender.is_alive():
             self._queue.put(None)
             self._sender.join()
         status: dict[str, Any] = {"status": "failed" if failure else "succeeded", "attempt": 1}
         if failure:
             status["reason"] = failure[:2000]
-        self._post("status", status)
-        if self.error is not None and failure is None:
+        try:
+            self._post("status", status)
+        except Exception as exc:
+            self.unsent["the run's end"] += 1
+            self.error = self.error or exc
+        if self.error is None:
+            return
+        if self.strict:
             raise self.error
+        lost = ", ".join(f"{n} {what}" for what, n in self.unsent.items() if n) or "nothing"
+        print(
+            f"fitlens: run {self.id} was not fully recorded ({self.error}); not sent: {lost}. "
+            "Training went on; pass strict=True to raise instead.",
+            file=sys.stderr,
+        )
 
     # ---- the sender ----
 
@@ -172,8 +196,11 @@ class LoggedRun:
                     beat = {"status": "heartbeat", "attempt": 1, "epoch": min(self._step, 10**6)}
                     self._post("status", beat | ({"epochs": self._epochs} if self._epochs else {}))
                     last_beat = time.monotonic()
-            except BaseException as exc:  # a post refused for good: keep draining, report it
+            except Exception as exc:  # a post refused for good: keep draining, report it
                 self.error = exc
+                self.unsent["points"] += len(points)
+                if item is not None and item[0] not in ("points", "flush", "tick"):
+                    self.unsent[item[0]] += 1
                 points.clear()
                 if item is not None and item[0] == "flush":
                     item[1].set()
@@ -184,7 +211,11 @@ class LoggedRun:
         while points:
             batch, points[:] = points[:BATCH], points[BATCH:]
             body = [{"key": k, "step": s, "value": v, "wall_time": w} for k, s, v, w in batch]
-            self._post("metrics", {"points": body})
+            try:
+                self._post("metrics", {"points": body})
+            except Exception:
+                self.unsent["points"] += len(batch)  # the rest: counted by the sender
+                raise
 
     def _post(self, what: str, body: dict[str, Any]) -> None:
         """One post, retried while the server is away or busy (the posts are idempotent)."""

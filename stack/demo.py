@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -27,6 +28,14 @@ from stack import launch
 ROOT = launch.ROOT
 STUDY = ROOT / "examples" / "studies" / "seed001_comparison.json"
 WORKERS = 2
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived."""
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    raise _Terminated
 
 
 def main() -> int:
@@ -66,12 +75,17 @@ def main() -> int:
         f"fitlens demo: API on {base} (database {env['DATABASE_URL']}), "
         f"worker broker: {broker}; logs in {state}"
     )
+    # SIGTERM (a service manager, `kill`, a container stop) unwinds like Ctrl-C: the finally
+    # below stops the API and the workers this started, instead of leaving them running.
+    signal.signal(signal.SIGTERM, _terminated)
     api_log = (state / "api.log").open("w")
     api = launch.start_api(port, env, api_log)
     worker_logs = [(state / f"worker{i}.log").open("w") for i in range(1, WORKERS + 1)]
     workers = [
         launch.start_worker(env, log, name=f"worker{i}") for i, log in enumerate(worker_logs, 1)
     ]
+    # What it started, for whoever wants to check that they stop with it.
+    (state / "pids").write_text("".join(f"{p.pid}\n" for p in (api, *workers)))
     try:
         try:
             launch.wait_healthy(base, api)
@@ -104,7 +118,7 @@ def main() -> int:
         )
         print(f"\ndashboard: {base}/#/studies/{study['id']} ({sign_in})")
         if args.keep_serving:
-            print(f"the API and the dashboard keep serving on {base}/ (Ctrl-C to stop)")
+            print(f"the API and the dashboard keep serving on {base}/ (Ctrl-C to stop)", flush=True)
             api.wait()
         else:
             print(
@@ -115,6 +129,8 @@ def main() -> int:
         return 0
     except KeyboardInterrupt:
         return 130
+    except _Terminated:
+        return 143
     finally:
         for worker in workers:
             launch.stop(worker)

@@ -19,7 +19,8 @@ class WorkerSettings(BaseSettings):
         default="filesystem://", validation_alias=AliasChoices("FITLENS_BROKER_URL", "REDIS_URL")
     )
     broker_dir: str = ".fitlens/broker"
-    # Seconds between heartbeats; keep well under the API's FITLENS_HEARTBEAT_TIMEOUT.
+    # Seconds between heartbeats at most: the API's answer (a third of its
+    # FITLENS_HEARTBEAT_TIMEOUT) wins when it asks for more often.
     heartbeat_interval: float = Field(default=10.0, gt=0)
     # HTTP: how long a post is retried while the API is unreachable (restarting, its database
     # away) before the worker gives the run up; the first back-off, doubling up to 10 s.

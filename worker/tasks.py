@@ -79,6 +79,11 @@ def run_job(client: ApiClient, run_id: int, heartbeat_interval: float) -> str:
         return f"run {run_id} not started: {exc.detail}"
     attempt = int(started["attempt"])
     log.info("run %s: attempt %s started on %s", run_id, attempt, device_name(device))
+    # The server says how often it wants to hear from us (a third of its timeout): no setting
+    # here can make it judge this worker lost. FITLENS_HEARTBEAT_INTERVAL may only be faster.
+    served = (run.get("heartbeat") or {}).get("interval_s")
+    if served:
+        heartbeat_interval = min(heartbeat_interval, float(served))
 
     with Heartbeat(client, run_id, attempt, spec.epochs, heartbeat_interval) as heartbeat:
         outbox = Outbox(client, run_id, attempt, get_settings().outbox_size)

@@ -78,6 +78,8 @@ class MetricStore(MetricReads):
             if row is None:
                 raise NotFound(f"run {run_id} not found")
             status, run_attempt, revision = row
+            if status == "failed" and self._revive(session, run_id):
+                status, revision = "running", revision + 1
             if status in FINISHED:
                 raise Conflict(f"run {run_id} is {status}; it takes no more data")
             if attempt is not None and attempt != run_attempt:

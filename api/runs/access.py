@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlmodel import Session, col
 
+from api.core.db import utcnow
 from api.core.exceptions import Conflict, Forbidden, NotFound
 from api.core.store import StoreBase
 from api.people.auth import WRITE_ROLES, Principal
@@ -103,10 +104,48 @@ class RunAccess(StoreBase):
         self, session: Session, run_id: int, lock: bool = False, attempt: int | None = None
     ) -> Run:
         run = self._run(session, run_id, lock=lock)
+        if run.status == "failed" and self._revive(session, run_id):
+            session.refresh(run)
         if run.status in FINISHED:
             raise Conflict(f"run {run_id} is {run.status}; it takes no more data")
         self._check_attempt(run, attempt)
         return run
+
+    def _revive(self, session: Session, run_id: int) -> bool:
+        """A client run failed only for its silence (the reaper: SILENT_CLIENT) that reports
+        again is running again: tracking never kills training. An event records the gap; its
+        points are kept. False if the run is not such a run."""
+        silent = session.execute(
+            select(Run.heartbeat_at).where(
+                col(Run.id) == run_id,
+                Run.status == "failed",
+                Run.source == "client",
+                col(Run.failure_reason).startswith(SILENT_CLIENT),
+            )
+        ).first()
+        if silent is None:
+            return False
+        now = utcnow()
+        gap = (now - silent[0]).total_seconds() if silent[0] is not None else None
+        session.execute(
+            update(Run)
+            .where(col(Run.id) == run_id)
+            .values(
+                status="running",
+                finished_at=None,
+                failure_reason=None,
+                heartbeat_at=now,
+                revision=Run.revision + 1,
+            )
+        )
+        self._event(
+            session,
+            run_id,
+            "status",
+            None,
+            {"status": "running", "reason": "its client reported again", "silent_s": gap},
+        )
+        return True
 
     def _bump(self, session: Session, run_id: int) -> int:
         session.execute(update(Run).where(col(Run.id) == run_id).values(revision=Run.revision + 1))
@@ -194,6 +233,10 @@ class RunAccess(StoreBase):
             )
             for r in runs
         ]
+
+
+# Why the reaper fails a client run that went silent; such a run comes back if it reports again.
+SILENT_CLIENT = "its client stopped reporting"
 
 
 def stale_attempt(run_id: int, current: int, attempt: int) -> Conflict:

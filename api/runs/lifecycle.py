@@ -15,7 +15,7 @@ from api.core.db import utcnow
 from api.core.exceptions import Conflict
 from api.people.models import Project
 from api.people.tokens import mint_worker_token, revoke_worker_tokens
-from api.runs.access import RunAccess
+from api.runs.access import SILENT_CLIENT, RunAccess
 from api.runs.models import FINISHED, Run, RunEvent
 from api.runs.schemas import RunOut, StatusOut, StatusUpdate
 
@@ -48,6 +48,12 @@ class RunLifecycle(RunAccess):
         now = utcnow()
         with Session(self.engine) as session:
             run = self._run(session, run_id, lock=True)
+            if (
+                run.status == "failed"
+                and update.status != "running"
+                and self._revive(session, run_id)
+            ):
+                session.refresh(run)
             if run.status in FINISHED:
                 if run.status == update.status:  # a retried final post: already done
                     return _status_out(run)
@@ -135,7 +141,7 @@ class RunLifecycle(RunAccess):
                     self._fail(
                         session,
                         run,
-                        f"its client stopped reporting (no heartbeat for {timeout_s:g}s)",
+                        f"{SILENT_CLIENT} (no heartbeat for {timeout_s:g}s)",
                     )
                 elif run.attempt < max_attempts:
                     reason = f"worker lost ({silent}) in attempt {run.attempt}; requeued"

@@ -106,6 +106,15 @@ class DiagnosisOut(BaseModel):
     rules: dict[str, float]  # the rules it was made with (defaults unless you asked)
 
 
+class HeartbeatOut(BaseModel):
+    """How often the run's reporter (a worker, or the Python client) must beat: the server
+    judges a running run lost after ``timeout_s`` of silence; beating every ``interval_s``
+    (a third of it) rides out two lost beats."""
+
+    interval_s: float
+    timeout_s: float
+
+
 class RunOut(BaseModel):
     id: int
     project: str
@@ -145,6 +154,9 @@ class RunOut(BaseModel):
     source: str = "worker"
     params: dict[str, Any] | None = None
     links: RunLinks | None = None
+    # Answered by POST /jobs, POST /runs and GET /runs/{id}: the reporter's pace (no setting on
+    # one side can silently break the other).
+    heartbeat: HeartbeatOut | None = None
 
 
 class RunPage(BaseModel):
@@ -152,11 +164,16 @@ class RunPage(BaseModel):
     next_cursor: str | None
 
 
-def with_links(run: RunOut, prefix: str) -> RunOut:
-    """The run with the addresses of what it holds (``prefix``: the API's, e.g. /api/v1)."""
+def with_links(run: RunOut, prefix: str, heartbeat_timeout: float | None = None) -> RunOut:
+    """The run with the addresses of what it holds (``prefix``: the API's, e.g. /api/v1), and
+    with ``heartbeat_timeout`` the pace its reporter must keep."""
     base = f"{prefix}/runs/{run.id}"
+    beat = None
+    if heartbeat_timeout is not None:
+        beat = HeartbeatOut(interval_s=heartbeat_timeout / 3, timeout_s=heartbeat_timeout)
     return run.model_copy(
         update={
+            "heartbeat": beat,
             "links": RunLinks(
                 self=base,
                 curves=f"{base}/curves",
@@ -164,7 +181,7 @@ def with_links(run: RunOut, prefix: str) -> RunOut:
                 evaluation=f"{base}/evaluation",
                 events=f"{base}/events",
                 metrics_csv=f"{base}/metrics.csv",
-            )
+            ),
         }
     )
 

@@ -81,7 +81,7 @@ def submit_job(
     if not hand_over(store, enqueuer, run.id, job.spec, worker_token):
         run = store.get_run(run.id)
     response.headers["Location"] = f"{settings.api_prefix}/runs/{run.id}"
-    return with_links(run, settings.api_prefix)
+    return with_links(run, settings.api_prefix, settings.heartbeat_timeout)
 
 
 @router.post("/runs", status_code=201, response_model=RunOut, tags=RUNS_TAGS)
@@ -93,7 +93,7 @@ def start_run(
     ``attempt=1`` and end it with a status post, like a worker (heartbeats keep it alive)."""
     run = store.start_client_run(body, principal)
     response.headers["Location"] = f"{settings.api_prefix}/runs/{run.id}"
-    return with_links(run, settings.api_prefix)
+    return with_links(run, settings.api_prefix, settings.heartbeat_timeout)
 
 
 @router.get("/runs", response_model=RunPage, tags=RUNS_TAGS)
@@ -167,7 +167,9 @@ async def get_run(
     if (cached := not_modified(request, tag)) is not None:
         return cached
     return await answer(
-        answers, tag, lambda: with_links(store.get_run(run_id), settings.api_prefix)
+        answers,
+        tag,
+        lambda: with_links(store.get_run(run_id), settings.api_prefix, settings.heartbeat_timeout),
     )
 
 

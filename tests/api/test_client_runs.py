@@ -68,6 +68,41 @@ def test_a_silent_client_run_fails_and_is_never_requeued(client: TestClient) -> 
     assert run["status"] == "failed" and "client stopped reporting" in run["failure_reason"]
 
 
+def test_a_client_run_failed_for_silence_comes_back_when_it_reports_again(
+    client: TestClient,
+) -> None:
+    """Issue 22: a run marked lost while its client was only slow took the user's script down
+    at the end of its ``with`` block (409: failed cannot become succeeded)."""
+    started = _start(client)
+    rid = started["id"]
+    assert started["heartbeat"]["timeout_s"] == 120 and started["heartbeat"]["interval_s"] == 40
+    url = f"{API}/runs/{rid}/metrics?attempt=1"
+    assert client.post(url, json={"points": [{"key": "loss", "step": 1, "value": 1.0}]}).is_success
+    store = client.app.state.store  # type: ignore[attr-defined]
+    time.sleep(0.05)  # older than the 0.01 s timeout below
+    store.reap_stale(timeout_s=0.01, max_attempts=5)
+    assert client.get(f"{API}/runs/{rid}").json()["status"] == "failed"
+    # Its next post (here: points) takes it back; the gap is an event; nothing is lost.
+    assert client.post(url, json={"points": [{"key": "loss", "step": 2, "value": 0.5}]}).is_success
+    run = client.get(f"{API}/runs/{rid}").json()
+    assert run["status"] == "running" and run["failure_reason"] is None
+    back = client.get(f"{API}/runs/{rid}/events", params={"kind": "status"}).json()[-1]
+    assert back["payload"]["reason"] == "its client reported again"
+    assert back["payload"]["silent_s"] >= 0.05
+    assert client.get(f"{API}/runs/{rid}/curves").json()["series"][0]["steps"] == [1, 2]
+    # Silent again, then the end itself takes it back and ends it.
+    time.sleep(0.05)
+    store.reap_stale(timeout_s=0.01, max_attempts=5)
+    ended = client.post(f"{API}/runs/{rid}/status", json={"status": "succeeded", "attempt": 1})
+    assert ended.status_code == 200 and ended.json()["status"] == "succeeded"
+    # A run failed for a reason of its own stays failed.
+    other = _start(client)["id"]
+    failed = {"status": "failed", "attempt": 1, "reason": "ValueError: x"}
+    assert client.post(f"{API}/runs/{other}/status", json=failed).is_success
+    beat = client.post(f"{API}/runs/{other}/status", json={"status": "heartbeat", "attempt": 1})
+    assert beat.status_code == 409
+
+
 def test_a_viewer_cannot_log(client: TestClient) -> None:
     store = client.app.state.store  # type: ignore[attr-defined]
     _, token = store.create_user("vic", team="lab", role="viewer")

@@ -87,6 +87,32 @@ def test_your_own_loop_logs_non_finite_values_and_failures(
         assert viewer.run(run.id).status == "succeeded"
 
 
+def test_tracking_never_crashes_the_training_script(
+    client: Client, api: httpx.Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 22: the client beats at the server's pace, and a server that refuses at the end
+    of the block is a warning on stderr (raised only with strict=True)."""
+    with client.start_run(project="client", name="refused at the end") as logged:
+        assert logged.data["heartbeat"]["timeout_s"] == 4  # the test server's
+        assert logged.heartbeat_every == pytest.approx(4 / 3)
+        logged.log({"loss": 1.0}, step=1)
+        logged.flush(timeout=60)
+        assert api.delete(f"/runs/{logged.id}").status_code == 204  # refused from now on
+        logged.log({"loss": 0.5}, step=2)
+    warned = capsys.readouterr().err
+    assert warned.count("fitlens: run") == 1 and f"run {logged.id} was not fully" in warned
+    assert "1 points" in warned and "the run's end" in warned
+    with (
+        pytest.raises(FitlensError) as raised,
+        client.start_run(project="client", name="strict", strict=True) as strict,
+    ):
+        strict.log({"loss": 1.0}, step=1)
+        strict.flush(timeout=60)
+        api.delete(f"/runs/{strict.id}")
+        strict.log({"loss": 0.5}, step=2)
+    assert raised.value.status == 404
+
+
 def test_a_study_from_python(client: Client, worker: Worker) -> None:
     study = client.submit_study({"spec": {"epochs": 2}, "design": {"seeds": [1, 2]}})
     study.wait(timeout=240)
@@ -136,6 +162,11 @@ def test_the_command_line(
     listed = json.loads(_fitlens(env, "runs", "--where", "epochs=3", "--json").stdout)
     assert run_id in [r["id"] for r in listed]
     assert "succeeded" in _fitlens(env, "runs", "--project", "cli").stdout
+    # Tables fit the terminal: long values fold over lines, none is cut short (issue 22).
+    for width in ("80", "120"):
+        narrow = _fitlens({**env, "COLUMNS": width}, "runs", "--project", "cli").stdout
+        assert "…" not in narrow and max(len(line) for line in narrow.splitlines()) <= int(width)
+        assert str(run_id) in narrow and "succeeded" in narrow
     shown = json.loads(_fitlens(env, "show", str(run_id), "--json").stdout)
     assert shown["run"]["id"] == run_id and list(shown["last_epochs"]) == ["1", "2", "3"]
     compared = json.loads(_fitlens(env, "compare", str(run_id), str(run_id), "--json").stdout)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -93,3 +94,40 @@ def test_demo_runs_the_seed_comparison_study_through_the_pipeline(tmp_path: Path
     # The broker's state stays in its folder, not in the directory the worker started in.
     assert not (ROOT / "control").exists()
     assert (tmp_path / "state" / "broker" / "control").is_dir()
+
+
+def test_the_demo_stops_what_it_started_on_sigterm(tmp_path: Path) -> None:
+    """Issue 22: `--keep-serving` left the API and both workers running after a SIGTERM."""
+    env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "PYTHONPATH"}}
+    env["PYTHONUNBUFFERED"] = "1"  # its lines as they are printed
+    state = tmp_path / "state"
+    args = ["--state-dir", str(state), "--port", str(free_port()), "--folds", "2", "--epochs", "1"]
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "stack.demo", *args, "--keep-serving"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert demo.stdout is not None
+        for line in demo.stdout:  # until it says it keeps serving
+            if "keep serving" in line:
+                break
+        else:
+            raise AssertionError(f"the demo ended early: {demo.wait()}")
+        started = [int(p) for p in (state / "pids").read_text().split()]
+        assert len(started) == 3 and all(_alive(pid) for pid in started)
+        demo.send_signal(signal.SIGTERM)
+        assert demo.wait(timeout=60) == 143
+        assert not any(_alive(pid) for pid in started), "the demo left processes running"
+    finally:
+        demo.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -50,5 +50,9 @@ def test_the_readme_walks_through_as_written() -> None:
     assert '"project":"speech"' in out
     assert '"members":30' in out and '"members":12' in out  # the studies, queued
     assert '"status":{"queued":30}' in out and '"study_id":2' in out
+    # In two teams, the team is named: the curl's study, the CLI's study and run, the example.
+    assert '"members":2' in out and re.search(r"study \d+: \d+ runs", out)
+    assert re.search(r"run \d+ \(.*\) queued", out)
+    assert re.search(r"^run \d+: http://localhost:\d+/#/runs/\d+$", out, re.M)
     # The job submitted before any worker exists waits, handed to the on-disk queue.
     assert list((tmp / "broker" / "queue").iterdir())

@@ -17,7 +17,11 @@ import redis
 from stack import launch
 from stack.launch import free_port
 
-REDIS_URL = os.environ.get("FITLENS_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+# A Redis database per pytest-xdist worker (gw0: 14, gw1: 13, ...), flushed by each module:
+# tests running at once never see each other's queues.
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+_BASE = os.environ.get("FITLENS_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+REDIS_URL = f"{_BASE.rsplit('/', 1)[0]}/{int(_BASE.rsplit('/', 1)[1]) - _WORKER}"
 
 
 @pytest.fixture(scope="module")

@@ -47,24 +47,31 @@ log = logging.getLogger("fitlens.api")
 PRINCIPAL_KEY = "fitlens.principal"  # where RequestGuard leaves who it authenticated
 
 
-class Rejected(HTTPException):
-    """A 422 raised before validation, naming the field (api.core.errors renders ``errors``)."""
+class FieldError(HTTPException):
+    """An error raised before validation, naming the field (api.core.errors renders
+    ``errors``, in the documented error schema)."""
+
+    def __init__(self, status: int, field: str, message: str, prefix: str = "") -> None:
+        super().__init__(status, f"{prefix}{field}: {message}")
+        self.errors = [{"field": field, "message": message}]
+
+
+class Rejected(FieldError):
+    """A 422 raised before validation."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(422, f"invalid request: {field}: {message}")
-        self.errors = [{"field": field, "message": message}]
+        super().__init__(422, field, message, "invalid request: ")
 
 
 # JSON values one request body may hold, unless its route says otherwise (api.core.config).
 MAX_BODY_ITEMS = 100_000
 
 
-class TooLarge(HTTPException):
-    """A 413 in the error schema, naming the field (api.core.errors renders ``errors``)."""
+class TooLarge(FieldError):
+    """A 413: a body over a bound."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(413, f"{field}: {message}")
-        self.errors = [{"field": field, "message": message}]
+        super().__init__(413, field, message)
 
 
 def count_values(body: bytes) -> int:

@@ -10,4 +10,7 @@ ensure_services
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .
 "$VENV/bin/mypy" trainer api worker stack fitlens bench tests
-exec "$VENV/bin/python" -m pytest "$@"
+# In parallel (pytest-xdist): each worker has its own Redis database, PostgreSQL databases, ports
+# and folders; tests/conftest.py shares the work out. FITLENS_TEST_WORKERS=0 runs one by one.
+exec "$VENV/bin/python" -m pytest -n "${FITLENS_TEST_WORKERS:-4}" --dist loadgroup \
+  --no-loadscope-reorder "$@"

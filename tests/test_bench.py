@@ -150,3 +150,34 @@ def test_hostile_prints_each_finding_and_none_gets_through() -> None:
     assert "10,000 epochs): 422" in out and "at most 512 MiB" in out
     study = re.search(r"10\^16-member study: 422 in (\d+) ms; server peak resident (\d+) MiB", out)
     assert study and int(study.group(2)) < 1024, out
+
+
+def test_suite_bench_prints_each_run_and_tells_green_from_red() -> None:
+    """bench.suite on a small command: a real pytest run beside a hog, and a red run."""
+    small = f"{sys.executable} -m pytest -q -p no:cacheprovider tests/test_layout.py"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.suite", "--loaded", "1", "--hogs", "1", "--command", small],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = re.findall(
+        r"^(\d)\. (quiet|1 hog)\s+(\d+):(\d\d) wall\s+green\s+(\d+) passed", proc.stdout, re.M
+    )
+    assert [(n, kind) for n, kind, *_ in rows] == [("1", "quiet"), ("2", "1 hog")], proc.stdout
+    assert all(int(passed) >= 10 for *_, passed in rows)
+    assert "quiet: 1 of 1 green" in proc.stdout and "1 hog: 1 of 1 green" in proc.stdout
+    printed = "print('FAILED tests/x.py::t - boom'); print('1 failed, 2 passed in 0.1s')"
+    red = f'{sys.executable} -c "{printed}"'
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.suite", "--quiet", "1", "--loaded", "0", "--command", red],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1, proc.stdout
+    assert re.search(r"1\. quiet .* RED \(exit 0\)\s+1 failed, 2 passed", proc.stdout), proc.stdout
+    assert "failed: tests/x.py::t" in proc.stdout and "quiet: 0 of 1 green" in proc.stdout

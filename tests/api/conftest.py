@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from api.core.config import Settings
@@ -81,14 +81,19 @@ def queue() -> RecordingQueue:
 def client(database_url: str, queue: RecordingQueue) -> Iterator[TestClient]:
     app = create_app(Settings(database_url=database_url), enqueuer=queue)
     engine = app.state.store.engine
-    with engine.begin() as conn:  # every test starts from empty tables
-        for table in TABLES:
-            conn.execute(text(f"DELETE FROM {table}"))
+    empty_tables(engine)  # every test starts from empty tables
     # Tests act as alice, the owner of team "lab", unless they say otherwise.
     _, token = app.state.store.create_user("alice", team="lab", role="owner")
     with TestClient(app, headers=bearer(token)) as test_client:
         yield test_client
     engine.dispose()
+
+
+def empty_tables(engine: Engine) -> None:
+    """What earlier tests on this worker left in the session's database, gone."""
+    with engine.begin() as conn:
+        for table in TABLES:
+            conn.execute(text(f"DELETE FROM {table}"))
 
 
 def bearer(token: str) -> dict[str, str]:

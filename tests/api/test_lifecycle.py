@@ -10,7 +10,7 @@ from api.core.config import Settings
 from api.main import create_app
 from api.runs.queue import RecordingQueue
 from api.store import TrackingStore
-from tests.api.conftest import API, bearer, post_points, submit
+from tests.api.conftest import API, bearer, empty_tables, post_points, submit
 
 
 def store_of(client: TestClient) -> TrackingStore:
@@ -101,14 +101,20 @@ def test_the_api_reaps_in_the_background_and_enqueues_again(database_url: str) -
     queue = RecordingQueue()
     settings = Settings(database_url=database_url, reaper_interval=0.05, heartbeat_timeout=0.2)
     app = create_app(settings, enqueuer=queue)
+    # Its reaper judges every run in the database: none but this test's may be there.
+    empty_tables(app.state.store.engine)
     _, token = app.state.store.create_user(f"reaper-{time.time_ns()}", team=f"t-{time.time_ns()}")
     with TestClient(app, headers=bearer(token)) as client:
         rid = submit(client, project=f"reaped-{time.time_ns()}")["id"]
         begin(client, rid)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while client.get(f"{API}/runs/{rid}").json()["status"] == "running":
             assert time.monotonic() < deadline, "the reaper never ran"
             time.sleep(0.05)
         assert client.get(f"{API}/runs/{rid}").json()["status"] == "queued"
+        # The reconciler hands the requeued run over on its own pass, after the reaper's.
+        while len(queue.items) < 2:
+            assert time.monotonic() < deadline, "the requeued run was never handed over"
+            time.sleep(0.05)
         assert [run_id for run_id, _ in queue.items] == [rid, rid]  # submitted, then requeued
         client.app.state.store.engine.dispose()  # type: ignore[attr-defined]

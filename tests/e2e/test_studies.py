@@ -4,7 +4,7 @@ disjoint and cover the data; a member that fails leaves the others to finish."""
 
 from __future__ import annotations
 
-import time
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -106,7 +106,7 @@ def test_a_failing_member_leaves_the_others_to_finish(
 def test_cancel_and_retry_reach_the_members_on_real_workers(
     api: httpx.Client, start_worker: Callable[[str], Worker]
 ) -> None:
-    start_worker("w-study-cancel")
+    worker = start_worker("w-study-cancel")
     body = {
         "spec": {"model": {"hidden": [16]}, "epochs": 120, "histograms": {"enabled": False}},
         "design": {"seeds": [1, 2, 3]},
@@ -119,12 +119,28 @@ def test_cancel_and_retry_reach_the_members_on_real_workers(
     wait_for(one_running, 120, "a member to start")
     cancelled = api.post(f"/studies/{study['id']}/cancel").json()
     assert cancelled["status"] == {"cancelled": 3} and cancelled["done"]
-    # The worker stops the running member at its next heartbeat; nothing else starts.
-    time.sleep(3)
+    # The worker stops the running member at its next heartbeat, then takes the other two
+    # messages from the queue and skips them: nothing else starts.
+    runs = api.get("/runs", params={"study": study["id"]}).json()["items"]
+    started = [r for r in runs if r["started_at"] is not None]
+    assert len(started) == 1
+    wait_for(
+        lambda: (
+            f"run {started[0]['id']} stopped" in worker.output()
+            and all(
+                re.search(rf"run {r['id']}:? (is cancelled|skipped)", worker.output())
+                for r in runs
+                if r is not started[0]
+            )
+        ),
+        60,
+        "the worker to stop one member and skip the others",
+    )
     runs = api.get("/runs", params={"study": study["id"]}).json()["items"]
     assert all(r["status"] == "cancelled" for r in runs)
-    started = [r for r in runs if r["started_at"] is not None]
-    assert len(started) == 1 and started[0]["progress"]["epoch"] < 120
+    assert [r["id"] for r in runs if r["started_at"] is not None] == [started[0]["id"]]
+    assert len(re.findall(r"attempt 1 started", worker.output())) == 1
+    assert next(r for r in runs if r["started_at"])["progress"]["epoch"] < 120
 
     retried = api.post(f"/studies/{study['id']}/retry").json()
     assert retried["status"] == {"queued": 3}

@@ -22,7 +22,7 @@ from trainer.callbacks import Callback
 from trainer.config import get_settings
 from trainer.data import DataBundle, load_data
 from trainer.evaluation import evaluate
-from trainer.events import EpochEnd, Evaluation, LRChange, RunEnded, RunStarted
+from trainer.events import EpochEnd, Evaluation, LRChange, ParamHistogram, RunEnded, RunStarted
 from trainer.models import build_loss, build_model, build_optimizer, build_scheduler
 from trainer.spec import MAXIMISED_METRICS, JobSpec, ReduceOnPlateauSpec
 from trainer.stats import histogram_width, pack_histograms, penalty, unpack_histograms
@@ -84,111 +84,26 @@ def train(
     ``should_stop`` is polled between epochs; when it answers True the run ends as cancelled.
     """
     started = time.perf_counter()
-    if threads := get_settings().torch_threads:
-        torch.set_num_threads(threads)
-    device = resolve_device(spec.device)
-    torch.manual_seed(spec.seed)  # model init and dropout masks
-    shuffle = torch.Generator(device=device).manual_seed(spec.seed)
-    data = load_data(spec, device)
-    classification = data.n_classes is not None
-
-    model = build_model(spec, data.input_shape, data.n_classes or 1).to(device)
-    loss_fn = build_loss(spec)
-    named = [(n, p) for n, p in model.named_parameters()]
-    params = [p for _, p in named]
-    optimizer = build_optimizer(spec, params)
-    scheduler = build_scheduler(spec, optimizer)
-    scorer = _Scorer(model, loss_fn, classification)
-
-    reg = spec.regularization
-    penalised = [p for n, p in named if reg.apply_to == "all" or n.endswith("weight")]
-    hist = spec.histograms
-    hist_params = [(n, p) for n, p in named if n.rsplit(".", 1)[-1] in hist.include]
-
-    n_train, batch = len(data.y_train), spec.batch_size
-    starts = range(0, n_train, batch)
-    # Weight of each batch's mean loss in the epoch mean (the last batch may be short).
-    batch_weights = torch.tensor([min(batch, n_train - s) / n_train for s in starts], device=device)
+    run = _Training(spec)
 
     def emit(hook: str, event: object) -> None:
         for cb in callbacks:
             getattr(cb, hook)(event)
 
-    emit(
-        "on_run_start",
-        RunStarted(
-            spec_hash=spec.spec_hash(),
-            task=spec.task,
-            device=device.type,
-            device_name=device_name(device),
-            epochs=spec.epochs,
-            n_train=n_train,
-            n_val=len(data.y_val),
-            n_classes=data.n_classes,
-            class_names=data.class_names,
-            input_shape=list(data.input_shape),
-            n_parameters=sum(p.numel() for p in params),
-        ),
-    )
-
-    history: list[dict[str, float]] = []
-    best_epoch, best_val_loss = 0, math.inf
+    emit("on_run_start", run.started_event())
+    progress = _Progress(spec.epochs)
     stopper = _EarlyStopper(spec) if spec.early_stopping else None
     status, reason = "completed", f"ran all {spec.epochs} epochs"
-    epoch_seconds: list[float] = []
-
     for epoch in range(1, spec.epochs + 1):
         t0 = time.perf_counter()
-        lr = optimizer.param_groups[0]["lr"]
-
-        # --- train: no host sync inside this loop ---
-        model.train()
-        batch_losses = torch.empty(len(starts), device=device)
-        perm = torch.randperm(n_train, device=device, generator=shuffle)
-        for i, start in enumerate(starts):
-            idx = perm[start : start + batch]
-            out = model(data.x_train[idx])
-            loss = loss_fn(out, data.y_train[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if reg.l1 or reg.l2:
-                _add_penalty_grads(penalised, reg.l1, reg.l2, reg.l2_form)
-            optimizer.step()
-            batch_losses[i] = loss.detach()
-
-        # --- score both splits in eval mode, pack everything for one host copy ---
-        names, values = _epoch_values(spec, scorer, data, batch_losses, batch_weights)
-        if reg.l1 or reg.l2:
-            names.append("reg_penalty")
-            values.append(penalty(penalised, reg.l1, reg.l2, reg.l2_form))
-        packed = [torch.stack([v.double() for v in values])]
-        want_hist = hist.enabled and (epoch % hist.every == 0 or epoch == spec.epochs)
-        if want_hist:
-            packed.append(pack_histograms(hist_params, hist.bins, hist.near_zero))
-        host = torch.cat(packed).tolist()  # the epoch's single device->host sync
-
-        metrics = dict(zip(names, host[: len(names)], strict=True))
-        metrics["gap"] = metrics["val_loss"] - metrics["train_loss"]
-        if classification:
-            metrics["accuracy_gap"] = metrics["train_accuracy"] - metrics["val_accuracy"]
-        metrics["lr"] = lr
+        lr = run.optimizer.param_groups[0]["lr"]
+        metrics, histograms = run.measure(epoch, run.train_epoch())
         seconds = time.perf_counter() - t0
+        metrics["lr"] = lr
         metrics["epoch_seconds"] = seconds
-        metrics["samples_per_second"] = n_train / seconds if seconds > 0 else math.inf
-        histograms = (
-            unpack_histograms(host[len(names) :], hist_params, hist.bins, epoch)
-            if want_hist
-            else []
-        )
-        assert not want_hist or len(host) == len(names) + histogram_width(
-            len(hist_params), hist.bins
-        )
-
-        if metrics["val_loss"] < best_val_loss:
-            best_epoch, best_val_loss = epoch, metrics["val_loss"]
-        lr_changes = _step_scheduler(spec, scheduler, optimizer, metrics, epoch)
-        epoch_seconds.append(seconds)
-        history.append(metrics)
+        metrics["samples_per_second"] = run.n_train / seconds if seconds > 0 else math.inf
+        eta = progress.record(epoch, metrics)
+        lr_changes = _step_scheduler(spec, run.scheduler, run.optimizer, metrics, epoch)
         emit(
             "on_epoch_end",
             EpochEnd(
@@ -197,54 +112,180 @@ def train(
                 metrics=metrics,
                 histograms=histograms,
                 lr_changes=lr_changes,
-                eta_seconds=sum(epoch_seconds) / len(epoch_seconds) * (spec.epochs - epoch),
+                eta_seconds=eta,
             ),
         )
-
-        blown = [k for k in ("train_loss", "val_loss") if not math.isfinite(metrics[k])]
-        if blown:
-            status = "diverged"
-            reason = f"{blown[0]} became {metrics[blown[0]]} at epoch {epoch}"
-            break
-        if stopper is not None and stopper.update(epoch, metrics, model):
-            status = "early_stopped"
-            reason = (
-                f"{stopper.monitor} did not improve by more than {stopper.min_delta} "
-                f"for {stopper.patience} epochs after epoch {stopper.best_epoch}"
-            )
-            break
-        if should_stop is not None and epoch < spec.epochs and should_stop():
-            status, reason = "cancelled", f"cancelled after epoch {epoch}"
+        stop = _stop_reason(spec, epoch, metrics, stopper, run.model, should_stop)
+        if stop is not None:
+            status, reason = stop
             break
 
-    evaluation = None
-    restored_epoch = None
+    evaluation, restored_epoch = None, None
     if status != "cancelled":
-        eval_epoch = len(history)
+        eval_epoch = len(progress.history)
         if stopper is not None and stopper.best_state is not None:
-            model.load_state_dict(stopper.best_state)
+            run.model.load_state_dict(stopper.best_state)
             eval_epoch = restored_epoch = stopper.best_epoch
-        evaluation = evaluate(
-            model,
-            scorer.outputs(data.x_val),
-            data,
-            epoch=eval_epoch,
-            best_epoch=best_epoch,
-            best_val_loss=best_val_loss,
-        )
+        evaluation = run.evaluate(eval_epoch, progress.best_epoch, progress.best_val_loss)
         emit("on_evaluation", evaluation)
+    epochs_run, best_epoch = len(progress.history), progress.best_epoch
     emit(
         "on_run_end",
         RunEnded(
             status=status,
-            epochs_run=len(history),
+            epochs_run=epochs_run,
             best_epoch=best_epoch,
             reason=reason,
             seconds=time.perf_counter() - started,
             restored_epoch=restored_epoch if status == "early_stopped" else None,
         ),
     )
-    return RunResult(status, len(history), best_epoch, history, evaluation)
+    return RunResult(status, epochs_run, best_epoch, progress.history, evaluation)
+
+
+@dataclass
+class _Progress:
+    """The epochs so far: their metrics, the best validation loss and when, the pace."""
+
+    epochs: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val_loss: float = math.inf
+    seconds: float = 0.0
+
+    def record(self, epoch: int, metrics: dict[str, float]) -> float:
+        """Keep this epoch's metrics; the seconds the remaining epochs should take."""
+        if metrics["val_loss"] < self.best_val_loss:
+            self.best_epoch, self.best_val_loss = epoch, metrics["val_loss"]
+        self.history.append(metrics)
+        self.seconds += metrics["epoch_seconds"]
+        return self.seconds / len(self.history) * (self.epochs - epoch)
+
+
+class _Training:
+    """Everything one run trains with, built in a fixed order (seeds, data, model, optimizer)
+    so that a spec always trains the same way; then one epoch's steps."""
+
+    def __init__(self, spec: JobSpec) -> None:
+        if threads := get_settings().torch_threads:
+            torch.set_num_threads(threads)
+        self.spec = spec
+        self.device = device = resolve_device(spec.device)
+        torch.manual_seed(spec.seed)  # model init and dropout masks
+        self.shuffle = torch.Generator(device=device).manual_seed(spec.seed)
+        self.data = data = load_data(spec, device)
+        self.classification = data.n_classes is not None
+        self.model = build_model(spec, data.input_shape, data.n_classes or 1).to(device)
+        self.loss_fn = build_loss(spec)
+        named = [(n, p) for n, p in self.model.named_parameters()]
+        self.params = [p for _, p in named]
+        self.optimizer = build_optimizer(spec, self.params)
+        self.scheduler = build_scheduler(spec, self.optimizer)
+        self.scorer = _Scorer(self.model, self.loss_fn, self.classification)
+        reg = spec.regularization
+        self.penalised = [p for n, p in named if reg.apply_to == "all" or n.endswith("weight")]
+        include = spec.histograms.include
+        self.hist_params = [(n, p) for n, p in named if n.rsplit(".", 1)[-1] in include]
+        self.n_train, batch = len(data.y_train), spec.batch_size
+        self.starts = range(0, self.n_train, batch)
+        # Weight of each batch's mean loss in the epoch mean (the last batch may be short).
+        self.batch_weights = torch.tensor(
+            [min(batch, self.n_train - s) / self.n_train for s in self.starts], device=device
+        )
+
+    def started_event(self) -> RunStarted:
+        spec, data = self.spec, self.data
+        return RunStarted(
+            spec_hash=spec.spec_hash(),
+            task=spec.task,
+            device=self.device.type,
+            device_name=device_name(self.device),
+            epochs=spec.epochs,
+            n_train=self.n_train,
+            n_val=len(data.y_val),
+            n_classes=data.n_classes,
+            class_names=data.class_names,
+            input_shape=list(data.input_shape),
+            n_parameters=sum(p.numel() for p in self.params),
+        )
+
+    def train_epoch(self) -> torch.Tensor:
+        """One pass over the training split; the batch losses stay on the device (no sync)."""
+        reg, batch, data = self.spec.regularization, self.spec.batch_size, self.data
+        self.model.train()
+        batch_losses = torch.empty(len(self.starts), device=self.device)
+        perm = torch.randperm(self.n_train, device=self.device, generator=self.shuffle)
+        for i, start in enumerate(self.starts):
+            idx = perm[start : start + batch]
+            out = self.model(data.x_train[idx])
+            loss = self.loss_fn(out, data.y_train[idx])
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if reg.l1 or reg.l2:
+                _add_penalty_grads(self.penalised, reg.l1, reg.l2, reg.l2_form)
+            self.optimizer.step()
+            batch_losses[i] = loss.detach()
+        return batch_losses
+
+    def measure(
+        self, epoch: int, batch_losses: torch.Tensor
+    ) -> tuple[dict[str, float], list[ParamHistogram]]:
+        """Both splits scored in eval mode, the penalty and the histograms, packed for the
+        epoch's one device->host copy."""
+        spec, reg, hist = self.spec, self.spec.regularization, self.spec.histograms
+        names, values = _epoch_values(
+            spec, self.scorer, self.data, batch_losses, self.batch_weights
+        )
+        if reg.l1 or reg.l2:
+            names.append("reg_penalty")
+            values.append(penalty(self.penalised, reg.l1, reg.l2, reg.l2_form))
+        packed = [torch.stack([v.double() for v in values])]
+        want_hist = hist.enabled and (epoch % hist.every == 0 or epoch == spec.epochs)
+        if want_hist:
+            packed.append(pack_histograms(self.hist_params, hist.bins, hist.near_zero))
+        host = torch.cat(packed).tolist()  # the epoch's single device->host sync
+
+        metrics = dict(zip(names, host[: len(names)], strict=True))
+        metrics["gap"] = metrics["val_loss"] - metrics["train_loss"]
+        if self.classification:
+            metrics["accuracy_gap"] = metrics["train_accuracy"] - metrics["val_accuracy"]
+        if not want_hist:
+            return metrics, []
+        assert len(host) == len(names) + histogram_width(len(self.hist_params), hist.bins)
+        return metrics, unpack_histograms(host[len(names) :], self.hist_params, hist.bins, epoch)
+
+    def evaluate(self, epoch: int, best_epoch: int, best_val_loss: float) -> Evaluation:
+        outputs = self.scorer.outputs(self.data.x_val)
+        return evaluate(
+            self.model,
+            outputs,
+            self.data,
+            epoch=epoch,
+            best_epoch=best_epoch,
+            best_val_loss=best_val_loss,
+        )
+
+
+def _stop_reason(
+    spec: JobSpec,
+    epoch: int,
+    metrics: dict[str, float],
+    stopper: _EarlyStopper | None,
+    model: nn.Module,
+    should_stop: Callable[[], bool] | None,
+) -> tuple[str, str] | None:
+    """Why the run ends after this epoch (status, reason), or None to go on."""
+    blown = [k for k in ("train_loss", "val_loss") if not math.isfinite(metrics[k])]
+    if blown:
+        return "diverged", f"{blown[0]} became {metrics[blown[0]]} at epoch {epoch}"
+    if stopper is not None and stopper.update(epoch, metrics, model):
+        return "early_stopped", (
+            f"{stopper.monitor} did not improve by more than {stopper.min_delta} "
+            f"for {stopper.patience} epochs after epoch {stopper.best_epoch}"
+        )
+    if should_stop is not None and epoch < spec.epochs and should_stop():
+        return "cancelled", f"cancelled after epoch {epoch}"
+    return None
 
 
 def _add_penalty_grads(

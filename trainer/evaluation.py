@@ -1,4 +1,5 @@
-"""End-of-run evaluation on the validation set, with scikit-learn doing the metric maths."""
+"""End-of-run evaluation on the validation set: regression errors by scikit-learn, the
+classification report by fitlens.scoring (the one the client uses too)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import torch.nn.functional as F
 from sklearn import metrics
 from torch import nn
 
+from fitlens.scoring import classification_report
 from trainer.data import DataBundle
-from trainer.events import ClassReport, Evaluation, ROCCurve, WeightMatrix
+from trainer.events import Evaluation, WeightMatrix
 
-ROC_MAX_POINTS = 200
 HEATMAP_MAX = 64
 
 
@@ -46,53 +47,8 @@ def evaluate(
         )
 
     probs = F.softmax(outputs.double(), dim=1).cpu().numpy()
-    # A diverged run (NaN/Inf logits) still gets a confusion matrix, but no ROC: the scores
-    # that would rank examples are meaningless.
-    finite = bool(np.isfinite(probs).all())
-    y_true = data.y_val.cpu().numpy()
-    y_pred = np.nan_to_num(probs, nan=-1.0).argmax(axis=1)
-    labels = list(range(data.n_classes))
-    names = data.class_names or [str(i) for i in labels]
-    precision, recall, f1, support = metrics.precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0
-    )
-    roc: list[ROCCurve] = []
-    for label in labels if finite else []:
-        positives = y_true == label
-        if positives.all() or not positives.any():
-            continue  # ROC is undefined without both positives and negatives
-        fpr, tpr, _ = metrics.roc_curve(positives, probs[:, label])
-        auc = float(metrics.auc(fpr, tpr))
-        keep = _thin(len(fpr), ROC_MAX_POINTS)
-        roc.append(
-            ROCCurve(label=names[label], fpr=fpr[keep].tolist(), tpr=tpr[keep].tolist(), auc=auc)
-        )
-    return Evaluation(
-        labels=names,
-        confusion_matrix=metrics.confusion_matrix(y_true, y_pred, labels=labels).tolist(),
-        per_class=[
-            ClassReport(
-                label=names[i],
-                precision=float(precision[i]),
-                recall=float(recall[i]),
-                f1=float(f1[i]),
-                support=int(support[i]),
-            )
-            for i in labels
-        ],
-        accuracy=float(metrics.accuracy_score(y_true, y_pred)),
-        macro_f1=float(np.mean(f1)),
-        roc=roc,
-        macro_auc=float(np.mean([c.auc for c in roc])) if roc else None,
-        **common,
-    )
-
-
-def _thin(n: int, max_points: int) -> np.ndarray:
-    """Evenly spaced indices, always keeping the first and last point of the curve."""
-    if n <= max_points:
-        return np.arange(n)
-    return np.unique(np.linspace(0, n - 1, max_points).round().astype(np.int64))
+    report = classification_report(data.y_val.cpu().numpy(), probs, data.class_names)
+    return Evaluation(**report, **common)
 
 
 def weight_matrices(model: nn.Module) -> list[WeightMatrix]:

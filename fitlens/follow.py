@@ -13,6 +13,7 @@ import httpx
 from fitlens.errors import FitlensError
 
 if TYPE_CHECKING:
+    from fitlens.http import Http
     from fitlens.runs import Run, Study
 
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
@@ -46,7 +47,7 @@ def _fmt(value: Any) -> str:
 
 
 def _stream(
-    client: Any, path: str, deadline: float, poll: Callable[[], bool]
+    client: Http, path: str, deadline: float, poll: Callable[[], bool]
 ) -> Iterator[tuple[str, Any]]:
     """Events until ``end``; reconnects (resuming) when the connection drops or the server
     restarts; falls back to ``poll`` (True once finished) when no stream is to be had."""

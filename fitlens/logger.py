@@ -25,14 +25,13 @@ import sys
 import threading
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
 from fitlens.errors import FitlensError
-
-if TYPE_CHECKING:
-    from fitlens.client import Client
+from fitlens.evaluation import evaluation_body
+from fitlens.http import Http, error_of
 
 BATCH = 10_000  # the API's most points per post
 RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -41,7 +40,7 @@ RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
 class LoggedRun:
     def __init__(
         self,
-        client: Client,
+        client: Http,
         data: dict[str, Any],
         queue_size: int = 100_000,
         flush_every: float = 0.25,
@@ -121,8 +120,6 @@ class LoggedRun:
     ) -> None:
         """The end-of-run evaluation from true classes and per-class scores (needs
         scikit-learn): confusion matrix, per-class precision/recall/F1, ROC curves with AUC."""
-        from fitlens.evaluation import evaluation_body
-
         body = evaluation_body(y_true, y_score, labels, epoch if epoch is not None else self._step)
         self.log_evaluation_body(body)
 
@@ -234,8 +231,6 @@ class LoggedRun:
                 if response.status_code < 400:
                     return
                 if response.status_code not in RETRYABLE:
-                    from fitlens.client import error_of
-
                     raise error_of(response)
             except httpx.TransportError:
                 pass

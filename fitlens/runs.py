@@ -7,8 +7,8 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fitlens.client import Client, number
 from fitlens.follow import FINISHED, follow_run, follow_study
+from fitlens.http import Http, number
 
 if TYPE_CHECKING:
     import numpy as np
@@ -18,7 +18,7 @@ CURVE_POINTS = 100_000  # at most this many points per key by /curves, else the 
 
 
 class Run:
-    def __init__(self, client: Client, data: dict[str, Any]) -> None:
+    def __init__(self, client: Http, data: dict[str, Any]) -> None:
         self.client = client
         self.data = data
 
@@ -157,7 +157,7 @@ class Run:
 
 
 class Study:
-    def __init__(self, client: Client, data: dict[str, Any]) -> None:
+    def __init__(self, client: Http, data: dict[str, Any]) -> None:
         self.client = client
         self.data = data
 
@@ -177,7 +177,7 @@ class Study:
         return self
 
     def runs(self) -> list[Run]:
-        return self.client.list_runs(limit=100_000, study=self.id)
+        return list_runs(self.client, limit=100_000, study=self.id)
 
     def table(self) -> pd.DataFrame:
         """One row per configuration: its name, members, and every summary value's mean and
@@ -205,3 +205,16 @@ class Study:
     def wait(self, progress: bool = False, timeout: float | None = None) -> Study:
         follow_study(self, progress, timeout)
         return self.refresh()
+
+
+def list_runs(client: Http, limit: int = 100, **filters: Any) -> list[Run]:
+    """Runs as objects: the API's filters and ``sort``; follows the cursor up to ``limit``."""
+    out: list[Run] = []
+    cursor = None
+    while len(out) < limit:
+        page = client.get("/runs", limit=min(500, limit - len(out)), cursor=cursor, **filters)
+        out += [Run(client, r) for r in page["items"]]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            break
+    return out

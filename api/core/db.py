@@ -4,9 +4,9 @@ the column types and clock every domain's tables share, and the Alembic migratio
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, Engine, Integer, create_engine, event
+from sqlalchemy import BigInteger, CursorResult, Engine, Integer, Result, create_engine, event
 
 # Ids, steps and counts are 64-bit on PostgreSQL (the API accepts up to 2**62 everywhere); on
 # SQLite INTEGER is 64-bit already and only "INTEGER PRIMARY KEY" auto-increments.
@@ -73,3 +73,9 @@ def attempt_data() -> dict[str, Any]:
     column): api.runs clears such tables when a run goes back to the queue. Every table with a
     ``run_id`` column is emptied of a run that is deleted."""
     return {"info": {"attempt_data": True}}
+
+
+def rows_changed(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE touched: its result is a CursorResult, which the
+    session's stubs type as a plain Result."""
+    return cast(CursorResult[Any], result).rowcount

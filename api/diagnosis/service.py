@@ -91,16 +91,16 @@ class DiagnosisStore(MetricStore):
         """Whether new epochs should be judged now (see the module's docstring)."""
         counts: dict[str, int] = dict(
             session.execute(
-                select(MetricSeries.key, MetricSeries.count).where(
-                    MetricSeries.run_id == run_id, col(MetricSeries.key).in_(LOSSES)
+                select(col(MetricSeries.key), col(MetricSeries.count)).where(
+                    col(MetricSeries.run_id) == run_id, col(MetricSeries.key).in_(LOSSES)
                 )
             ).all()
         )
         # At most this many epochs have both losses; the stored diagnosis judged ``epochs``.
         epochs = min(counts.get("train_loss", 0), counts.get("val_loss", 0))
         stored = session.execute(
-            select(RunDiagnosis.epochs, RunDiagnosis.computed_at).where(
-                RunDiagnosis.run_id == run_id
+            select(col(RunDiagnosis.epochs), col(RunDiagnosis.computed_at)).where(
+                col(RunDiagnosis.run_id) == run_id
             )
         ).first()
         if stored is None:
@@ -119,7 +119,7 @@ class DiagnosisStore(MetricStore):
         series = {
             s.key: s
             for s in session.execute(
-                select(MetricSeries).where(MetricSeries.run_id == run_id)
+                select(MetricSeries).where(col(MetricSeries.run_id) == run_id)
             ).scalars()
         }
         val = series.get("val_loss")
@@ -133,7 +133,7 @@ class DiagnosisStore(MetricStore):
             curves[key] = dict(zip(read.steps, read.values, strict=True))
         stop = session.execute(
             select(RunEvent)
-            .where(RunEvent.run_id == run_id, RunEvent.kind == "early_stopped")
+            .where(col(RunEvent.run_id) == run_id, col(RunEvent.kind) == "early_stopped")
             .order_by(col(RunEvent.id).desc())
             .limit(1)
         ).scalar()
@@ -146,7 +146,9 @@ class DiagnosisStore(MetricStore):
                 reason=str(payload.get("reason", "")),
                 restored_epoch=restored if _is_epoch(restored) else None,
             )
-        diverged = session.execute(select(Run.diverged_epoch).where(Run.id == run_id)).scalar()
+        diverged = session.execute(
+            select(col(Run.diverged_epoch)).where(col(Run.id) == run_id)
+        ).scalar()
         return diagnose(curves, rules, early_stop, diverged)
 
 

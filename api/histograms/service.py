@@ -82,9 +82,9 @@ class HistogramStore(RunAccess):
         with Session(self.engine) as session:
             self._run(session, run_id)
             rows = session.execute(
-                select(Histogram.param, Histogram.step)
-                .where(Histogram.run_id == run_id)
-                .order_by(Histogram.param, Histogram.step)
+                select(col(Histogram.param), col(Histogram.step))
+                .where(col(Histogram.run_id) == run_id)
+                .order_by(col(Histogram.param), col(Histogram.step))
             ).all()
         params: dict[str, list[int]] = {}
         for param, step in rows:
@@ -96,10 +96,12 @@ class HistogramStore(RunAccess):
     ) -> HistogramSeries:
         with Session(self.engine) as session:
             self._run(session, run_id)
-            query = select(Histogram).where(Histogram.run_id == run_id, Histogram.param == param)
+            query = select(Histogram).where(
+                col(Histogram.run_id) == run_id, col(Histogram.param) == param
+            )
             if steps:
                 query = query.where(col(Histogram.step).in_(steps))
-            rows = list(session.execute(query.order_by(Histogram.step)).scalars())
+            rows = list(session.execute(query.order_by(col(Histogram.step))).scalars())
         items = [_histogram_step(h) for h in rows]
         if shared_bins and items:
             edges = shared_edges([i.edges for i in items], shared_bins)
@@ -119,10 +121,10 @@ class HistogramStore(RunAccess):
             for run_id in run_ids:
                 run = self._run(session, run_id)
                 query = select(Histogram).where(
-                    Histogram.run_id == run_id, Histogram.param == param
+                    col(Histogram.run_id) == run_id, col(Histogram.param) == param
                 )
                 if step is not None:
-                    query = query.where(Histogram.step == step)
+                    query = query.where(col(Histogram.step) == step)
                 h = (
                     session.execute(query.order_by(col(Histogram.step).desc()).limit(1))
                     .scalars()
@@ -178,10 +180,10 @@ def _hist_state(of_param: bool) -> Any:
     if of_param:
         on = and_(on, col(Histogram.param) == bindparam("param"))
     return (
-        select(Run.attempt, func.count(Histogram.id), func.max(Histogram.id))
+        select(col(Run.attempt), func.count(col(Histogram.id)), func.max(col(Histogram.id)))
         .outerjoin(Histogram, on)
         .where(col(Run.id) == bindparam("run_id"))
-        .group_by(Run.attempt)
+        .group_by(col(Run.attempt))
     )
 
 

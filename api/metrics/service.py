@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Connection, case, select
-from sqlmodel import Session, col
+from sqlalchemy import Connection, Table, case, select
+from sqlmodel import Session, SQLModel, col
 
 from api.core.exceptions import Conflict, Invalid, NotFound
 from api.metrics.models import MetricPoint, MetricRollup, MetricSeries
@@ -150,9 +150,9 @@ class MetricStore(MetricReads):
             existing.update(
                 (key, step)
                 for (step,) in conn.execute(
-                    select(MetricPoint.step).where(
-                        MetricPoint.run_id == run_id,
-                        MetricPoint.key == key,
+                    select(col(MetricPoint.step)).where(
+                        col(MetricPoint.run_id) == run_id,
+                        col(MetricPoint.key) == key,
                         col(MetricPoint.step).between(lo, hi),
                     )
                 )
@@ -185,9 +185,9 @@ class MetricStore(MetricReads):
         """The two summary upserts, built once per store: building them (CASE expressions,
         ON CONFLICT clauses) cost more than running them, on every ingest."""
         least, greatest = self._least_greatest()
-        s_ins = self._insert(MetricSeries.__table__)
+        s_ins = self._insert(_table(MetricSeries))
         s_ex = s_ins.excluded
-        t = MetricSeries.__table__.c
+        t = _table(MetricSeries).c
         series = s_ins.on_conflict_do_update(
             index_elements=["run_id", "key"],
             set_={
@@ -200,9 +200,9 @@ class MetricStore(MetricReads):
                 **minmax_set(t, s_ex),
             },
         )
-        r_ins = self._insert(MetricRollup.__table__)
+        r_ins = self._insert(_table(MetricRollup))
         r_ex = r_ins.excluded
-        rt = MetricRollup.__table__.c
+        rt = _table(MetricRollup).c
         rollup = r_ins.on_conflict_do_update(
             index_elements=["run_id", "key", "level", "bucket"],
             set_={
@@ -252,3 +252,9 @@ class MetricStore(MetricReads):
                 )
             )
         return result
+
+
+def _table(model: type[SQLModel]) -> Table:
+    """A model's table (SQLModel sets ``__table__`` when the class is made; its stubs do not
+    say so)."""
+    return SQLModel.metadata.tables[str(model.__tablename__)]

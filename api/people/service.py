@@ -25,7 +25,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
-from api.core.db import utcnow
+from api.core.db import rows_changed, utcnow
 from api.core.exceptions import Conflict, Forbidden, NotFound
 from api.people.auth import Principal
 from api.people.models import ApiToken, Invitation, Membership, Project, Team, User
@@ -53,7 +53,9 @@ class PeopleStore(TokenStore):
         with Session(self.engine) as session:
             team_id = None
             if team is not None:
-                team_id = session.execute(select(Team.id).where(Team.name == team)).scalar()
+                team_id = session.execute(
+                    select(col(Team.id)).where(col(Team.name) == team)
+                ).scalar()
                 if team_id is None:
                     new_team = Team(name=team)
                     session.add(new_team)
@@ -103,12 +105,14 @@ class PeopleStore(TokenStore):
 
     def user_out(self, user_id: int) -> UserOut:
         with Session(self.engine) as session:
-            name = session.execute(select(User.name).where(User.id == user_id)).scalar_one()
+            name = session.execute(
+                select(col(User.name)).where(col(User.id) == user_id)
+            ).scalar_one()
             teams = session.execute(
-                select(Team.id, Team.name, Membership.role)
-                .join(Membership, col(Membership.team_id) == Team.id)
-                .where(Membership.user_id == user_id)
-                .order_by(Team.name)
+                select(col(Team.id), col(Team.name), col(Membership.role))
+                .join(Membership, col(Membership.team_id) == col(Team.id))
+                .where(col(Membership.user_id) == user_id)
+                .order_by(col(Team.name))
             ).all()
         return UserOut(
             id=user_id, name=name, teams=[TeamRole(id=t, name=n, role=r) for t, n, r in teams]
@@ -167,7 +171,7 @@ class PeopleStore(TokenStore):
                         col(Invitation.team_id) == team_id, col(Invitation.user_name) == user_name
                     )
                 )
-                if not gone.rowcount:
+                if not rows_changed(gone):
                     raise NotFound(f"{user_name!r} is neither a member of nor invited to this team")
             session.commit()
             return self._team_out(session, team_id)
@@ -180,8 +184,8 @@ class PeopleStore(TokenStore):
             raise NotFound(f"team {team_id} not found")
         session.execute(update(Team).where(col(Team.id) == team_id).values(name=Team.name))
         role = session.execute(
-            select(Membership.role).where(
-                Membership.team_id == team_id, Membership.user_id == principal.user_id
+            select(col(Membership.role)).where(
+                col(Membership.team_id) == team_id, col(Membership.user_id) == principal.user_id
             )
         ).scalar()
         if role is None:
@@ -193,7 +197,7 @@ class PeopleStore(TokenStore):
         owners = session.execute(
             select(func.count())
             .select_from(Membership)
-            .where(Membership.team_id == team_id, Membership.role == "owner")
+            .where(col(Membership.team_id) == team_id, col(Membership.role) == "owner")
         ).scalar_one()
         if owners == 0:
             raise Conflict("a team keeps at least one owner: make someone else owner first")
@@ -202,7 +206,7 @@ class PeopleStore(TokenStore):
         return session.execute(
             select(Membership)
             .join(User, col(User.id) == Membership.user_id)
-            .where(Membership.team_id == team_id, User.name == user_name)
+            .where(col(Membership.team_id) == team_id, col(User.name) == user_name)
         ).scalar()
 
     # ---- invitations ----
@@ -218,12 +222,14 @@ class PeopleStore(TokenStore):
         )
         existing = session.execute(
             select(Invitation).where(
-                Invitation.team_id == team_id, Invitation.user_name == user_name
+                col(Invitation.team_id) == team_id, col(Invitation.user_name) == user_name
             )
         ).scalar()
         if existing is None:
             pending = session.execute(
-                select(func.count()).select_from(Invitation).where(Invitation.team_id == team_id)
+                select(func.count())
+                .select_from(Invitation)
+                .where(col(Invitation.team_id) == team_id)
             ).scalar_one()
             if pending >= MAX_PENDING_INVITATIONS:
                 raise Conflict(
@@ -233,7 +239,9 @@ class PeopleStore(TokenStore):
             existing = Invitation(team_id=team_id, user_name=user_name, role=role, expires_at=now)
             session.add(existing)
         # The account the name belongs to now (renewing an invitation re-binds it).
-        existing.user_id = session.execute(select(User.id).where(User.name == user_name)).scalar()
+        existing.user_id = session.execute(
+            select(col(User.id)).where(col(User.name) == user_name)
+        ).scalar()
         existing.role = role
         existing.invited_by_id = principal.user_id
         existing.created_at = now
@@ -243,9 +251,9 @@ class PeopleStore(TokenStore):
         """The caller's pending invitations."""
         with Session(self.engine) as session:
             rows = session.execute(
-                select(Invitation, Team.name, User.name)
-                .join(Team, col(Team.id) == Invitation.team_id)
-                .outerjoin(User, col(User.id) == Invitation.invited_by_id)
+                select(Invitation, col(Team.name), col(User.name))
+                .join(Team, col(Team.id) == col(Invitation.team_id))
+                .outerjoin(User, col(User.id) == col(Invitation.invited_by_id))
                 .where(_for(principal), col(Invitation.expires_at) > utcnow())
                 .order_by(Team.name)
             ).all()
@@ -289,7 +297,7 @@ class PeopleStore(TokenStore):
     def _pending(self, session: Session, principal: Principal, team_id: int) -> Invitation:
         invitation = session.execute(
             select(Invitation).where(
-                Invitation.team_id == team_id,
+                col(Invitation.team_id) == team_id,
                 _for(principal),
                 col(Invitation.expires_at) > utcnow(),
             )
@@ -299,20 +307,22 @@ class PeopleStore(TokenStore):
         return invitation
 
     def _team_out(self, session: Session, team_id: int) -> TeamOut:
-        name = session.execute(select(Team.name).where(Team.id == team_id)).scalar_one()
+        name = session.execute(select(col(Team.name)).where(col(Team.id) == team_id)).scalar_one()
         members = session.execute(
-            select(User.name, Membership.role)
-            .join(Membership, col(Membership.user_id) == User.id)
-            .where(Membership.team_id == team_id)
-            .order_by(User.name)
+            select(col(User.name), col(Membership.role))
+            .join(Membership, col(Membership.user_id) == col(User.id))
+            .where(col(Membership.team_id) == team_id)
+            .order_by(col(User.name))
         ).all()
         projects = session.execute(
-            select(Project.name).where(Project.team_id == team_id).order_by(Project.name)
+            select(col(Project.name))
+            .where(col(Project.team_id) == team_id)
+            .order_by(col(Project.name))
         ).scalars()
         invited = session.execute(
-            select(Invitation.user_name, Invitation.role)
-            .where(Invitation.team_id == team_id, col(Invitation.expires_at) > utcnow())
-            .order_by(Invitation.user_name)
+            select(col(Invitation.user_name), col(Invitation.role))
+            .where(col(Invitation.team_id) == team_id, col(Invitation.expires_at) > utcnow())
+            .order_by(col(Invitation.user_name))
         ).all()
         return TeamOut(
             id=team_id,

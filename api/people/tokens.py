@@ -68,7 +68,9 @@ class TokenStore(StoreBase):
     def admin_mint(self, user_name: str, name: str, expires_days: float | None) -> str:
         """A new token for an existing user, for the operator's CLI (no caller to check)."""
         with Session(self.engine) as session:
-            user_id = session.execute(select(User.id).where(User.name == user_name)).scalar()
+            user_id = session.execute(
+                select(col(User.id)).where(col(User.name) == user_name)
+            ).scalar()
             if user_id is None:
                 raise NotFound(f"user {user_name!r} not found")
             token, _ = self._mint(session, user_id, name, expires_days, False)
@@ -94,7 +96,9 @@ class TokenStore(StoreBase):
     def list_tokens(self, principal: Principal) -> list[TokenOut]:
         with Session(self.engine) as session:
             rows = session.execute(
-                select(ApiToken).where(ApiToken.user_id == principal.user_id).order_by(ApiToken.id)
+                select(ApiToken)
+                .where(col(ApiToken.user_id) == principal.user_id)
+                .order_by(col(ApiToken.id))
             ).scalars()
             return [_token_out(t) for t in rows]
 
@@ -219,6 +223,6 @@ _AUTHENTICATE = (
     .outerjoin(User, col(User.id) == ApiToken.user_id)
     .outerjoin(Membership, col(Membership.user_id) == ApiToken.user_id)
     .outerjoin(Run, col(Run.id) == ApiToken.run_id)
-    .outerjoin(_ORIGIN, _ORIGIN.id == ApiToken.parent_id)
+    .outerjoin(_ORIGIN, col(_ORIGIN.id) == col(ApiToken.parent_id))
     .where(col(ApiToken.token_hash) == bindparam("token_hash"))
 )

@@ -63,6 +63,8 @@ class RunAccess(StoreBase):
         if row is None:
             raise missing
         revision, team_id = int(row[0]), row[1]
+        if team_id is None:  # a project without a team (none is made so) is no one's
+            raise missing
         grant = RunGrant(revision, team_id, f"run {run_id} of team {team_id} made {row[2]}")
         if principal.is_worker:
             if principal.run_id != run_id:
@@ -94,7 +96,7 @@ class RunAccess(StoreBase):
             # PostgreSQL, the database write lock in SQLite. Writers to one run then go one at a
             # time, so what they read stays true until they commit.
             session.execute(update(Run).where(col(Run.id) == run_id).values(revision=Run.revision))
-        query = select(Run).where(Run.id == run_id)
+        query = select(Run).where(col(Run.id) == run_id)
         run = session.execute(query).scalars().first()
         if run is None:
             raise NotFound(f"run {run_id} not found")
@@ -116,10 +118,10 @@ class RunAccess(StoreBase):
         again is running again: tracking never kills training. An event records the gap; its
         points are kept. False if the run is not such a run."""
         silent = session.execute(
-            select(Run.heartbeat_at).where(
+            select(col(Run.heartbeat_at)).where(
                 col(Run.id) == run_id,
-                Run.status == "failed",
-                Run.source == "client",
+                col(Run.status) == "failed",
+                col(Run.source) == "client",
                 col(Run.failure_reason).startswith(SILENT_CLIENT),
             )
         ).first()
@@ -152,7 +154,9 @@ class RunAccess(StoreBase):
         return self._revision(session, run_id)
 
     def _revision(self, session: Session, run_id: int) -> int:
-        return int(session.execute(select(Run.revision).where(Run.id == run_id)).scalar_one())
+        return int(
+            session.execute(select(col(Run.revision)).where(col(Run.id) == run_id)).scalar_one()
+        )
 
     def _event(
         self, session: Session, run_id: int, kind: str, step: int | None, payload: dict[str, Any]
@@ -179,14 +183,16 @@ class RunAccess(StoreBase):
         users: dict[int | None, str] = {}
         if ids:
             for run_id, tag in session.execute(
-                select(RunTag.run_id, RunTag.tag)
+                select(col(RunTag.run_id), col(RunTag.tag))
                 .where(col(RunTag.run_id).in_(ids))
-                .order_by(RunTag.tag)
+                .order_by(col(RunTag.tag))
             ):
                 tags.setdefault(run_id, []).append(tag)
             creators = {r.created_by_id for r in runs if r.created_by_id is not None}
             users = dict(
-                session.execute(select(User.id, User.name).where(col(User.id).in_(creators))).all()
+                session.execute(
+                    select(col(User.id), col(User.name)).where(col(User.id).in_(creators))
+                ).all()
             )
             diagnoses = {
                 d.run_id: DiagnosisOut.model_validate_json(d.detail_json)
@@ -196,7 +202,7 @@ class RunAccess(StoreBase):
             }
             pids = {r.project_id for r in runs}
             for pid, name in session.execute(
-                select(Project.id, Project.name).where(col(Project.id).in_(pids))
+                select(col(Project.id), col(Project.name)).where(col(Project.id).in_(pids))
             ):
                 projects[pid] = name
         return [
@@ -244,9 +250,9 @@ def stale_attempt(run_id: int, current: int, attempt: int) -> Conflict:
 
 
 # Built once: constructing the statement costs more than running it (it runs on every request).
-_RUN_REVISION = select(Run.revision).where(col(Run.id) == bindparam("run_id"))
+_RUN_REVISION = select(col(Run.revision)).where(col(Run.id) == bindparam("run_id"))
 _RUN_ACCESS = (
-    select(Run.revision, Project.team_id, Run.created_at)
-    .join(Project, col(Project.id) == Run.project_id)
+    select(col(Run.revision), col(Project.team_id), col(Run.created_at))
+    .join(Project, col(Project.id) == col(Run.project_id))
     .where(col(Run.id) == bindparam("run_id"))
 )

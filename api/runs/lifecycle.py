@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Table, and_, delete, func, or_, select, update
 from sqlmodel import Session, SQLModel, col
 
-from api.core.db import utcnow
+from api.core.db import rows_changed, utcnow
 from api.core.exceptions import Conflict
 from api.people.models import Project
 from api.people.tokens import mint_worker_token, revoke_worker_tokens
@@ -33,7 +33,7 @@ def run_tables(attempt_data_only: bool = False) -> list[Table]:
 def _due_for_delivery(cutoff: datetime) -> Any:
     """Queued, and never handed over (or the hand-over failed), or handed over before cutoff."""
     return and_(
-        Run.status == "queued",
+        col(Run.status) == "queued",
         or_(col(Run.enqueued_at).is_(None), col(Run.enqueued_at) < cutoff),
     )
 
@@ -122,7 +122,9 @@ class RunLifecycle(RunAccess):
         with Session(self.engine) as session:
             stale = (
                 session.execute(
-                    select(Run.id).where(Run.status == "running", col(Run.heartbeat_at) < cutoff)
+                    select(col(Run.id)).where(
+                        col(Run.status) == "running", col(Run.heartbeat_at) < cutoff
+                    )
                 )
                 .scalars()
                 .all()
@@ -221,8 +223,8 @@ class RunLifecycle(RunAccess):
         over so long ago that the message must have been lost (no worker claimed them)."""
         due = _due_for_delivery(utcnow() - timedelta(seconds=redeliver_after_s))
         with self.engine.connect() as conn:
-            rows = conn.execute(select(Run.id).where(due).order_by(Run.id).limit(limit))
-            return [int(r) for r in rows.scalars()]
+            rows = conn.execute(select(col(Run.id)).where(due).order_by(col(Run.id)).limit(limit))
+            return [r for r in rows.scalars() if r is not None]  # ids: never None
 
     def claim_delivery(self, run_id: int, redeliver_after_s: float) -> tuple[str, str] | None:
         """Mark a due run as handed over, now, and mint the token its worker will get; (spec
@@ -238,9 +240,11 @@ class RunLifecycle(RunAccess):
             claimed = session.execute(
                 update(Run).where(col(Run.id) == run_id, due).values(enqueued_at=now)
             )
-            if not claimed.rowcount:
+            if not rows_changed(claimed):
                 return None
-            spec_json = session.execute(select(Run.spec_json).where(Run.id == run_id)).scalar_one()
+            spec_json = session.execute(
+                select(col(Run.spec_json)).where(col(Run.id) == run_id)
+            ).scalar_one()
             revoke_worker_tokens(session, run_id)
             token = mint_worker_token(session, run_id)
             session.commit()
@@ -252,8 +256,8 @@ class RunLifecycle(RunAccess):
         the tail of a long one: a team's 1st run gets 0, its 2nd 1, 3rd-4th 2, 5th-8th 3..."""
         with self.engine.connect() as conn:
             team_id = conn.execute(
-                select(Project.team_id)
-                .join(Run, col(Run.project_id) == Project.id)
+                select(col(Project.team_id))
+                .join(Run, col(Run.project_id) == col(Project.id))
                 .where(col(Run.id) == run_id)
             ).scalar()
             ahead = conn.execute(
@@ -261,8 +265,8 @@ class RunLifecycle(RunAccess):
                 .select_from(Run)
                 .join(Project, col(Project.id) == Run.project_id)
                 .where(
-                    Project.team_id == team_id,
-                    Run.status == "queued",
+                    col(Project.team_id) == team_id,
+                    col(Run.status) == "queued",
                     col(Run.enqueued_at).is_not(None),
                     col(Run.id) < run_id,
                 )
@@ -274,7 +278,7 @@ class RunLifecycle(RunAccess):
         with Session(self.engine) as session:
             session.execute(
                 update(Run)
-                .where(col(Run.id) == run_id, Run.status == "queued")
+                .where(col(Run.id) == run_id, col(Run.status) == "queued")
                 .values(enqueued_at=None)
             )
             session.commit()
@@ -283,7 +287,7 @@ class RunLifecycle(RunAccess):
         for table in run_tables(attempt_data_only=True):
             session.execute(delete(table).where(table.c.run_id == run_id))
         session.execute(
-            delete(RunEvent).where(RunEvent.run_id == run_id, RunEvent.kind != "status")
+            delete(RunEvent).where(col(RunEvent.run_id) == run_id, col(RunEvent.kind) != "status")
         )
 
 

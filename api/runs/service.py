@@ -176,7 +176,7 @@ class RunStore(RunLifecycle):
         """What the runs of the project's team may store, together (their spec estimates),
         read under the team's lock so that two submissions cannot both take the last room."""
         team_id = session.execute(
-            select(Project.team_id).where(Project.id == project_id)
+            select(col(Project.team_id)).where(col(Project.id) == project_id)
         ).scalar_one()
         session.execute(update(Team).where(col(Team.id) == team_id).values(name=Team.name))
         used = session.execute(
@@ -194,13 +194,13 @@ class RunStore(RunLifecycle):
         so ``team`` is needed only when several of the caller's teams could be meant."""
         team_id: int | None = None
         if team is not None:
-            team_id = session.execute(select(Team.id).where(Team.name == team)).scalar()
+            team_id = session.execute(select(col(Team.id)).where(col(Team.name) == team)).scalar()
             if team_id is None or team_id not in principal.roles:
                 raise NotFound(f"team {team!r} not found")
         teams = [team_id] if team_id is not None else principal.teams()
         found = session.execute(
-            select(Project.id, Project.team_id).where(
-                Project.name == name, col(Project.team_id).in_(teams)
+            select(col(Project.id), col(Project.team_id)).where(
+                col(Project.name) == name, col(Project.team_id).in_(teams)
             )
         ).all()
         if len(found) > 1:
@@ -228,7 +228,9 @@ class RunStore(RunLifecycle):
         except IntegrityError:  # created concurrently by another request: use that one
             return int(
                 session.execute(
-                    select(Project.id).where(Project.name == name, Project.team_id == team_id)
+                    select(col(Project.id)).where(
+                        col(Project.name) == name, col(Project.team_id) == team_id
+                    )
                 ).scalar_one()
             )
 
@@ -250,27 +252,29 @@ class RunStore(RunLifecycle):
         if filters.teams is not None:
             query = query.where(col(Project.team_id).in_(filters.teams))
         if filters.project:
-            query = query.where(Project.name == filters.project)
+            query = query.where(col(Project.name) == filters.project)
         if filters.created_by:
-            query = query.join(User, col(User.id) == Run.created_by_id).where(
-                User.name == filters.created_by
+            query = query.join(User, col(User.id) == col(Run.created_by_id)).where(
+                col(User.name) == filters.created_by
             )
         if filters.status:
             query = query.where(col(Run.status).in_(filters.status))
         if filters.study is not None:
-            query = query.where(Run.study_id == filters.study)
+            query = query.where(col(Run.study_id) == filters.study)
         for tag in filters.tags:
             query = query.where(
-                select(RunTag.run_id).where(RunTag.run_id == Run.id, RunTag.tag == tag).exists()
+                select(col(RunTag.run_id))
+                .where(col(RunTag.run_id) == col(Run.id), col(RunTag.tag) == tag)
+                .exists()
             )
         if filters.name:
             query = query.where(func.lower(Run.name).contains(filters.name.lower()))
         if filters.created_after:
-            query = query.where(Run.created_at >= filters.created_after)
+            query = query.where(col(Run.created_at) >= filters.created_after)
         if filters.created_before:
-            query = query.where(Run.created_at < filters.created_before)
+            query = query.where(col(Run.created_at) < filters.created_before)
         if filters.spec_hash:
-            query = query.where(Run.spec_hash == filters.spec_hash)
+            query = query.where(col(Run.spec_hash) == filters.spec_hash)
         for clause in parse_where(filters.where):
             query = query.where(clause)
         order, after = order_and_after(field, sort.startswith("-"), cursor)
@@ -341,7 +345,9 @@ class RunStore(RunLifecycle):
             existing = {
                 (k, s)
                 for k, s in session.execute(
-                    select(RunEvent.kind, RunEvent.step).where(RunEvent.run_id == run_id)
+                    select(col(RunEvent.kind), col(RunEvent.step)).where(
+                        col(RunEvent.run_id) == run_id
+                    )
                 ).all()
             }
             added = 0
@@ -363,10 +369,10 @@ class RunStore(RunLifecycle):
     def get_events(self, run_id: int, kind: str | None) -> list[EventOut]:
         with Session(self.engine) as session:
             self._run(session, run_id)
-            query = select(RunEvent).where(RunEvent.run_id == run_id)
+            query = select(RunEvent).where(col(RunEvent.run_id) == run_id)
             if kind:
-                query = query.where(RunEvent.kind == kind)
-            rows = session.execute(query.order_by(RunEvent.id)).scalars()
+                query = query.where(col(RunEvent.kind) == kind)
+            rows = session.execute(query.order_by(col(RunEvent.id))).scalars()
             return [
                 EventOut(
                     kind=r.kind,

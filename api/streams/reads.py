@@ -44,14 +44,16 @@ class StreamReads(StudyStore):
         stream of this process follows."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(Run.id, Run.revision).where(col(Run.id).in_(list(run_ids)))
+                select(col(Run.id), col(Run.revision)).where(col(Run.id).in_(list(run_ids)))
             ).all()
-        return {int(i): int(r) for i, r in rows}
+        return {i: int(r) for i, r in rows if i is not None}  # ids: never None
 
     def study_member_ids(self, study_id: int) -> list[int]:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(Run.id).where(Run.study_id == study_id).order_by(Run.id))
-            return [int(i) for i in rows.scalars()]
+            rows = conn.execute(
+                select(col(Run.id)).where(col(Run.study_id) == study_id).order_by(col(Run.id))
+            )
+            return [i for i in rows.scalars() if i is not None]  # ids: never None
 
     # ---- a run ----
 
@@ -63,13 +65,13 @@ class StreamReads(StudyStore):
             if run is None:
                 return Batch([_gone()], gone=True)
             step = conn.execute(
-                select(func.max(MetricPoint.step)).where(MetricPoint.run_id == run_id)
+                select(func.max(col(MetricPoint.step))).where(col(MetricPoint.run_id) == run_id)
             ).scalar()
             hist = conn.execute(
-                select(func.max(Histogram.step)).where(Histogram.run_id == run_id)
+                select(func.max(col(Histogram.step))).where(col(Histogram.run_id) == run_id)
             ).scalar()
             last_event = conn.execute(
-                select(func.max(RunEvent.id)).where(RunEvent.run_id == run_id)
+                select(func.max(col(RunEvent.id))).where(col(RunEvent.run_id) == run_id)
             ).scalar()
             events = [
                 _mark(conn, "epoch", MetricPoint, run_id, run.attempt, step),
@@ -113,18 +115,18 @@ class StreamReads(StudyStore):
                 r.id: r
                 for r in conn.execute(
                     select(
-                        Run.id,
-                        Run.revision,
-                        Run.status,
-                        Run.attempt,
-                        Run.progress_epoch,
-                        Run.progress_total,
-                        Run.study_config,
-                        Run.study_replicate,
-                        Run.failure_reason,
-                        RunDiagnosis.verdict,
+                        col(Run.id),
+                        col(Run.revision),
+                        col(Run.status),
+                        col(Run.attempt),
+                        col(Run.progress_epoch),
+                        col(Run.progress_total),
+                        col(Run.study_config),
+                        col(Run.study_replicate),
+                        col(Run.failure_reason),
+                        col(RunDiagnosis.verdict),
                     )
-                    .outerjoin(RunDiagnosis, col(RunDiagnosis.run_id) == Run.id)
+                    .outerjoin(RunDiagnosis, col(RunDiagnosis.run_id) == col(Run.id))
                     .where(col(Run.id).in_(list(member_ids)))
                 )
             }
@@ -154,17 +156,17 @@ class StreamReads(StudyStore):
         return Batch(events)
 
 
-_RUN = select(  # type: ignore[misc]  # (ten columns: too many unions for mypy)
-    Run.id,
-    Run.status,
-    Run.attempt,
-    Run.revision,
-    Run.progress_epoch,
-    Run.progress_total,
-    Run.failure_reason,
-    Run.started_at,
-    Run.finished_at,
-    Run.diverged_epoch,
+_RUN = select(
+    col(Run.id),
+    col(Run.status),
+    col(Run.attempt),
+    col(Run.revision),
+    col(Run.progress_epoch),
+    col(Run.progress_total),
+    col(Run.failure_reason),
+    col(Run.started_at),
+    col(Run.finished_at),
+    col(Run.diverged_epoch),
 )
 
 
@@ -190,7 +192,7 @@ def _state(conn: Connection, run: Any) -> list[Event]:
     """The run's diagnosis, its evaluation's arrival and, if it has finished, the end."""
     events = []
     detail = conn.execute(
-        select(RunDiagnosis.detail_json).where(RunDiagnosis.run_id == run.id)
+        select(col(RunDiagnosis.detail_json)).where(col(RunDiagnosis.run_id) == run.id)
     ).scalar()
     if detail is not None:
         events.append(
@@ -198,7 +200,7 @@ def _state(conn: Connection, run: Any) -> list[Event]:
                 "diagnosis", json.loads(detail), (int(run.revision),), run.attempt, digest(detail)
             )
         )
-    if conn.execute(select(Evaluation.run_id).where(Evaluation.run_id == run.id)).first():
+    if conn.execute(select(col(Evaluation.run_id)).where(col(Evaluation.run_id) == run.id)).first():
         events.append(Event("evaluation", {"available": True}, (), run.attempt))
     if run.status in FINISHED:
         events.append(Event("end", {"status": run.status}, (), run.attempt))
@@ -226,13 +228,13 @@ def _epochs(
         return [], False
     by_step: dict[int, dict[str, Any]] = {}
     for step, key, value in conn.execute(
-        select(MetricPoint.step, MetricPoint.key, MetricPoint.value)
+        select(col(MetricPoint.step), col(MetricPoint.key), col(MetricPoint.value))
         .where(
-            MetricPoint.run_id == run_id,
+            col(MetricPoint.run_id) == run_id,
             col(MetricPoint.step) >= steps[0],
             col(MetricPoint.step) <= steps[-1],
         )
-        .order_by(MetricPoint.step, MetricPoint.key)
+        .order_by(col(MetricPoint.step), col(MetricPoint.key))
     ):
         by_step.setdefault(int(step), {})[key] = float("nan") if value is None else value
     events = []
@@ -251,13 +253,13 @@ def _histograms(
         return [], False
     by_step: dict[int, list[str]] = {}
     for step, param in conn.execute(
-        select(Histogram.step, Histogram.param)
+        select(col(Histogram.step), col(Histogram.param))
         .where(
-            Histogram.run_id == run_id,
+            col(Histogram.run_id) == run_id,
             col(Histogram.step) >= steps[0],
             col(Histogram.step) <= steps[-1],
         )
-        .order_by(Histogram.step, Histogram.param)
+        .order_by(col(Histogram.step), col(Histogram.param))
     ):
         by_step.setdefault(int(step), []).append(param)
     events = []
@@ -271,17 +273,21 @@ def _histograms(
 def _run_events(conn: Connection, run_id: int, attempt: int, after: int) -> list[Event]:
     rows = conn.execute(
         select(
-            RunEvent.id, RunEvent.kind, RunEvent.step, RunEvent.payload_json, RunEvent.created_at
+            col(RunEvent.id),
+            col(RunEvent.kind),
+            col(RunEvent.step),
+            col(RunEvent.payload_json),
+            col(RunEvent.created_at),
         )
-        .where(RunEvent.run_id == run_id, col(RunEvent.id) > after)
-        .order_by(RunEvent.id)
+        .where(col(RunEvent.run_id) == run_id, col(RunEvent.id) > after)
+        .order_by(col(RunEvent.id))
         .limit(EVENTS_PER_READ)
     ).all()
     return [
         Event(
             "event",
             {"kind": kind, "step": step, "payload": json.loads(payload), "created_at": created},
-            (int(event_id),),
+            (int(event_id or 0),),  # ids: never None
             attempt,
         )
         for event_id, kind, step, payload, created in rows

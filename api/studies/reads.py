@@ -197,15 +197,15 @@ class StudyReads(StudyStore):
 
     def _members(self, session: Session, study_id: int, diagnoses: bool = False) -> list[_Member]:
         rows = session.execute(
-            select(Run.id, Run.study_config, Run.study_replicate, Run.status)
-            .where(Run.study_id == study_id)
-            .order_by(Run.id)
+            select(col(Run.id), col(Run.study_config), col(Run.study_replicate), col(Run.status))
+            .where(col(Run.study_id) == study_id)
+            .order_by(col(Run.id))
         ).all()
         members = [_Member(int(i), int(c or 0), int(r or 0), s) for i, c, r, s in rows]
         if diagnoses and members:
             found: dict[int, str] = dict(
                 session.execute(
-                    select(RunDiagnosis.run_id, RunDiagnosis.detail_json).where(
+                    select(col(RunDiagnosis.run_id), col(RunDiagnosis.detail_json)).where(
                         col(RunDiagnosis.run_id).in_([m.id for m in members])
                     )
                 ).all()
@@ -219,10 +219,10 @@ class StudyReads(StudyStore):
         if not run_ids:
             return []
         rows = session.execute(
-            select(MetricSeries.key)
+            select(col(MetricSeries.key))
             .where(col(MetricSeries.run_id).in_(run_ids))
             .distinct()
-            .order_by(MetricSeries.key)
+            .order_by(col(MetricSeries.key))
             .limit(MAX_KEYS)
         )
         return list(rows.scalars())

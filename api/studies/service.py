@@ -140,11 +140,11 @@ class StudyStore(RunStore, DiagnosisStore):
     def _member_ids(self, study_id: int, statuses: tuple[str, ...]) -> list[int]:
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(Run.id)
-                .where(Run.study_id == study_id, col(Run.status).in_(statuses))
-                .order_by(Run.id)
+                select(col(Run.id))
+                .where(col(Run.study_id) == study_id, col(Run.status).in_(statuses))
+                .order_by(col(Run.id))
             )
-            return [int(r) for r in rows.scalars()]
+            return [r for r in rows.scalars() if r is not None]  # ids: never None
 
     def _bump_study(self, study_id: int) -> None:
         with Session(self.engine) as session:
@@ -159,17 +159,19 @@ class StudyStore(RunStore, DiagnosisStore):
         status: Counter[str] = Counter(
             dict(
                 session.execute(
-                    select(Run.status, func.count())
-                    .where(Run.study_id == study.id)
-                    .group_by(Run.status)
+                    select(col(Run.status), func.count())
+                    .where(col(Run.study_id) == study.id)
+                    .group_by(col(Run.status))
                 ).all()
             )
         )
         members = sum(status.values())
         project = session.execute(
-            select(Project.name).where(Project.id == study.project_id)
+            select(col(Project.name)).where(col(Project.id) == study.project_id)
         ).scalar_one()
-        creator = session.execute(select(User.name).where(User.id == study.created_by_id)).scalar()
+        creator = session.execute(
+            select(col(User.name)).where(col(User.id) == study.created_by_id)
+        ).scalar()
         count, total = session.execute(_MEMBER_REVISIONS, {"study_id": study.id}).one()
         return StudyOut(
             id=study.id,
@@ -201,8 +203,8 @@ def varied(configs: list[dict[str, Any]]) -> list[str]:
 
 # Built once: they run on every study request (ETag checks included).
 _STUDY_ACCESS = (
-    select(Study.revision, Project.team_id, Study.created_at)
-    .join(Project, col(Project.id) == Study.project_id)
+    select(col(Study.revision), col(Project.team_id), col(Study.created_at))
+    .join(Project, col(Project.id) == col(Study.project_id))
     .where(col(Study.id) == bindparam("study_id"))
 )
 _MEMBER_REVISIONS = select(func.count(), func.sum(Run.revision)).where(

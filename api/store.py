@@ -8,6 +8,8 @@ tests) takes this one.
 
 from __future__ import annotations
 
+from sqlalchemy import Engine
+
 from api.evaluation.service import EvaluationStore
 from api.histograms.service import HistogramStore
 from api.people.service import PeopleStore
@@ -20,3 +22,9 @@ __all__ = ["TrackingStore"]
 class TrackingStore(PeopleStore, StreamReads, StudyReads, HistogramStore, EvaluationStore):
     """Users, teams and tokens; studies, their runs and the runs' lifecycle; metrics (with the
     diagnosis made from them), histograms, evaluations; what streams read."""
+
+    def __init__(self, engine: Engine, default_project: str = "default") -> None:
+        super().__init__(engine, default_project)
+        # The one place a run's diagnosis is wired to its data: every write of metrics, events,
+        # status or heartbeat calls it in its own transaction.
+        self.on_run_data_changed(self.refresh_diagnosis)

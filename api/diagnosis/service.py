@@ -1,8 +1,9 @@
 """Every run's diagnosis, kept up to date as its data arrives, and on request with other rules.
 
-The stored one is remade in the writer's transaction (``_run_data_changed``): after an epoch's
-losses arrive (while the run is short enough to judge live: ``LIVE_EPOCHS``), after an early
-stop or a divergence is reported, and when the run finishes. Past ``EAGER_EPOCHS`` a run's new
+The stored one is remade in the writer's transaction (``refresh_diagnosis``, which api.store
+registers as a listener of the runs' data): after an epoch's losses arrive (while the run is
+short enough to judge live: ``LIVE_EPOCHS``), after an early stop or a divergence is reported,
+and when the run finishes. Past ``EAGER_EPOCHS`` a run's new
 epochs are judged at most once every ``LIVE_INTERVAL`` seconds, by the post or the heartbeat
 that comes after it: re-reading every curve on every epoch of a long run cost its writer three
 times the rest of the post, and a second of lag in a live verdict costs nobody anything. It
@@ -56,10 +57,11 @@ class DiagnosisStore(MetricStore):
             raise NotFound(f"run {run_id} has no epoch with both a train_loss and a val_loss yet")
         return _out(found, rules)
 
-    def _run_data_changed(
+    def refresh_diagnosis(
         self, session: Session, run_id: int, kind: str, keys: Collection[str] = ()
     ) -> None:
-        super()._run_data_changed(session, run_id, kind, keys)
+        """Remake the run's stored diagnosis after new data, when that data can change it (a
+        listener of RunAccess.on_run_data_changed, registered by api.store)."""
         if kind == "metrics" and not LOSSES.intersection(keys):
             return
         if kind == "events" and not {"early_stopped", "diverged"}.intersection(keys):

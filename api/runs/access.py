@@ -9,11 +9,11 @@ run that is still open and to its current attempt, and each change bumps the run
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Engine, bindparam, select, update
 from sqlmodel import Session, col
 
 from api.core.db import utcnow
@@ -23,6 +23,9 @@ from api.people.auth import WRITE_ROLES, Principal
 from api.people.models import Project, User
 from api.runs.models import FINISHED, Run, RunDiagnosis, RunEvent, RunTag
 from api.runs.schemas import DiagnosisOut, Progress, RunOut
+
+# (session, run_id, kind, keys): see RunAccess.on_run_data_changed.
+DataListener = Callable[[Session, int, str, Collection[str]], None]
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,10 @@ class RunGrant:
 
 
 class RunAccess(StoreBase):
+    def __init__(self, engine: Engine, default_project: str = "default") -> None:
+        super().__init__(engine, default_project)
+        self._data_listeners: list[DataListener] = []
+
     def get_run(self, run_id: int) -> RunOut:
         with Session(self.engine) as session:
             return self._run_out(session, self._run(session, run_id))
@@ -81,14 +88,18 @@ class RunAccess(StoreBase):
             raise Forbidden(f"you are a {role} of this run's team: read only")
         return grant
 
+    def on_run_data_changed(self, listener: DataListener) -> None:
+        """Call ``listener`` in the writer's transaction, under the run's lock, after new
+        ``kind`` data ("metrics" with their ``keys``, "events" with their kinds, "status" when
+        the run finished) or a "heartbeat": what a domain derives from a run's data (its
+        diagnosis) is kept up to date there. api.store registers the listeners."""
+        self._data_listeners.append(listener)
+
     def _run_data_changed(
         self, session: Session, run_id: int, kind: str, keys: Collection[str] = ()
     ) -> None:
-        """Called in the writer's transaction, under the run's lock, after new ``kind`` data
-        ("metrics" with their ``keys``, "events" with their kinds, "status" when the run
-        finished), or a "heartbeat" came. A domain that derives something from a run's data
-        overrides it (api.diagnosis); here, nothing to do."""
-        return None
+        for listener in self._data_listeners:
+            listener(session, run_id, kind, keys)
 
     def _run(self, session: Session, run_id: int, lock: bool = False) -> Run:
         if lock:

@@ -7,6 +7,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from api.diagnosis.service import DiagnosisStore
+from api.metrics.schemas import MetricPointDict
 from tests.api.conftest import API, post_points, start, submit
 
 OVERFIT = {  # val_loss turns up after epoch 3 while train_loss keeps falling
@@ -176,3 +178,25 @@ def test_a_long_run_is_judged_at_most_once_an_interval_and_caught_up_by_its_hear
     done = {"status": "succeeded", "attempt": 1}
     assert client.post(f"{API}/runs/{run_id}/status", json=done).status_code == 200
     assert client.get(url).json()["epochs"] == eager + 11
+
+
+def test_a_store_diagnoses_only_through_the_listener_it_registers(client: TestClient) -> None:
+    """The refresh is wired in one visible place (api.store): a diagnosis store built bare
+    keeps no diagnosis until its refresh is registered as a listener of the runs' data."""
+    engine = client.app.state.store.engine  # type: ignore[attr-defined]
+    bare = DiagnosisStore(engine)
+    first, second = (submit(client)["id"] for _ in range(2))
+    for run_id in (first, second):
+        start(client, run_id)
+
+    def points(run_id: int) -> list[MetricPointDict]:
+        return [
+            {"key": p["key"], "step": p["step"], "value": p["value"], "wall_time": 0.0}
+            for p in epochs(OVERFIT)
+        ]
+
+    bare.add_metrics(first, points(first))
+    assert client.get(f"{API}/runs/{first}").json()["diagnosis"] is None
+    bare.on_run_data_changed(bare.refresh_diagnosis)
+    bare.add_metrics(second, points(second))
+    assert client.get(f"{API}/runs/{second}").json()["diagnosis"]["verdict"] == "overfitting"

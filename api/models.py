@@ -4,11 +4,12 @@ migrations with. The tables themselves live with their domain (``api/<domain>/mo
 from __future__ import annotations
 
 from api.core.lease import Lease
+from api.diagnosis.models import RunDiagnosis
 from api.evaluation.models import Evaluation
 from api.histograms.models import Histogram
 from api.metrics.models import MetricPoint, MetricRollup, MetricSeries
 from api.people.models import ApiToken, Invitation, Membership, Project, Team, User
-from api.runs.models import Run, RunDiagnosis, RunEvent, RunTag
+from api.runs.models import Run, RunEvent, RunTag
 from api.studies.models import Study
 
 __all__ = [

@@ -25,13 +25,14 @@ DOMAINS = (
 
 # What each api domain may import from the others: core under everything; people under runs;
 # runs under the domains that keep a run's data; metrics under the diagnosis made of them.
-# Views of those domains ask people only who is asking (api.people.deps). The one way back:
-# authenticating a worker token reads its run's status in the same query (api.people.tokens ->
-# api.runs.models).
+# Views of those domains ask people only who is asking (api.people.deps). The two ways back, to
+# a table only: authenticating a worker token reads its run's status in the same query
+# (api.people.tokens -> api.runs.models); a run carries its diagnosis, and runs are listed,
+# filtered and sorted by it (api.runs -> api.diagnosis.models).
 ALLOWED: dict[str, set[str]] = {
     "core": set(),
     "people": {"api.core", "api.runs.models"},
-    "runs": {"api.core", "api.people"},
+    "runs": {"api.core", "api.people", "api.diagnosis.models"},
     "metrics": {"api.core", "api.runs", "api.people.deps"},
     "histograms": {"api.core", "api.runs", "api.people.deps"},
     "evaluation": {"api.core", "api.runs", "api.people.deps"},

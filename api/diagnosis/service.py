@@ -7,8 +7,8 @@ and when the run finishes. Past ``EAGER_EPOCHS`` a run's new
 epochs are judged at most once every ``LIVE_INTERVAL`` seconds, by the post or the heartbeat
 that comes after it: re-reading every curve on every epoch of a long run cost its writer three
 times the rest of the post, and a second of lag in a live verdict costs nobody anything. It
-lives in ``run_diagnosis`` (api.runs.models), where listings filter and sort on it and every run
-carries it.
+lives in ``run_diagnosis`` (api.diagnosis.models), where listings filter and sort on it and
+every run carries it.
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ from sqlmodel import Session, col
 
 from api.core.db import utcnow
 from api.core.exceptions import NotFound
+from api.diagnosis.models import RunDiagnosis
 from api.diagnosis.rules import Diagnosis, DiagnosisRules, EarlyStop, diagnose
 from api.metrics.models import MetricSeries
 from api.metrics.service import MetricStore
-from api.runs.models import Run, RunDiagnosis, RunEvent
+from api.runs.models import Run, RunEvent
 from api.runs.schemas import DiagnosisOut
 
 LOSSES = frozenset({"train_loss", "val_loss"})

@@ -19,9 +19,10 @@ from sqlmodel import Session, col
 from api.core.db import utcnow
 from api.core.exceptions import Conflict, Forbidden, NotFound
 from api.core.store import StoreBase
+from api.diagnosis.models import RunDiagnosis
 from api.people.auth import WRITE_ROLES, Principal
 from api.people.models import Project, User
-from api.runs.models import FINISHED, Run, RunDiagnosis, RunEvent, RunTag
+from api.runs.models import FINISHED, Run, RunEvent, RunTag
 from api.runs.schemas import DiagnosisOut, Progress, RunOut
 
 # (session, run_id, kind, keys): see RunAccess.on_run_data_changed.

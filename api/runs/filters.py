@@ -14,7 +14,8 @@ from sqlalchemy import or_, tuple_
 from sqlmodel import col
 
 from api.core.exceptions import Invalid
-from api.runs.models import Run, RunDiagnosis, Verdict
+from api.diagnosis.models import RunDiagnosis
+from api.runs.models import Run, Verdict
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ FILTERABLE: dict[str, bool] = {
     "early_stopping": True,
 }
 _WHERE = re.compile(r"^\s*([a-z_0-9]+)\s*(>=|<=|!=|=|>|<)\s*(.+?)\s*$")
-# Diagnosis values runs sort on (api.runs.models.RunDiagnosis); runs without one (not
+# Diagnosis values runs sort on (api.diagnosis.models.RunDiagnosis); runs without one (not
 # diagnosed yet, or no onset found) come last, whichever the direction.
 SUMMARY_SORTS = (
     "min_val_loss",

@@ -1,5 +1,5 @@
-"""A run's tables: the run (its spec, filterable columns and lifecycle), its tags, its events
-and its diagnosis."""
+"""A run's tables: the run (its spec, filterable columns and lifecycle), its tags and its
+events (its diagnosis's table lives with api.diagnosis)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Literal
 from sqlalchemy import BigInteger, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
-from api.core.db import NEVER_REUSED, BigId, attempt_data, utcnow
+from api.core.db import NEVER_REUSED, BigId, utcnow
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
@@ -101,29 +101,3 @@ class RunEvent(SQLModel, table=True):
     step: int | None = Field(default=None, sa_type=BigId)
     payload_json: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
-
-
-class RunDiagnosis(SQLModel, table=True):
-    """A run's diagnosis (api.diagnosis computes it from the run's curves and events as they
-    arrive): the summary values runs are filtered and sorted on, and the whole diagnosis."""
-
-    __tablename__ = "run_diagnosis"
-    __table_args__ = (attempt_data(),)
-    run_id: int = Field(sa_type=BigId, foreign_key="run.id", primary_key=True, ondelete="CASCADE")
-    verdict: str = Field(max_length=20, index=True)
-    epochs: int
-    best_epoch: int | None = None
-    min_val_loss: float | None = None
-    onset_epoch: int | None = None
-    gap_at_best: float | None = None
-    final_gap: float | None = None
-    gap_slope: float | None = None
-    final_train_loss: float | None = None
-    final_val_loss: float | None = None
-    # At the epoch whose weights were evaluated: the restored one after an early stop, else
-    # the last.
-    evaluated_epoch: int | None = None
-    val_accuracy: float | None = None
-    early_stopped: bool = False
-    detail_json: str = Field(sa_column=Column(Text, nullable=False))  # the whole diagnosis
-    computed_at: datetime = Field(default_factory=utcnow)

@@ -16,6 +16,7 @@ from sqlmodel import Session, col
 
 from api.core.db import utcnow
 from api.core.exceptions import Conflict, Forbidden, Invalid, NotFound
+from api.diagnosis.models import RunDiagnosis
 from api.people.auth import WRITE_ROLES, Principal
 from api.people.models import Project, Team, User
 from api.people.tokens import mint_worker_token
@@ -30,7 +31,7 @@ from api.runs.filters import (
     sort_column,
 )
 from api.runs.lifecycle import RunLifecycle, run_tables
-from api.runs.models import FINISHED, Run, RunDiagnosis, RunEvent, RunTag
+from api.runs.models import FINISHED, Run, RunEvent, RunTag
 from api.runs.schemas import EventIn, EventOut, RunOut, RunPatch, RunStart
 from trainer.spec import JobSpec
 

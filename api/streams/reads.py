@@ -17,10 +17,11 @@ from sqlalchemy import Connection, func, select
 from sqlmodel import col
 
 from api.core.errors import finite
+from api.diagnosis.models import RunDiagnosis
 from api.evaluation.models import Evaluation
 from api.histograms.models import Histogram
 from api.metrics.models import MetricPoint
-from api.runs.models import FINISHED, Run, RunDiagnosis, RunEvent
+from api.runs.models import FINISHED, Run, RunEvent
 from api.streams.cursor import Event, RunCursor, StudyCursor, digest
 from api.studies.service import StudyStore
 

@@ -13,8 +13,9 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from api.core.exceptions import Invalid
+from api.diagnosis.models import RunDiagnosis
 from api.metrics.models import MetricSeries
-from api.runs.models import Run, RunDiagnosis
+from api.runs.models import Run
 from api.runs.schemas import DiagnosisOut
 from api.studies.design import config_name
 from api.studies.schemas import (

@@ -11,8 +11,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
@@ -45,36 +45,12 @@ log = logging.getLogger("fitlens.api")
 
 def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = None) -> FastAPI:
     settings = settings or get_settings()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        reaper = lease = None
-        app.state.listening.since = time.monotonic()  # silence before now was not heard
-        if settings.reaper_interval > 0:
-            # Held for three passes: a holder that died is replaced within that.
-            lease = LeaseHolder(engine, "reconciler", ttl=max(3 * settings.reaper_interval, 5.0))
-            reaper = asyncio.create_task(
-                reconcile_forever(
-                    app.state.store, app.state.enqueuer, settings, app.state.listening, lease
-                )
-            )
-        watcher = asyncio.create_task(app.state.hub.watch_forever())
-        yield
-        for task in (reaper, watcher):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        if lease is not None:
-            with contextlib.suppress(Exception):  # the database may be gone: it expires anyway
-                lease.release()
-
     app = FastAPI(
         title="fitlens",
         version="0.1.0",
         description="Experiment tracking that makes overfitting, and what fixes it, visible.",
         default_response_class=SafeJSONResponse,
-        lifespan=lifespan,
+        lifespan=_lifespan(settings),
         # FastAPI's docs pages load their scripts from a CDN: off unless asked for
         # (FITLENS_API_DOCS=true); /openapi.json is always served.
         docs_url="/docs" if settings.api_docs else None,
@@ -99,23 +75,45 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     )
     install_error_handlers(app)
     api = APIRouter(prefix=settings.api_prefix, route_class=GuardedRoute)
-    for module in (
-        runs,
-        metrics,
-        histograms,
-        evaluation,
-        diagnosis,
-        studies,
-        streams,
-        people,
-        session,
-    ):
+    for module in (runs, metrics, histograms, evaluation, diagnosis, studies, streams, people):
         api.include_router(module.router)
+    api.include_router(session.router)
     app.include_router(api)
     app.include_router(health.router)
     dashboard.mount(app)
     _document(app)
     return app
+
+
+def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """What runs beside the server while it serves: the reconciler and reaper (under a
+    database lease, so one process of several does it) and the streams' watcher."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        reaper = lease = None
+        app.state.listening.since = time.monotonic()  # silence before now was not heard
+        if settings.reaper_interval > 0:
+            # Held for three passes: a holder that died is replaced within that.
+            ttl = max(3 * settings.reaper_interval, 5.0)
+            lease = LeaseHolder(app.state.store.engine, "reconciler", ttl=ttl)
+            reaper = asyncio.create_task(
+                reconcile_forever(
+                    app.state.store, app.state.enqueuer, settings, app.state.listening, lease
+                )
+            )
+        watcher = asyncio.create_task(app.state.hub.watch_forever())
+        yield
+        for task in (reaper, watcher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if lease is not None:
+            with contextlib.suppress(Exception):  # the database may be gone: it expires anyway
+                lease.release()
+
+    return lifespan
 
 
 # Every error body is ErrorBody; these are the statuses an API operation can answer with one.

@@ -68,38 +68,39 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        found = exc.errors()
-        errors = []
-        for err in found[:MAX_ERRORS]:  # a bad body may hold one error per value
-            field = _field(err.get("loc", ()))[:MAX_MESSAGE]
-            msg = str(err.get("msg", "invalid"))[:MAX_MESSAGE]
-            # Model-level checks already start with the field they are about ("loss: ...").
-            errors.append({"field": field, "message": msg})
-        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
-        if len(found) > MAX_ERRORS:
-            summary += f" (and {len(found) - MAX_ERRORS} more errors)"
-        return error(422, f"invalid request: {summary}", errors)
+async def _invalid(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    found = exc.errors()
+    errors = []
+    for err in found[:MAX_ERRORS]:  # a bad body may hold one error per value
+        field = _field(err.get("loc", ()))[:MAX_MESSAGE]
+        msg = str(err.get("msg", "invalid"))[:MAX_MESSAGE]
+        # Model-level checks already start with the field they are about ("loss: ...").
+        errors.append({"field": field, "message": msg})
+    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+    if len(found) > MAX_ERRORS:
+        summary += f" (and {len(found) - MAX_ERRORS} more errors)"
+    return error(422, f"invalid request: {summary}", errors)
 
-    @app.exception_handler(NotFound)
-    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
-        return error(404, str(exc))
+
+# The stores' errors whose message is the whole answer.
+_PLAIN: dict[type[Exception], int] = {NotFound: 404, Forbidden: 403, Conflict: 409}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _invalid)
+    for kind, status in _PLAIN.items():
+
+        async def _plain(_: Request, exc: Exception, status: int = status) -> JSONResponse:
+            return error(status, str(exc))
+
+        app.add_exception_handler(kind, _plain)
 
     @app.exception_handler(Unauthorized)
     async def _unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:
         response = error(401, str(exc))
         response.headers["WWW-Authenticate"] = "Bearer"
         return response
-
-    @app.exception_handler(Forbidden)
-    async def _forbidden(_: Request, exc: Forbidden) -> JSONResponse:
-        return error(403, str(exc))
-
-    @app.exception_handler(Conflict)
-    async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
-        return error(409, str(exc))
 
     @app.exception_handler(Invalid)
     async def _bad_param(_: Request, exc: Invalid) -> JSONResponse:

@@ -152,16 +152,20 @@ def test_hostile_prints_each_finding_and_none_gets_through() -> None:
     assert study and int(study.group(2)) < 1024, out
 
 
-def test_suite_bench_prints_each_run_and_tells_green_from_red() -> None:
-    """bench.suite on a small command: a real pytest run beside a hog, and a red run."""
-    small = f"{sys.executable} -m pytest -q -p no:cacheprovider tests/test_layout.py"
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.suite", "--loaded", "1", "--hogs", "1", "--command", small],
+def suite_bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bench.suite", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def test_suite_bench_prints_each_run_and_tells_green_from_red() -> None:
+    """bench.suite on a small command: a real pytest run beside a hog, and a red run."""
+    small = f"{sys.executable} -m pytest -q -p no:cacheprovider tests/test_layout.py"
+    proc = suite_bench("--loaded", "1", "--hogs", "1", "--command", small)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = re.findall(
         r"^(\d)\. (quiet|1 hog)\s+(\d+):(\d\d) wall\s+green\s+(\d+) passed", proc.stdout, re.M
@@ -171,13 +175,7 @@ def test_suite_bench_prints_each_run_and_tells_green_from_red() -> None:
     assert "quiet: 1 of 1 green" in proc.stdout and "1 hog: 1 of 1 green" in proc.stdout
     printed = "print('FAILED tests/x.py::t - boom'); print('1 failed, 2 passed in 0.1s')"
     red = f'{sys.executable} -c "{printed}"'
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.suite", "--quiet", "1", "--loaded", "0", "--command", red],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = suite_bench("--quiet", "1", "--loaded", "0", "--command", red)
     assert proc.returncode == 1, proc.stdout
     assert re.search(r"1\. quiet .* RED \(exit 0\)\s+1 failed, 2 passed", proc.stdout), proc.stdout
     assert "failed: tests/x.py::t" in proc.stdout and "quiet: 0 of 1 green" in proc.stdout

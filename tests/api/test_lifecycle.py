@@ -11,6 +11,7 @@ from api.main import create_app
 from api.runs.queue import RecordingQueue
 from api.store import TrackingStore
 from tests.api.conftest import API, bearer, empty_tables, post_points, submit
+from tests.waits import wait_for
 
 
 def store_of(client: TestClient) -> TrackingStore:
@@ -107,14 +108,13 @@ def test_the_api_reaps_in_the_background_and_enqueues_again(database_url: str) -
     with TestClient(app, headers=bearer(token)) as client:
         rid = submit(client, project=f"reaped-{time.time_ns()}")["id"]
         begin(client, rid)
-        deadline = time.monotonic() + 30
-        while client.get(f"{API}/runs/{rid}").json()["status"] == "running":
-            assert time.monotonic() < deadline, "the reaper never ran"
-            time.sleep(0.05)
-        assert client.get(f"{API}/runs/{rid}").json()["status"] == "queued"
+
+        def status() -> str:
+            return str(client.get(f"{API}/runs/{rid}").json()["status"])
+
+        wait_for(lambda: status() != "running", 30, "the reaper")
+        assert status() == "queued"
         # The reconciler hands the requeued run over on its own pass, after the reaper's.
-        while len(queue.items) < 2:
-            assert time.monotonic() < deadline, "the requeued run was never handed over"
-            time.sleep(0.05)
+        wait_for(lambda: len(queue.items) >= 2, 30, "the requeued run's hand-over")
         assert [run_id for run_id, _ in queue.items] == [rid, rid]  # submitted, then requeued
         client.app.state.store.engine.dispose()  # type: ignore[attr-defined]

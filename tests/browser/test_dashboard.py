@@ -13,8 +13,9 @@ import pytest
 
 from stack import launch
 from tests.browser.conftest import ARTIFACTS
-from tests.e2e.conftest import Worker, wait_for
+from tests.e2e.conftest import Worker
 from tests.e2e.test_pipeline import finished
+from tests.waits import wait_for
 
 CHARTS_DRAWN = "performance.getEntriesByName('fitlens:charts-drawn').length > 0"
 

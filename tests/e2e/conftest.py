@@ -5,10 +5,8 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -122,13 +120,3 @@ def logged_tokens(env: dict[str, str]) -> list[str]:
     for log in Path(env["FITLENS_TMP"]).glob("*.log"):
         found += [f"{log.name}: {m}" for m in TOKEN_PATTERN.findall(log.read_text())]
     return found
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.conftest import Worker, wait_for
+from tests.e2e.conftest import Worker
 from tests.e2e.test_pipeline import finished
+from tests.waits import wait_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -18,8 +18,8 @@ import pytest
 
 from stack import launch
 from stack.launch import free_port
-from tests.e2e.conftest import wait_for
 from tests.e2e.servers import OwnPostgres, OwnRedis
+from tests.waits import wait_for
 from worker.client import ApiClient
 from worker.config import WorkerSettings
 from worker.tasks import failure_reason

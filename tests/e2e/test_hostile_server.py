@@ -19,7 +19,7 @@ import pytest
 
 from stack import launch
 from stack.launch import free_port
-from tests.e2e.conftest import wait_for
+from tests.waits import wait_for
 
 MEMORY_LIMIT = 2 << 30  # address space: the API needs about 1 GiB of it at rest
 TEAM_STREAMS = 3

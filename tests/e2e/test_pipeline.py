@@ -8,7 +8,8 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.conftest import Worker, logged_tokens, wait_for
+from tests.e2e.conftest import Worker, logged_tokens
+from tests.waits import wait_for
 
 METRIC_KEYS = {"train_loss", "val_loss", "train_accuracy", "val_accuracy", "gap", "lr"}
 

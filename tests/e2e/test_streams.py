@@ -12,8 +12,9 @@ import httpx
 import pytest
 
 from stack import launch
-from tests.e2e.conftest import Worker, wait_for
+from tests.e2e.conftest import Worker
 from tests.e2e.sse import Frame, read_stream
+from tests.waits import wait_for
 
 MAX_STREAMS = 3
 

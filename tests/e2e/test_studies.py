@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tests.e2e.conftest import Worker, wait_for
+from tests.e2e.conftest import Worker
+from tests.waits import wait_for
 
 DIGITS = 1797
 

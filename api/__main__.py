@@ -77,7 +77,7 @@ def _safe(url: str) -> str:
 def admin(argv: list[str]) -> int:
     from api.core.db import make_engine
     from api.core.exceptions import Conflict, NotFound
-    from api.store import TrackingStore
+    from api.people.service import PeopleStore
 
     parser = argparse.ArgumentParser(prog="python -m api admin")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -94,10 +94,10 @@ def admin(argv: list[str]) -> int:
 
     settings = get_settings()
     run_migrations(settings.database_url)
-    store = TrackingStore(make_engine(settings.database_url))
+    people = PeopleStore(make_engine(settings.database_url))
     if args.command == "token":
         try:
-            secret = store.admin_mint(args.name, args.label, args.expires_days)
+            secret = people.admin_mint(args.name, args.label, args.expires_days)
         except NotFound as exc:
             print(exc, file=sys.stderr)
             return 1
@@ -105,7 +105,7 @@ def admin(argv: list[str]) -> int:
         print(secret)
         return 0
     try:
-        user, token = store.create_user(args.name, args.team, args.role, args.expires_days)
+        user, token = people.create_user(args.name, args.team, args.role, args.expires_days)
     except Conflict as exc:
         print(exc, file=sys.stderr)
         return 1

@@ -61,13 +61,13 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     app.state.store = store = TrackingStore(engine, settings.default_project)
     app.state.enqueuer = enqueuer or make_enqueuer(settings)
     app.state.listening = Listening()
-    app.state.hub = Hub(store.revisions, settings.stream_interval)
+    app.state.hub = Hub(store.streams.revisions, settings.stream_interval)
     mib = settings.answer_cache_mb
     app.state.answers = AnswerCache(mib << 20) if mib else None
 
     app.add_middleware(
         RequestGuard,
-        authenticate=store.authenticate,
+        authenticate=store.people.authenticate,
         prefix=settings.api_prefix,
         render_error=error,
         max_body_bytes=settings.max_body_bytes,
@@ -99,7 +99,11 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
             lease = LeaseHolder(app.state.store.engine, "reconciler", ttl=ttl)
             reaper = asyncio.create_task(
                 reconcile_forever(
-                    app.state.store, app.state.enqueuer, settings, app.state.listening, lease
+                    app.state.store.lifecycle,
+                    app.state.enqueuer,
+                    settings,
+                    app.state.listening,
+                    lease,
                 )
             )
         watcher = asyncio.create_task(app.state.hub.watch_forever())

@@ -1,30 +1,49 @@
-"""The one interface the app holds: every domain's store, joined (as MLflow's tracking store).
+"""What the app holds: every domain's store, built in dependency order (as MLflow's tracking
+store is one interface, but made of parts you can see).
 
-Each domain keeps its persistence in one class of its own package (``api/<domain>/service.py``)
-and builds on ``api.runs.access.RunAccess`` when it keeps data of a run. Routes see only their
-domain's class (api.core.deps); code that needs all of it (the operator's CLI, the reconciler,
-tests) takes this one.
+Each domain keeps its persistence in a store of its own (``api/<domain>/service.py``) that is
+given, in its constructor, the stores it uses; no domain reaches into another's private
+methods. Routes name the part they use (``api.core.deps.part``); code that needs several (the
+operator's CLI, the reconciler, tests) takes this container.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import Engine
 
+from api.core.store import StoreBase
+from api.diagnosis.service import DiagnosisStore
 from api.evaluation.service import EvaluationStore
 from api.histograms.service import HistogramStore
+from api.metrics.service import MetricStore
+from api.people.projects import ProjectStore
 from api.people.service import PeopleStore
+from api.runs.access import RunAccess
+from api.runs.lifecycle import RunLifecycle
+from api.runs.service import RunStore
 from api.streams.reads import StreamReads
 from api.studies.reads import StudyReads
 
 __all__ = ["TrackingStore"]
 
 
-class TrackingStore(PeopleStore, StreamReads, StudyReads, HistogramStore, EvaluationStore):
-    """Users, teams and tokens; studies, their runs and the runs' lifecycle; metrics (with the
-    diagnosis made from them), histograms, evaluations; what streams read."""
+class TrackingStore(StoreBase):
+    """people, projects -> access -> runs, lifecycle, metrics, histograms, evaluations ->
+    diagnosis (reads metrics) -> studies (runs, lifecycle, metrics) -> streams."""
 
     def __init__(self, engine: Engine, default_project: str = "default") -> None:
-        super().__init__(engine, default_project)
+        super().__init__(engine)
+        self.people = PeopleStore(engine)
+        self.projects = ProjectStore(engine, default_project)
+        self.access = RunAccess(engine)
+        self.runs = RunStore(self.access, self.projects)
+        self.lifecycle = RunLifecycle(self.access)
+        self.metrics = MetricStore(self.access)
+        self.histograms = HistogramStore(self.access)
+        self.evaluations = EvaluationStore(self.access)
+        self.diagnosis = DiagnosisStore(self.access, self.metrics)
         # The one place a run's diagnosis is wired to its data: every write of metrics, events,
-        # status or heartbeat calls it in its own transaction.
-        self.on_run_data_changed(self.refresh_diagnosis)
+        # status or heartbeat calls it in its own transaction, under the run's lock.
+        self.access.on_run_data_changed(self.diagnosis.refresh_diagnosis)
+        self.studies = StudyReads(self.projects, self.runs, self.lifecycle, self.metrics)
+        self.streams = StreamReads(engine)

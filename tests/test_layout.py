@@ -37,16 +37,16 @@ ALLOWED: dict[str, set[str]] = {
     "histograms": {"api.core", "api.runs", "api.people.deps"},
     "evaluation": {"api.core", "api.runs", "api.people.deps"},
     "diagnosis": {"api.core", "api.runs", "api.metrics", "api.people.deps"},
-    "studies": {"api.core", "api.runs", "api.metrics", "api.diagnosis", "api.people"},
+    "studies": {"api.core", "api.runs", "api.metrics", "api.diagnosis.models", "api.people"},
     # Streams read every domain's tables (they tell of all of a run's data) and write none.
     "streams": {
         "api.core",
         "api.people",
         "api.runs",
-        "api.metrics",
-        "api.histograms",
-        "api.evaluation",
-        "api.diagnosis",
+        "api.metrics.models",
+        "api.histograms.models",
+        "api.evaluation.models",
+        "api.diagnosis.models",
         "api.studies",
     },
     # The pages only serve files; what they show comes from the API over HTTP.
@@ -91,6 +91,45 @@ def test_domains_depend_one_way(domain: str) -> None:
         if outside:
             wrong[str(path.relative_to(ROOT))] = sorted(outside)
     assert not wrong
+
+
+def test_stores_are_composed_not_inherited_across_domains() -> None:
+    """A domain's store subclasses only its own domain's classes (and api.core's base), and
+    calls another store's public methods only: ``self.<part>._private(...)`` is refused."""
+    inherited: dict[str, list[str]] = {}
+    private: dict[str, list[str]] = {}
+    for domain in DOMAINS:
+        for path in _modules(f"api/{domain}"):
+            tree = ast.parse(path.read_text())
+            names = {
+                alias.asname or alias.name: node.module
+                for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) and node.module
+                for alias in node.names
+            }
+            where = str(path.relative_to(ROOT))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ClassDef):
+                    bases = [b.id for b in node.bases if isinstance(b, ast.Name)]
+                    outside = [
+                        b
+                        for b in bases
+                        if (names.get(b) or "").startswith("api.")
+                        and not (names.get(b) or "").startswith((f"api.{domain}", "api.core"))
+                    ]
+                    if outside:
+                        inherited[f"{where}:{node.name}"] = outside
+                if (
+                    isinstance(node, ast.Attribute)
+                    and node.attr.startswith("_")
+                    and not node.attr.startswith("__")
+                    and isinstance(node.value, ast.Attribute)
+                    and isinstance(node.value.value, ast.Name)
+                    and node.value.value.id == "self"
+                ):
+                    private.setdefault(where, []).append(f"self.{node.value.attr}.{node.attr}")
+    assert not inherited
+    assert not private
 
 
 def test_trainer_and_worker_keep_their_doors() -> None:

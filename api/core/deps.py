@@ -1,19 +1,20 @@
-"""FastAPI dependencies every domain uses: the store, settings, run ids, and ETag handling.
+"""FastAPI dependencies every domain uses: the stores, settings, run ids, and ETag handling.
 
-Each domain's views name the store by its own domain's class (``Annotated[MetricStore,
-Depends(get_store)]``): the app holds one ``api.store.TrackingStore``, and a route sees only
-the methods of its domain.
+The app holds one ``api.store.TrackingStore``; each domain's views take the part they use by
+its name and class (``Annotated[MetricStore, part("metrics")]``), so a route sees only the
+methods of the stores it names.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from enum import Enum
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request, Response
 
-from api.core.cache import AnswerCache
+from api.core.cache import AnswerCache, answer
 from api.core.config import Settings
 from api.core.exceptions import Invalid
 
@@ -22,6 +23,15 @@ from api.core.exceptions import Invalid
 # per dependency per request (measurable on a 304 poll).
 async def get_store(request: Request) -> Any:
     return request.app.state.store
+
+
+def part(name: str) -> Any:
+    """A dependency on the app's store's part ``name`` (an attribute of TrackingStore)."""
+
+    async def get_part(request: Request) -> Any:
+        return getattr(request.app.state.store, name)
+
+    return Depends(get_part)
 
 
 async def get_settings(request: Request) -> Settings:
@@ -62,6 +72,21 @@ def not_modified(request: Request, tag: str) -> Response | None:
     if sent and (sent.strip() == "*" or tag in [t.strip() for t in sent.split(",")]):
         return Response(status_code=304, headers={"ETag": tag})
     return None
+
+
+async def conditional_answer(
+    request: Request,
+    answers: AnswerCache | None,
+    identity: str,
+    revisions: str,
+    produce: Callable[[], Any],
+) -> Response:
+    """A read that polls cheaply: its ETag (``etag``), a 304 when the client holds that
+    version, else the answer kept for the tag or ``produce()``'s (api.core.cache.answer)."""
+    tag = etag(request, identity, revisions)
+    if (held := not_modified(request, tag)) is not None:
+        return held
+    return await answer(answers, tag, produce)
 
 
 # Workers send the attempt their "running" post got; data from any other attempt is refused.

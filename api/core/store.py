@@ -1,9 +1,9 @@
 """What every domain's store shares: the engine, and the SQL that differs by dialect.
 
-Each domain keeps its persistence in one class (``api/<domain>/service.py``) built on this one;
-``api.store.TrackingStore`` joins them into the single interface the app holds, as MLflow's
-tracking store does. Routes call store methods and never see a session; the methods answer API
-shapes, not rows.
+Each domain keeps its persistence in a store of its own (``api/<domain>/service.py``) built on
+this one and given, in its constructor, the stores of the domains it uses; ``api.store``
+builds them all, in dependency order. Routes call store methods and never see a session; the
+methods answer API shapes, not rows.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 
 class StoreBase:
-    def __init__(self, engine: Engine, default_project: str = "default") -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.default_project = default_project  # where a run goes when it names no project
         self._dialect = engine.dialect.name
         # The driver's placeholder, for the statements hot paths send to the driver directly.
         self._mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"

@@ -23,10 +23,12 @@ from sqlmodel import Session, col
 
 from api.core.db import utcnow
 from api.core.exceptions import NotFound
+from api.core.store import StoreBase
 from api.diagnosis.models import RunDiagnosis
 from api.diagnosis.rules import Diagnosis, DiagnosisRules, EarlyStop, diagnose
 from api.metrics.models import MetricSeries
-from api.metrics.service import MetricStore
+from api.metrics.reads import MetricReads
+from api.runs.access import RunAccess
 from api.runs.models import Run, RunEvent
 from api.runs.schemas import DiagnosisOut
 
@@ -43,11 +45,18 @@ MAX_KEYS = 50
 MAX_POINTS = 20_000
 
 
-class DiagnosisStore(MetricStore):
+class DiagnosisStore(StoreBase):
+    """Reads a run's curves through the metrics' store; writes only its own table."""
+
+    def __init__(self, access: RunAccess, metrics: MetricReads) -> None:
+        super().__init__(access.engine)
+        self.access = access
+        self.metrics = metrics
+
     def diagnosis(self, run_id: int, rules: DiagnosisRules | None = None) -> DiagnosisOut:
         """The stored diagnosis, or a fresh one made with ``rules``."""
         with Session(self.engine) as session:
-            self._run(session, run_id)
+            self.access.run_row(session, run_id)
             if rules is None:
                 stored = session.get(RunDiagnosis, run_id)
                 if stored is not None:
@@ -132,7 +141,7 @@ class DiagnosisStore(MetricStore):
         wanted = sorted(series, key=lambda k: (k not in FIRST, k))[:MAX_KEYS]
         for key in wanted:
             s = series[key]
-            read = self._series(session, run_id, s, MAX_POINTS, None, None)
+            read = self.metrics.series(session, run_id, s, MAX_POINTS, None, None)
             curves[key] = dict(zip(read.steps, read.values, strict=True))
         stop = session.execute(
             select(RunEvent)

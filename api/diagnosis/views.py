@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
-from api.core.cache import answer
-from api.core.deps import READ_TAGS, AnswersDep, RunId, etag, get_store, not_modified
+from api.core.deps import READ_TAGS, AnswersDep, RunId, conditional_answer, part
 from api.core.http import GuardedRoute
 from api.diagnosis.rules import DiagnosisRules
 from api.diagnosis.service import DiagnosisStore
-from api.people.deps import UserDep
+from api.runs.deps import RunRead
 from api.runs.schemas import DiagnosisOut
 
 router = APIRouter(route_class=GuardedRoute)
-StoreDep = Annotated[DiagnosisStore, Depends(get_store)]
+StoreDep = Annotated[DiagnosisStore, part("diagnosis")]
 
 
 @router.get(
@@ -29,7 +28,7 @@ async def diagnosis(
     request: Request,
     store: StoreDep,
     answers: AnswersDep,
-    principal: UserDep,
+    grant: RunRead,
     patience: Annotated[int | None, Query(ge=1, le=1000, description="epochs a climb lasts")] = (
         None
     ),
@@ -45,10 +44,6 @@ async def diagnosis(
     """Best epoch, overfitting onset, gap and its trend, and a verdict with the numbers behind
     it. Any rule given in the query makes a fresh diagnosis with it (the others keep their
     defaults); without one, the stored diagnosis, kept up to date as the run trains."""
-    grant = store.grant_run(principal, run_id, "read")
-    tag = etag(request, grant.identity, str(grant.revision))
-    if (cached := not_modified(request, tag)) is not None:
-        return cached
     given = {
         k: v
         for k, v in {
@@ -63,4 +58,10 @@ async def diagnosis(
         if v is not None
     }
     rules = DiagnosisRules(**given) if given else None  # type: ignore[arg-type]
-    return await answer(answers, tag, lambda: store.diagnosis(run_id, rules))
+    return await conditional_answer(
+        request,
+        answers,
+        grant.identity,
+        str(grant.revision),
+        lambda: store.diagnosis(run_id, rules),
+    )

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 
-from api.core.deps import READ_TAGS, WORKER_TAGS, AttemptQuery, RunId, get_store
+from api.core.deps import READ_TAGS, WORKER_TAGS, AttemptQuery, RunId, part
 from api.core.http import GuardedRoute, before_body
 from api.evaluation.schemas import EvaluationOut
 from api.evaluation.service import EvaluationStore
-from api.people.deps import PrincipalDep, UserDep
+from api.runs.deps import RunRead, RunReport
 from api.runs.guard import run_role
 from trainer.events import Evaluation as EvaluationBody
 
 router = APIRouter(route_class=GuardedRoute)
-StoreDep = Annotated[EvaluationStore, Depends(get_store)]
+StoreDep = Annotated[EvaluationStore, part("evaluations")]
 
 
 @router.post(
@@ -26,15 +26,13 @@ def post_evaluation(
     run_id: RunId,
     evaluation: EvaluationBody,
     store: StoreDep,
-    principal: PrincipalDep,
+    _: RunReport,
     attempt: AttemptQuery = None,
 ) -> None:
     """Confusion matrix, per-class metrics, ROC curves, weight heat-maps, best epoch."""
-    store.authorize_run(principal, run_id, "worker")
     store.set_evaluation(run_id, evaluation, attempt)
 
 
 @router.get("/runs/{run_id}/evaluation", response_model=EvaluationOut, tags=READ_TAGS)
-def evaluation(run_id: RunId, store: StoreDep, principal: UserDep) -> EvaluationOut:
-    store.authorize_run(principal, run_id, "read")
+def evaluation(run_id: RunId, store: StoreDep, _: RunRead) -> EvaluationOut:
     return EvaluationOut(run_id=run_id, evaluation=store.get_evaluation(run_id))

@@ -14,6 +14,8 @@ from sqlalchemy import and_, bindparam, func, select
 from sqlmodel import Session, col
 
 from api.core.exceptions import NotFound
+from api.core.schemas import IngestResult
+from api.core.store import StoreBase
 from api.histograms.bins import rebin, shared_edges
 from api.histograms.models import Histogram
 from api.histograms.schemas import (
@@ -28,10 +30,14 @@ from api.runs.access import RunAccess
 from api.runs.models import Run
 
 
-class HistogramStore(RunAccess):
+class HistogramStore(StoreBase):
+    def __init__(self, access: RunAccess) -> None:
+        super().__init__(access.engine)
+        self.access = access
+
     def add_histograms(
         self, run_id: int, histograms: Sequence[HistogramIn], attempt: int | None = None
-    ) -> tuple[int, int]:
+    ) -> IngestResult:
         rows: dict[tuple[str, int], dict[str, Any]] = {}
         for h in histograms:
             rows.setdefault(
@@ -53,7 +59,7 @@ class HistogramStore(RunAccess):
                 },
             )
         with Session(self.engine) as session:
-            self._writable_run(session, run_id, attempt=attempt)
+            self.access.writable_run(session, run_id, attempt=attempt)
             inserted = 0
             if rows:
                 stmt = (
@@ -62,10 +68,12 @@ class HistogramStore(RunAccess):
                     .returning(Histogram.id)
                 )
                 inserted = len(session.execute(stmt, list(rows.values())).all())
-            if inserted:
-                self._bump(session, run_id)
+            bump = self.access.bump_revision if inserted else self.access.revision_of
+            revision = bump(session, run_id)
             session.commit()
-        return inserted, len(histograms) - inserted
+        return IngestResult(
+            accepted=inserted, duplicates=len(histograms) - inserted, revision=revision
+        )
 
     def histograms_validator(self, run_id: int, param: str | None) -> str:
         """A histogram read's ETag: the run's attempt, and how many histograms it has (of
@@ -80,7 +88,7 @@ class HistogramStore(RunAccess):
 
     def histogram_index(self, run_id: int) -> HistogramIndex:
         with Session(self.engine) as session:
-            self._run(session, run_id)
+            self.access.run_row(session, run_id)
             rows = session.execute(
                 select(col(Histogram.param), col(Histogram.step))
                 .where(col(Histogram.run_id) == run_id)
@@ -95,7 +103,7 @@ class HistogramStore(RunAccess):
         self, run_id: int, param: str, steps: Sequence[int] | None, shared_bins: int | None
     ) -> HistogramSeries:
         with Session(self.engine) as session:
-            self._run(session, run_id)
+            self.access.run_row(session, run_id)
             query = select(Histogram).where(
                 col(Histogram.run_id) == run_id, col(Histogram.param) == param
             )
@@ -119,7 +127,7 @@ class HistogramStore(RunAccess):
         picked: list[tuple[Run, Histogram]] = []
         with Session(self.engine) as session:
             for run_id in run_ids:
-                run = self._run(session, run_id)
+                run = self.access.run_row(session, run_id)
                 query = select(Histogram).where(
                     col(Histogram.run_id) == run_id, col(Histogram.param) == param
                 )

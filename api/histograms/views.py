@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
-from api.core.cache import answer
 from api.core.deps import (
     MAX_ID,
     READ_TAGS,
@@ -15,10 +14,9 @@ from api.core.deps import (
     AnswersDep,
     AttemptQuery,
     RunId,
+    conditional_answer,
     csv_list,
-    etag,
-    get_store,
-    not_modified,
+    part,
     run_ids,
 )
 from api.core.exceptions import Invalid
@@ -31,11 +29,12 @@ from api.histograms.schemas import (
     HistogramSeries,
 )
 from api.histograms.service import HistogramStore
-from api.people.deps import PrincipalDep, UserDep
+from api.people.deps import UserDep
+from api.runs.deps import AccessDep, RunRead, RunReport
 from api.runs.guard import run_role
 
 router = APIRouter(route_class=GuardedRoute)
-StoreDep = Annotated[HistogramStore, Depends(get_store)]
+StoreDep = Annotated[HistogramStore, part("histograms")]
 
 
 @router.post("/runs/{run_id}/histograms", response_model=IngestResult, tags=WORKER_TAGS)
@@ -44,14 +43,10 @@ def post_histograms(
     run_id: RunId,
     batch: HistogramBatch,
     store: StoreDep,
-    principal: PrincipalDep,
+    _: RunReport,
     attempt: AttemptQuery = None,
 ) -> IngestResult:
-    store.authorize_run(principal, run_id, "worker")
-    accepted, duplicates = store.add_histograms(run_id, batch.histograms, attempt)
-    return IngestResult(
-        accepted=accepted, duplicates=duplicates, revision=store.run_revision(run_id)
-    )
+    return store.add_histograms(run_id, batch.histograms, attempt)
 
 
 @router.get(
@@ -65,7 +60,7 @@ async def histograms(
     request: Request,
     store: StoreDep,
     answers: AnswersDep,
-    principal: UserDep,
+    grant: RunRead,
     param: Annotated[str | None, Query(description="e.g. fc1.weight; omit to list params")] = None,
     steps: Annotated[str | None, Query(description="comma-separated steps; default all")] = None,
     shared_bins: Annotated[
@@ -73,27 +68,27 @@ async def histograms(
         Query(ge=2, le=1024, description="re-bin every step onto the same N bins (a heat-map)"),
     ] = None,
 ) -> HistogramSeries | HistogramIndex | Response:
-    grant = store.grant_run(principal, run_id, "read")
-    # Not the run's revision: the histograms' own.
-    tag = etag(request, grant.identity, store.histograms_validator(run_id, param))
-    if (cached := not_modified(request, tag)) is not None:
-        return cached
-    if param is None:
-        return await answer(answers, tag, lambda: store.histogram_index(run_id))
     try:
         wanted = [int(s) for s in csv_list(steps, "steps", limit=10_000)]
     except ValueError:
         raise Invalid("steps", "comma-separated integers") from None
     if any(not 0 <= s <= MAX_ID for s in wanted):
         raise Invalid("steps", f"steps are between 0 and {MAX_ID}")
-    return await answer(
-        answers, tag, lambda: store.get_histograms(run_id, param, wanted or None, shared_bins)
-    )
+
+    def read() -> HistogramSeries | HistogramIndex:
+        if param is None:
+            return store.histogram_index(run_id)
+        return store.get_histograms(run_id, param, wanted or None, shared_bins)
+
+    # Not the run's revision: the histograms' own.
+    revisions = store.histograms_validator(run_id, param)
+    return await conditional_answer(request, answers, grant.identity, revisions, read)
 
 
 @router.get("/histograms/overlay", response_model=HistogramOverlay, tags=READ_TAGS)
 def histogram_overlay(
     store: StoreDep,
+    access: AccessDep,
     principal: UserDep,
     runs: Annotated[str, Query(description="comma-separated run ids")],
     param: str,
@@ -105,5 +100,5 @@ def histogram_overlay(
     """One parameter's histogram for several runs on shared bin edges (e.g. none vs L1 vs L2)."""
     ids = run_ids(runs)
     for run_id in ids:
-        store.authorize_run(principal, run_id, "read")
+        access.authorize_run(principal, run_id, "read")
     return store.overlay_histograms(ids, param, step, bins)

@@ -13,6 +13,7 @@ from sqlalchemy import and_, bindparam, select
 from sqlmodel import Session, col
 
 from api.core.exceptions import NotFound
+from api.core.store import StoreBase
 from api.metrics.models import MetricSeries
 from api.metrics.rollup import ROLLUP_BASE, ROLLUP_LEVELS, merge_buckets
 from api.metrics.schemas import Series
@@ -20,7 +21,14 @@ from api.runs.access import RunAccess
 from api.runs.models import Run
 
 
-class MetricReads(RunAccess):
+class MetricReads(StoreBase):
+    """The metrics domain's reads; built with the runs' access (a curve of a run that is gone
+    is NotFound)."""
+
+    def __init__(self, access: RunAccess) -> None:
+        super().__init__(access.engine)
+        self.access = access
+
     def curves_validator(self, run_id: int, keys: Sequence[str] | None) -> str:
         """What a curves read's ETag is made of: the run's attempt and, per key asked for, how
         many points it has and its last step. Points are never rewritten (a repeat is
@@ -50,7 +58,7 @@ class MetricReads(RunAccess):
         there are more, or (``downsample=False``) the first ``max_points`` of them at full
         resolution with ``next_start``, the step a next page starts from."""
         with Session(self.engine) as session:
-            self._run(session, run_id)
+            self.access.run_row(session, run_id)
             query = select(MetricSeries).where(col(MetricSeries.run_id) == run_id)
             if keys:
                 query = query.where(col(MetricSeries.key).in_(keys))
@@ -62,7 +70,7 @@ class MetricReads(RunAccess):
                 if s is None:
                     out.append(_series_of(key, [], [], 0, downsampled=False))
                 elif downsample:
-                    out.append(self._series(session, run_id, s, max_points, start, end))
+                    out.append(self.series(session, run_id, s, max_points, start, end))
                 else:
                     out.append(self._page(session, run_id, s, max_points, start, end))
             return out
@@ -129,7 +137,7 @@ class MetricReads(RunAccess):
             next_start=steps[-1] + 1 if more else None,
         )
 
-    def _series(
+    def series(
         self,
         session: Session,
         run_id: int,

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Table, case, select
 from sqlmodel import Session, SQLModel, col
 
 from api.core.exceptions import Conflict, Invalid, NotFound
+from api.core.schemas import IngestResult
 from api.metrics.models import MetricPoint, MetricRollup, MetricSeries
 from api.metrics.reads import MetricReads
 from api.metrics.rollup import (
@@ -51,12 +52,9 @@ class MetricStore(MetricReads):
         points: Sequence[MetricPointDict],
         attempt: int | None = None,
         max_keys: int = 1_000,
-    ) -> tuple[int, int, int]:
+    ) -> IngestResult:
         """Store new points; (run, key, step) already stored are kept as they were. A run has
-        at most ``max_keys`` keys (a 422 for a post that would add more, nothing stored).
-
-        Returns (accepted, duplicates, revision).
-        """
+        at most ``max_keys`` keys (a 422 for a post that would add more, nothing stored)."""
         now = time.time()
         unique: dict[tuple[str, int], tuple[float | None, float]] = {}
         for p in points:
@@ -78,7 +76,7 @@ class MetricStore(MetricReads):
             if row is None:
                 raise NotFound(f"run {run_id} not found")
             status, run_attempt, revision = row
-            if status == "failed" and self._revive(session, run_id):
+            if status == "failed" and self.access.revive_silent_client(session, run_id):
                 status, revision = "running", revision + 1
             if status in FINISHED:
                 raise Conflict(f"run {run_id} is {status}; it takes no more data")
@@ -90,12 +88,12 @@ class MetricStore(MetricReads):
             if not new:
                 # Nothing new (a retried post) leaves the revision, and every ETag, unchanged.
                 session.rollback()
-                return 0, len(points), revision - 1
+                return IngestResult(accepted=0, duplicates=len(points), revision=revision - 1)
             self._insert_points(conn, [(run_id, k, s, v, w) for k, s, v, w in new])
             self._update_summaries(conn, run_id, [(k, s, v) for k, s, v, _ in new])
-            self._run_data_changed(session, run_id, "metrics", {k for k, _, _, _ in new})
+            self.access.data_changed(session, run_id, "metrics", {k for k, _, _, _ in new})
             session.commit()
-        return len(new), len(points) - len(new), revision
+        return IngestResult(accepted=len(new), duplicates=len(points) - len(new), revision=revision)
 
     def _insert_points(
         self, conn: Connection, rows: list[tuple[int, str, int, float | None, float]]
@@ -218,8 +216,8 @@ class MetricStore(MetricReads):
     ) -> list[CompareRun]:
         summary_keys = ("val_loss", "gap", "val_accuracy", "train_loss")
         with Session(self.engine) as session:
-            runs = [self._run(session, i) for i in run_ids]
-            outs = self._run_outs(session, runs)
+            runs = [self.access.run_row(session, i) for i in run_ids]
+            outs = self.access.run_outs(session, runs)
             rows = session.execute(
                 select(MetricSeries).where(
                     col(MetricSeries.run_id).in_(run_ids), col(MetricSeries.key).in_(summary_keys)

@@ -16,13 +16,12 @@ import math
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
-from api.core.cache import answer
 from api.core.deps import (
     MAX_ID,
     READ_TAGS,
@@ -31,10 +30,9 @@ from api.core.deps import (
     AttemptQuery,
     RunId,
     SettingsDep,
+    conditional_answer,
     csv_list,
-    etag,
-    get_store,
-    not_modified,
+    part,
     run_ids,
 )
 from api.core.errors import error
@@ -42,11 +40,12 @@ from api.core.http import GuardedRoute, count_values
 from api.core.schemas import IngestResult
 from api.metrics.schemas import METRIC_BATCH, Comparison, Curves
 from api.metrics.service import MetricStore
-from api.people.deps import PrincipalDep, UserDep
+from api.people.deps import UserDep
+from api.runs.deps import AccessDep, RunRead, RunReport
 from api.runs.schemas import with_links
 
 router = APIRouter(route_class=GuardedRoute)
-StoreDep = Annotated[MetricStore, Depends(get_store)]
+StoreDep = Annotated[MetricStore, part("metrics")]
 MaxPoints = Annotated[int, Query(ge=2, le=100_000, description="downsample above this")]
 KeysQuery = Annotated[str | None, Query(description="comma-separated; default: every key")]
 
@@ -70,12 +69,11 @@ async def post_metrics(
     request: Request,
     store: StoreDep,
     settings: SettingsDep,
-    principal: PrincipalDep,
+    _: RunReport,
     attempt: AttemptQuery = None,
 ) -> IngestResult | JSONResponse:
     """A batch of (key, step, value, wall_time) points (body: MetricBatch). Re-posting a
     (key, step) keeps one. NaN and +-Infinity are accepted as JSON tokens or strings."""
-    store.authorize_run(principal, run_id, "worker")
     body = await request.body()
     # Every point names its "key" and holds 5 JSON values: counting them costs a scan of the
     # bytes, while parsing an oversized batch first would cost hundreds of MB, and validating
@@ -99,10 +97,9 @@ async def post_metrics(
             413, f"points: {len(points)} points in one request; at most {settings.max_metric_batch}"
         )
     # The database work is blocking: keep it off the event loop.
-    accepted, duplicates, revision = await run_in_threadpool(
+    return await run_in_threadpool(
         store.add_metrics, run_id, points, attempt, settings.max_metric_keys
     )
-    return IngestResult(accepted=accepted, duplicates=duplicates, revision=revision)
 
 
 @router.get(
@@ -113,7 +110,7 @@ async def curves(
     request: Request,
     store: StoreDep,
     answers: AnswersDep,
-    principal: UserDep,
+    grant: RunRead,
     keys: KeysQuery = None,
     max_points: MaxPoints = 1000,
     start: Annotated[int | None, Query(ge=0, le=MAX_ID, description="first step (zoom)")] = None,
@@ -127,20 +124,17 @@ async def curves(
     With ``downsample=false`` every point is sent, ``max_points`` at most per key and page:
     a series that has more says where the next page starts (``next_start``, passed as
     ``start``), so a curve of any length reads at full resolution, page by page."""
-    grant = store.grant_run(principal, run_id, "read")
-    revision = grant.revision
     wanted = csv_list(keys, "keys") or None
     # The ETag follows the curves asked for, not the run: heartbeats and other keys' points
     # leave it alone (docs/api.md, "Polling").
-    tag = etag(request, grant.identity, store.curves_validator(run_id, wanted))
-    if (cached := not_modified(request, tag)) is not None:
-        return cached
-    return await answer(
+    return await conditional_answer(
+        request,
         answers,
-        tag,
+        grant.identity,
+        store.curves_validator(run_id, wanted),
         lambda: Curves(
             run_id=run_id,
-            revision=revision,
+            revision=grant.revision,
             series=store.get_curves(run_id, wanted, max_points, start, end, downsample),
         ),
     )
@@ -199,11 +193,10 @@ def _json_line(key: str, step: int, value: float | None, wall_time: float) -> st
     responses={200: {"content": {"text/csv": {}}}},
 )
 def metrics_csv(
-    run_id: RunId, store: StoreDep, principal: UserDep, keys: KeysQuery = None
+    run_id: RunId, store: StoreDep, _: RunRead, keys: KeysQuery = None
 ) -> StreamingResponse:
     """Every point, long format: key,step,value,wall_time (non-finite: nan, inf, -inf),
-    ordered by key and step, streamed."""
-    store.authorize_run(principal, run_id, "read")  # 404 before streaming starts
+    ordered by key and step, streamed (a run you cannot read is a 404 before it starts)."""
     header = "key,step,value,wall_time\n"
     return _export(store, run_id, keys, header, _csv_line, "text/csv", "csv")
 
@@ -215,11 +208,10 @@ def metrics_csv(
     responses={200: {"content": {"application/x-ndjson": {}}}},
 )
 def metrics_jsonl(
-    run_id: RunId, store: StoreDep, principal: UserDep, keys: KeysQuery = None
+    run_id: RunId, store: StoreDep, _: RunRead, keys: KeysQuery = None
 ) -> StreamingResponse:
     """Every point as JSON lines, {"key", "step", "value", "wall_time"} each (non-finite
     values as the strings "NaN", "Infinity", "-Infinity"), ordered by key and step, streamed."""
-    store.authorize_run(principal, run_id, "read")
     return _export(store, run_id, keys, "", _json_line, "application/x-ndjson", "jsonl")
 
 
@@ -227,6 +219,7 @@ def metrics_jsonl(
 async def compare(
     request: Request,
     store: StoreDep,
+    access: AccessDep,
     answers: AnswersDep,
     settings: SettingsDep,
     principal: UserDep,
@@ -237,12 +230,7 @@ async def compare(
     """Series of several runs side by side plus a summary row each: best epoch (lowest
     val_loss), min val loss, final gap, final val accuracy."""
     ids = run_ids(runs)
-    grants = [store.grant_run(principal, i, "read") for i in ids]
-    tag = etag(
-        request, ",".join(g.identity for g in grants), ",".join(str(g.revision) for g in grants)
-    )
-    if (cached := not_modified(request, tag)) is not None:
-        return cached
+    grants = [access.grant_run(principal, i, "read") for i in ids]
     key_list = csv_list(keys, "keys")
 
     def comparison() -> Comparison:
@@ -251,4 +239,6 @@ async def compare(
             item.run = with_links(item.run, settings.api_prefix)
         return Comparison(keys=key_list, runs=compared)
 
-    return await answer(answers, tag, comparison)
+    identity = ",".join(g.identity for g in grants)
+    revisions = ",".join(str(g.revision) for g in grants)
+    return await conditional_answer(request, answers, identity, revisions, comparison)

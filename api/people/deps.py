@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.core.deps import get_store
+from api.core.deps import part
 from api.core.exceptions import Forbidden, Unauthorized
 from api.core.http import PRINCIPAL_KEY, credential
 from api.people.auth import Principal
@@ -23,7 +23,7 @@ bearer_scheme = HTTPBearer(
 
 async def get_principal(
     request: Request,
-    store: Annotated[TokenStore, Depends(get_store)],
+    store: Annotated[TokenStore, part("people")],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
     """Who is asking, from ``Authorization: Bearer <token>`` (or a browser's session cookie);

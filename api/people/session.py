@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
-from api.core.deps import SettingsDep, get_store
+from api.core.deps import SettingsDep, part
 from api.core.exceptions import Unauthorized
 from api.core.http import CSRF_COOKIE, SESSION_COOKIE, GuardedRoute, credential, csrf_for
 from api.core.schemas import UtcDatetime
@@ -29,7 +29,7 @@ from api.people.deps import UserDep
 from api.people.tokens import TokenStore
 
 router = APIRouter(tags=["teams"], route_class=GuardedRoute)
-StoreDep = Annotated[TokenStore, Depends(get_store)]
+StoreDep = Annotated[TokenStore, part("people")]
 
 
 class SessionState(BaseModel):

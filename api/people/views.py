@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Path, Response
 
-from api.core.deps import MAX_ID, get_store
+from api.core.deps import MAX_ID, part
 from api.core.http import GuardedRoute
 from api.people.deps import UserDep
 from api.people.schemas import (
@@ -27,7 +27,7 @@ from api.people.service import PeopleStore
 
 router = APIRouter(tags=["teams"], route_class=GuardedRoute)
 TeamId = Annotated[int, Path(ge=1, le=MAX_ID)]
-StoreDep = Annotated[PeopleStore, Depends(get_store)]
+StoreDep = Annotated[PeopleStore, part("people")]
 
 
 @router.get("/me", response_model=UserOut)

@@ -1,16 +1,18 @@
 """Reaching a run: who may touch it, its row under lock, its revision, its API shape.
 
-Every domain that keeps data of a run builds its store on RunAccess, so the rules of a run's
-data are written once: a run another team's member cannot see is NotFound, data only goes to a
-run that is still open and to its current attempt, and each change bumps the run's revision
-(the ETags' basis).
+The runs domain's door for every domain that keeps data of a run: metrics, histograms,
+evaluations, diagnosis and the runs' own stores are built with this one object
+(api.store.TrackingStore), so the rules of a run's data are written once: a run another team's
+member cannot see is NotFound, data only goes to a run that is still open and to its current
+attempt, each change bumps the run's revision (the ETags' basis), and each write tells the
+listeners of the run's data (``on_run_data_changed``).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, select, update
@@ -40,13 +42,13 @@ class RunGrant:
 
 
 class RunAccess(StoreBase):
-    def __init__(self, engine: Engine, default_project: str = "default") -> None:
-        super().__init__(engine, default_project)
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
         self._data_listeners: list[DataListener] = []
 
     def get_run(self, run_id: int) -> RunOut:
         with Session(self.engine) as session:
-            return self._run_out(session, self._run(session, run_id))
+            return self.run_out(session, self.run_row(session, run_id))
 
     def run_revision(self, run_id: int) -> int:
         """The cheapest possible read, for ETag checks."""
@@ -96,13 +98,13 @@ class RunAccess(StoreBase):
         diagnosis) is kept up to date there. api.store registers the listeners."""
         self._data_listeners.append(listener)
 
-    def _run_data_changed(
+    def data_changed(
         self, session: Session, run_id: int, kind: str, keys: Collection[str] = ()
     ) -> None:
         for listener in self._data_listeners:
             listener(session, run_id, kind, keys)
 
-    def _run(self, session: Session, run_id: int, lock: bool = False) -> Run:
+    def run_row(self, session: Session, run_id: int, lock: bool = False) -> Run:
         if lock:
             # A no-op write takes the lock before anything is read: the run's row lock in
             # PostgreSQL, the database write lock in SQLite. Writers to one run then go one at a
@@ -114,18 +116,18 @@ class RunAccess(StoreBase):
             raise NotFound(f"run {run_id} not found")
         return run
 
-    def _writable_run(
+    def writable_run(
         self, session: Session, run_id: int, lock: bool = False, attempt: int | None = None
     ) -> Run:
-        run = self._run(session, run_id, lock=lock)
-        if run.status == "failed" and self._revive(session, run_id):
+        run = self.run_row(session, run_id, lock=lock)
+        if run.status == "failed" and self.revive_silent_client(session, run_id):
             session.refresh(run)
         if run.status in FINISHED:
             raise Conflict(f"run {run_id} is {run.status}; it takes no more data")
-        self._check_attempt(run, attempt)
+        self.check_attempt(run, attempt)
         return run
 
-    def _revive(self, session: Session, run_id: int) -> bool:
+    def revive_silent_client(self, session: Session, run_id: int) -> bool:
         """A client run failed only for its silence (the reaper: SILENT_CLIENT) that reports
         again is running again: tracking never kills training. An event records the gap; its
         points are kept. False if the run is not such a run."""
@@ -152,7 +154,7 @@ class RunAccess(StoreBase):
                 revision=Run.revision + 1,
             )
         )
-        self._event(
+        self.record_event(
             session,
             run_id,
             "status",
@@ -161,16 +163,16 @@ class RunAccess(StoreBase):
         )
         return True
 
-    def _bump(self, session: Session, run_id: int) -> int:
+    def bump_revision(self, session: Session, run_id: int) -> int:
         session.execute(update(Run).where(col(Run.id) == run_id).values(revision=Run.revision + 1))
-        return self._revision(session, run_id)
+        return self.revision_of(session, run_id)
 
-    def _revision(self, session: Session, run_id: int) -> int:
+    def revision_of(self, session: Session, run_id: int) -> int:
         return int(
             session.execute(select(col(Run.revision)).where(col(Run.id) == run_id)).scalar_one()
         )
 
-    def _event(
+    def record_event(
         self, session: Session, run_id: int, kind: str, step: int | None, payload: dict[str, Any]
     ) -> None:
         session.add(
@@ -180,53 +182,26 @@ class RunAccess(StoreBase):
         )
 
     @staticmethod
-    def _check_attempt(run: Run, attempt: int | None) -> None:
+    def check_attempt(run: Run, attempt: int | None) -> None:
         if attempt is not None and attempt != run.attempt:
             raise stale_attempt(run.id or 0, run.attempt, attempt)
 
-    def _run_out(self, session: Session, run: Run) -> RunOut:
-        return self._run_outs(session, [run])[0]
+    def run_out(self, session: Session, run: Run) -> RunOut:
+        return self.run_outs(session, [run])[0]
 
-    def _run_outs(self, session: Session, runs: Sequence[Run]) -> list[RunOut]:
-        ids = [r.id for r in runs]
-        tags: dict[int, list[str]] = {}
-        projects: dict[int, str] = {}
-        diagnoses: dict[int, DiagnosisOut] = {}
-        users: dict[int | None, str] = {}
-        if ids:
-            for run_id, tag in session.execute(
-                select(col(RunTag.run_id), col(RunTag.tag))
-                .where(col(RunTag.run_id).in_(ids))
-                .order_by(col(RunTag.tag))
-            ):
-                tags.setdefault(run_id, []).append(tag)
-            creators = {r.created_by_id for r in runs if r.created_by_id is not None}
-            users = dict(
-                session.execute(
-                    select(col(User.id), col(User.name)).where(col(User.id).in_(creators))
-                ).all()
-            )
-            diagnoses = {
-                d.run_id: DiagnosisOut.model_validate_json(d.detail_json)
-                for d in session.execute(
-                    select(RunDiagnosis).where(col(RunDiagnosis.run_id).in_(ids))
-                ).scalars()
-            }
-            pids = {r.project_id for r in runs}
-            for pid, name in session.execute(
-                select(col(Project.id), col(Project.name)).where(col(Project.id).in_(pids))
-            ):
-                projects[pid] = name
+    def run_outs(self, session: Session, runs: Sequence[Run]) -> list[RunOut]:
+        """The API shape of ``runs``, with what other tables hold of them, in five queries."""
+        found = _Related.of(session, runs)
         return [
             RunOut(
                 id=r.id or 0,
-                project=projects.get(r.project_id, ""),
+                project=found.projects.get(r.project_id, ""),
                 name=r.name,
-                created_by=users.get(r.created_by_id),
+                created_by=found.users.get(r.created_by_id),
                 status=r.status,
                 spec=json.loads(r.spec_json),
                 spec_hash=r.spec_hash,
-                tags=tags.get(r.id or 0, []),
+                tags=found.tags.get(r.id or 0, []),
                 notes=r.notes,
                 created_at=r.created_at,
                 started_at=r.started_at,
@@ -241,7 +216,7 @@ class RunAccess(StoreBase):
                 enqueued_at=r.enqueued_at,
                 environment=json.loads(r.environment_json) if r.environment_json else None,
                 diverged_epoch=r.diverged_epoch,
-                diagnosis=diagnoses.get(r.id or 0),
+                diagnosis=found.diagnoses.get(r.id or 0),
                 study_id=r.study_id,
                 study_config=r.study_config,
                 study_replicate=r.study_replicate,
@@ -251,6 +226,49 @@ class RunAccess(StoreBase):
             )
             for r in runs
         ]
+
+
+@dataclass
+class _Related:
+    """What other tables hold of some runs: their tags, creators, diagnoses and projects."""
+
+    tags: dict[int, list[str]] = field(default_factory=dict)
+    users: dict[int | None, str] = field(default_factory=dict)
+    diagnoses: dict[int, DiagnosisOut] = field(default_factory=dict)
+    projects: dict[int, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, session: Session, runs: Sequence[Run]) -> _Related:
+        found = cls()
+        ids = [r.id for r in runs]
+        if not ids:
+            return found
+        for run_id, tag in session.execute(
+            select(col(RunTag.run_id), col(RunTag.tag))
+            .where(col(RunTag.run_id).in_(ids))
+            .order_by(col(RunTag.tag))
+        ):
+            found.tags.setdefault(run_id, []).append(tag)
+        creators = {r.created_by_id for r in runs if r.created_by_id is not None}
+        found.users = dict(
+            session.execute(
+                select(col(User.id), col(User.name)).where(col(User.id).in_(creators))
+            ).all()
+        )
+        found.diagnoses = {
+            d.run_id: DiagnosisOut.model_validate_json(d.detail_json)
+            for d in session.execute(
+                select(RunDiagnosis).where(col(RunDiagnosis.run_id).in_(ids))
+            ).scalars()
+        }
+        found.projects = dict(
+            session.execute(
+                select(col(Project.id), col(Project.name)).where(
+                    col(Project.id).in_({r.project_id for r in runs})
+                )
+            ).all()
+        )
+        return found
 
 
 # Why the reaper fails a client run that went silent; such a run comes back if it reports again.

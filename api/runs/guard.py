@@ -28,6 +28,8 @@ def run_role(need: str) -> BeforeBody:
         except ValueError:
             return  # the route's own validation names the field
         if 1 <= run_id <= MAX_ID:
-            await run_in_threadpool(request.app.state.store.authorize_run, principal, run_id, need)
+            await run_in_threadpool(
+                request.app.state.store.access.authorize_run, principal, run_id, need
+            )
 
     return check

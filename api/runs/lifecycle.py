@@ -13,6 +13,7 @@ from sqlmodel import Session, SQLModel, col
 
 from api.core.db import rows_changed, utcnow
 from api.core.exceptions import Conflict
+from api.core.store import StoreBase
 from api.people.models import Project
 from api.people.tokens import mint_worker_token, revoke_worker_tokens
 from api.runs.access import SILENT_CLIENT, RunAccess
@@ -38,7 +39,13 @@ def _due_for_delivery(cutoff: datetime) -> Any:
     )
 
 
-class RunLifecycle(RunAccess):
+class RunLifecycle(StoreBase):
+    """A run's status after submission; built with the runs' access."""
+
+    def __init__(self, access: RunAccess) -> None:
+        super().__init__(access.engine)
+        self.access = access
+
     def set_status(self, run_id: int, update: StatusUpdate) -> StatusOut:
         """Worker-reported transitions. ``running`` starts a new attempt (from ``queued`` only);
         later posts name that attempt, so a redelivered or zombie worker cannot write into it.
@@ -47,11 +54,11 @@ class RunLifecycle(RunAccess):
         every worker should not pay for a whole run read."""
         now = utcnow()
         with Session(self.engine) as session:
-            run = self._run(session, run_id, lock=True)
+            run = self.access.run_row(session, run_id, lock=True)
             if (
                 run.status == "failed"
                 and update.status != "running"
-                and self._revive(session, run_id)
+                and self.access.revive_silent_client(session, run_id)
             ):
                 session.refresh(run)
             if run.status in FINISHED:
@@ -71,7 +78,7 @@ class RunLifecycle(RunAccess):
                     json.dumps(update.environment) if update.environment else None
                 )
                 run.status = "running"
-                self._event(
+                self.access.record_event(
                     session,
                     run_id,
                     "status",
@@ -86,13 +93,13 @@ class RunLifecycle(RunAccess):
             else:
                 if update.status in ("heartbeat", "succeeded") and run.status != "running":
                     raise Conflict(f"run {run_id} is {run.status}, not running")
-                self._check_attempt(run, update.attempt)
+                self.access.check_attempt(run, update.attempt)
                 if update.status in ("succeeded", "failed"):
                     run.status = update.status
                     run.finished_at = now
                     run.failure_reason = update.reason if update.status == "failed" else None
-                    self._run_data_changed(session, run_id, "status")
-                    self._event(
+                    self.access.data_changed(session, run_id, "status")
+                    self.access.record_event(
                         session,
                         run_id,
                         "status",
@@ -100,7 +107,7 @@ class RunLifecycle(RunAccess):
                         {"status": update.status, "reason": update.reason, "attempt": run.attempt},
                     )
             if update.status == "heartbeat":
-                self._run_data_changed(session, run_id, "heartbeat")
+                self.access.data_changed(session, run_id, "heartbeat")
             if update.epoch is not None:
                 run.progress_epoch = update.epoch
             if update.epochs is not None:
@@ -131,7 +138,7 @@ class RunLifecycle(RunAccess):
             )
         for run_id in stale:
             with Session(self.engine) as session:
-                run = self._run(session, run_id, lock=True)
+                run = self.access.run_row(session, run_id, lock=True)
                 if (
                     run.status != "running"
                     or run.heartbeat_at is None
@@ -164,7 +171,7 @@ class RunLifecycle(RunAccess):
         """A failed or cancelled run, or one stuck in the queue, goes back to the queue as a new
         attempt with its partial data cleared; the event says who asked."""
         with Session(self.engine) as session:
-            run = self._run(session, run_id, lock=True)
+            run = self.access.run_row(session, run_id, lock=True)
             if run.source == "client":
                 raise Conflict(
                     f"run {run_id} was logged by a client: run your code again to log a new run"
@@ -179,14 +186,14 @@ class RunLifecycle(RunAccess):
             run.failure_reason = None
             run.revision += 1
             session.commit()
-            return self._run_out(session, run)
+            return self.access.run_out(session, run)
 
     def _fail(self, session: Session, run: Run, reason: str) -> None:
         assert run.id is not None
         run.status = "failed"
         run.finished_at = utcnow()
         run.failure_reason = reason
-        self._event(
+        self.access.record_event(
             session,
             run.id,
             "status",
@@ -207,7 +214,7 @@ class RunLifecycle(RunAccess):
         run.progress_epoch = 0
         run.enqueued_at = None
         run.diverged_epoch = None
-        self._event(
+        self.access.record_event(
             session,
             run.id,
             "status",

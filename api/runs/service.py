@@ -11,15 +11,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from api.core.db import utcnow
-from api.core.exceptions import Conflict, Forbidden, Invalid, NotFound
+from api.core.exceptions import Conflict, Invalid
+from api.core.schemas import IngestResult
+from api.core.store import StoreBase
 from api.diagnosis.models import RunDiagnosis
-from api.people.auth import WRITE_ROLES, Principal
+from api.people.auth import Principal
 from api.people.models import Project, Team, User
+from api.people.projects import ProjectStore
 from api.people.tokens import mint_worker_token
+from api.runs.access import RunAccess
 from api.runs.budget import check_team_budget, storage_estimate
 from api.runs.filters import (
     SORTS,
@@ -30,7 +33,7 @@ from api.runs.filters import (
     parse_where,
     sort_column,
 )
-from api.runs.lifecycle import RunLifecycle, run_tables
+from api.runs.lifecycle import run_tables
 from api.runs.models import FINISHED, Run, RunEvent, RunTag
 from api.runs.schemas import EventIn, EventOut, RunOut, RunPatch, RunStart
 from trainer.spec import JobSpec
@@ -61,7 +64,15 @@ def _param_columns(params: dict[str, Any], epochs: int | None) -> dict[str, Any]
     }
 
 
-class RunStore(RunLifecycle):
+class RunStore(StoreBase):
+    """Runs in and out; built with the runs' access (their rows, revisions and events) and the
+    projects' store (where a new run is filed)."""
+
+    def __init__(self, access: RunAccess, projects: ProjectStore) -> None:
+        super().__init__(access.engine)
+        self.access = access
+        self.projects = projects
+
     def create_run(
         self,
         spec: JobSpec,
@@ -76,21 +87,22 @@ class RunStore(RunLifecycle):
         """Store a queued run; returns it and the run's worker token (shown once, never stored
         in clear): the only credential its worker gets. A 422 if the team's runs would then
         store more than ``team_budget_mb``."""
-        project = project or self.default_project
         with Session(self.engine) as session:
-            project_id = self._project_for(session, project, principal, team)
-            run, token = self._add_run(session, project_id, spec, name, tags, notes, principal)
-            check_team_budget(self._team_storage(session, project_id), team_budget_mb)
+            project_id = self.projects.project_to_file_in(session, project, principal, team)
+            run, token = self.add_queued_run(
+                session, project_id, spec, name, tags, notes, principal
+            )
+            check_team_budget(self.team_storage(session, project_id), team_budget_mb)
             session.commit()
-            return self._run_out(session, run), token
+            return self.access.run_out(session, run), token
 
     def start_client_run(self, body: RunStart, principal: Principal) -> RunOut:
         """A run the user trains in their own loop: running at once (attempt 1), no spec, no
         queue, no worker token; the client posts its data with the user's token."""
         now = utcnow()
         with Session(self.engine) as session:
-            project_id = self._project_for(
-                session, body.project or self.default_project, principal, body.team
+            project_id = self.projects.project_to_file_in(
+                session, body.project, principal, body.team
             )
             run = Run(
                 project_id=project_id,
@@ -112,7 +124,7 @@ class RunStore(RunLifecycle):
                 run.name = f"run-{run.id}"
             for tag in dict.fromkeys(body.tags):
                 session.add(RunTag(run_id=run.id, tag=tag))
-            self._event(
+            self.access.record_event(
                 session,
                 run.id,
                 "status",
@@ -120,9 +132,9 @@ class RunStore(RunLifecycle):
                 {"status": "running", "attempt": 1, "source": "client"},
             )
             session.commit()
-            return self._run_out(session, run)
+            return self.access.run_out(session, run)
 
-    def _add_run(
+    def add_queued_run(
         self,
         session: Session,
         project_id: int,
@@ -170,10 +182,10 @@ class RunStore(RunLifecycle):
             run.name = f"run-{run.id}"
         for tag in dict.fromkeys(tags):
             session.add(RunTag(run_id=run.id, tag=tag))
-        self._event(session, run.id, "status", None, {"status": "queued"})
+        self.access.record_event(session, run.id, "status", None, {"status": "queued"})
         return run, mint_worker_token(session, run.id)
 
-    def _team_storage(self, session: Session, project_id: int) -> int:
+    def team_storage(self, session: Session, project_id: int) -> int:
         """What the runs of the project's team may store, together (their spec estimates),
         read under the team's lock so that two submissions cannot both take the last room."""
         team_id = session.execute(
@@ -186,54 +198,6 @@ class RunStore(RunLifecycle):
             .where(Project.team_id == team_id)
         ).scalar_one()
         return int(used)
-
-    def _project_for(
-        self, session: Session, name: str, principal: Principal, team: str | None
-    ) -> int:
-        """The project to file a new run in: by name among the projects of the caller's teams
-        (of ``team`` when given), or a new one in the caller's team. Names are unique per team,
-        so ``team`` is needed only when several of the caller's teams could be meant."""
-        team_id: int | None = None
-        if team is not None:
-            team_id = session.execute(select(col(Team.id)).where(col(Team.name) == team)).scalar()
-            if team_id is None or team_id not in principal.roles:
-                raise NotFound(f"team {team!r} not found")
-        teams = [team_id] if team_id is not None else principal.teams()
-        found = session.execute(
-            select(col(Project.id), col(Project.team_id)).where(
-                col(Project.name) == name, col(Project.team_id).in_(teams)
-            )
-        ).all()
-        if len(found) > 1:
-            raise Invalid("team", f"several of your teams have a project {name!r}: name the team")
-        if found:
-            team_id = int(found[0][1])
-        elif team_id is None:
-            writable = principal.teams(write=True)
-            if not writable:
-                raise Forbidden("you are not an owner or member of any team")
-            if len(writable) > 1:
-                raise Invalid("team", f"name the team for the new project {name!r}")
-            team_id = writable[0]
-        role = principal.roles[team_id]
-        if role not in WRITE_ROLES:
-            raise Forbidden(f"you are a {role} of project {name!r}'s team: read only")
-        if found:
-            return int(found[0][0])
-        try:
-            with session.begin_nested():
-                new = Project(name=name, team_id=team_id)
-                session.add(new)
-            assert new.id is not None
-            return new.id
-        except IntegrityError:  # created concurrently by another request: use that one
-            return int(
-                session.execute(
-                    select(col(Project.id)).where(
-                        col(Project.name) == name, col(Project.team_id) == team_id
-                    )
-                ).scalar_one()
-            )
 
     def list_runs(
         self,
@@ -283,7 +247,7 @@ class RunStore(RunLifecycle):
         with Session(self.engine) as session:
             rows = session.execute(query).all()
             page = rows[:limit]
-            outs = self._run_outs(session, [run for run, _ in page])
+            outs = self.access.run_outs(session, [run for run, _ in page])
         next_cursor = None
         if len(rows) > limit:
             last, value = page[-1]
@@ -292,7 +256,7 @@ class RunStore(RunLifecycle):
 
     def update_run(self, run_id: int, patch: RunPatch) -> RunOut:
         with Session(self.engine) as session:
-            run = self._run(session, run_id)
+            run = self.access.run_row(session, run_id)
             if patch.name is not None:
                 run.name = patch.name
             if patch.notes is not None:
@@ -312,37 +276,39 @@ class RunStore(RunLifecycle):
                     session.add(RunTag(run_id=run_id, tag=tag))
             run.revision += 1
             session.commit()
-            return self._run_out(session, run)
+            return self.access.run_out(session, run)
 
     def cancel_run(self, run_id: int) -> RunOut:
         with Session(self.engine) as session:
-            run = self._run(session, run_id, lock=True)
+            run = self.access.run_row(session, run_id, lock=True)
             if run.status == "cancelled":
-                return self._run_out(session, run)
+                return self.access.run_out(session, run)
             if run.status in FINISHED:
                 raise Conflict(f"run {run_id} already {run.status}; nothing to cancel")
             run.status = "cancelled"
             run.finished_at = utcnow()
             run.failure_reason = "cancelled by user"
             run.revision += 1
-            self._event(session, run_id, "status", None, {"status": "cancelled"})
+            self.access.record_event(session, run_id, "status", None, {"status": "cancelled"})
             session.commit()
-            return self._run_out(session, run)
+            return self.access.run_out(session, run)
 
     def delete_run(self, run_id: int) -> None:
         """The run and everything it holds, its worker token included (a worker still training
         it gets 401 at its next post, and stops). Explicit deletes, not only ON DELETE CASCADE,
         so a database with foreign keys off loses nothing to orphans either."""
         with Session(self.engine) as session:
-            self._run(session, run_id, lock=True)
+            self.access.run_row(session, run_id, lock=True)
             for table in run_tables():
                 session.execute(delete(table).where(table.c.run_id == run_id))
             session.execute(delete(Run).where(col(Run.id) == run_id))
             session.commit()
 
-    def add_events(self, run_id: int, events: Sequence[EventIn], attempt: int | None = None) -> int:
+    def add_events(
+        self, run_id: int, events: Sequence[EventIn], attempt: int | None = None
+    ) -> IngestResult:
         with Session(self.engine) as session:
-            run = self._writable_run(session, run_id, attempt=attempt)
+            run = self.access.writable_run(session, run_id, attempt=attempt)
             existing = {
                 (k, s)
                 for k, s in session.execute(
@@ -356,20 +322,21 @@ class RunStore(RunLifecycle):
                 if (e.kind, e.step) in existing:
                     continue  # idempotent: one event per (kind, step)
                 existing.add((e.kind, e.step))
-                self._event(session, run_id, e.kind, e.step, e.payload)
+                self.access.record_event(session, run_id, e.kind, e.step, e.payload)
                 first = run.diverged_epoch is None or e.step < run.diverged_epoch
                 if e.kind == "diverged" and first:
                     run.diverged_epoch = e.step
                 added += 1
             if added:
-                self._run_data_changed(session, run_id, "events", {e.kind for e in events})
-                self._bump(session, run_id)
+                self.access.data_changed(session, run_id, "events", {e.kind for e in events})
+            bump = self.access.bump_revision if added else self.access.revision_of
+            revision = bump(session, run_id)
             session.commit()
-        return added
+        return IngestResult(accepted=added, duplicates=len(events) - added, revision=revision)
 
     def get_events(self, run_id: int, kind: str | None) -> list[EventOut]:
         with Session(self.engine) as session:
-            self._run(session, run_id)
+            self.access.run_row(session, run_id)
             query = select(RunEvent).where(col(RunEvent.run_id) == run_id)
             if kind:
                 query = query.where(col(RunEvent.kind) == kind)

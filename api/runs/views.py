@@ -6,9 +6,8 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
-from api.core.cache import answer
 from api.core.deps import (
     MAX_ID,
     READ_TAGS,
@@ -17,19 +16,27 @@ from api.core.deps import (
     AttemptQuery,
     RunId,
     SettingsDep,
-    etag,
-    get_store,
-    not_modified,
+    conditional_answer,
+    part,
 )
 from api.core.http import GuardedRoute, before_body
 from api.core.schemas import IngestResult, UtcDatetime
-from api.people.deps import PrincipalDep, UserDep
+from api.people.deps import UserDep
 from api.runs.budget import check_budget
 from api.runs.delivery import deliver, hand_over
+from api.runs.deps import (
+    AccessDep,
+    EnqueuerDep,
+    LifecycleDep,
+    RunOwner,
+    RunRead,
+    RunReadByWorker,
+    RunReport,
+    RunWrite,
+)
 from api.runs.filters import RunFilter
 from api.runs.guard import run_role
 from api.runs.models import RunStatus, Verdict
-from api.runs.queue import Enqueuer
 from api.runs.schemas import (
     EventBatch,
     EventOut,
@@ -44,13 +51,7 @@ from api.runs.schemas import (
 )
 from api.runs.service import RunStore
 
-
-async def get_enqueuer(request: Request) -> Enqueuer:
-    return request.app.state.enqueuer
-
-
-StoreDep = Annotated[RunStore, Depends(get_store)]
-EnqueuerDep = Annotated[Enqueuer, Depends(get_enqueuer)]
+StoreDep = Annotated[RunStore, part("runs")]
 # Tagged per route: "runs", or "worker" for what workers post and "read" for the read side.
 router = APIRouter(route_class=GuardedRoute)
 RUNS_TAGS: list[str | Enum] = ["runs"]
@@ -60,6 +61,8 @@ RUNS_TAGS: list[str | Enum] = ["runs"]
 def submit_job(
     job: JobCreate,
     store: StoreDep,
+    access: AccessDep,
+    lifecycle: LifecycleDep,
     enqueuer: EnqueuerDep,
     settings: SettingsDep,
     response: Response,
@@ -78,8 +81,8 @@ def submit_job(
         settings.max_team_storage_mb,
     )
     # Committed first: if the broker is away the run stays queued and is sent later (201).
-    if not hand_over(store, enqueuer, run.id, job.spec, worker_token):
-        run = store.get_run(run.id)
+    if not hand_over(lifecycle, enqueuer, run.id, job.spec, worker_token):
+        run = access.get_run(run.id)
     response.headers["Location"] = f"{settings.api_prefix}/runs/{run.id}"
     return with_links(run, settings.api_prefix, settings.heartbeat_timeout)
 
@@ -157,58 +160,54 @@ def list_runs(
 async def get_run(
     run_id: RunId,
     request: Request,
-    store: StoreDep,
+    access: AccessDep,
     answers: AnswersDep,
     settings: SettingsDep,
-    principal: PrincipalDep,
+    grant: RunReadByWorker,
 ) -> RunOut | Response:
-    grant = store.grant_run(principal, run_id, "read")
-    tag = etag(request, grant.identity, str(grant.revision))
-    if (cached := not_modified(request, tag)) is not None:
-        return cached
-    return await answer(
+    return await conditional_answer(
+        request,
         answers,
-        tag,
-        lambda: with_links(store.get_run(run_id), settings.api_prefix, settings.heartbeat_timeout),
+        grant.identity,
+        str(grant.revision),
+        lambda: with_links(access.get_run(run_id), settings.api_prefix, settings.heartbeat_timeout),
     )
 
 
 @router.patch("/runs/{run_id}", response_model=RunOut, tags=RUNS_TAGS)
 @before_body(run_role("write"))
 def edit_run(
-    run_id: RunId, patch: RunPatch, store: StoreDep, settings: SettingsDep, principal: UserDep
+    run_id: RunId, patch: RunPatch, store: StoreDep, settings: SettingsDep, _: RunWrite
 ) -> RunOut:
-    store.authorize_run(principal, run_id, "write")
     return with_links(store.update_run(run_id, patch), settings.api_prefix)
 
 
 @router.delete("/runs/{run_id}", status_code=204, response_class=Response, tags=RUNS_TAGS)
-def delete_run(run_id: RunId, store: StoreDep, principal: UserDep) -> None:
+def delete_run(run_id: RunId, store: StoreDep, _: RunOwner) -> None:
     """Delete a run with all its data (owners of its team only): nothing stored stays for good.
     A worker still training it is stopped at its next post."""
-    store.authorize_run(principal, run_id, "owner")
     store.delete_run(run_id)
 
 
 @router.post("/runs/{run_id}/retry", response_model=RunOut, tags=RUNS_TAGS)
 def retry_run(
     run_id: RunId,
-    store: StoreDep,
+    access: AccessDep,
+    lifecycle: LifecycleDep,
     enqueuer: EnqueuerDep,
     settings: SettingsDep,
     principal: UserDep,
+    _: RunWrite,
 ) -> RunOut:
     """A failed or cancelled run, or one stuck in the queue, goes back to the queue as a new
     attempt, its partial data cleared; the run's events record who asked."""
-    store.authorize_run(principal, run_id, "write")
-    store.retry_run(run_id, principal.user_name or "?")
-    deliver(store, enqueuer, run_id, settings.redeliver_after)
-    return with_links(store.get_run(run_id), settings.api_prefix)
+    lifecycle.retry_run(run_id, principal.user_name or "?")
+    deliver(lifecycle, enqueuer, run_id, settings.redeliver_after)
+    return with_links(access.get_run(run_id), settings.api_prefix)
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunOut, tags=RUNS_TAGS)
-def cancel_run(run_id: RunId, store: StoreDep, settings: SettingsDep, principal: UserDep) -> RunOut:
-    store.authorize_run(principal, run_id, "write")
+def cancel_run(run_id: RunId, store: StoreDep, settings: SettingsDep, _: RunWrite) -> RunOut:
     return with_links(store.cancel_run(run_id), settings.api_prefix)
 
 
@@ -218,13 +217,12 @@ def cancel_run(run_id: RunId, store: StoreDep, settings: SettingsDep, principal:
 @router.post("/runs/{run_id}/status", response_model=StatusOut, tags=WORKER_TAGS)
 @before_body(run_role("worker"))
 def post_status(
-    run_id: RunId, update: StatusUpdate, store: StoreDep, principal: PrincipalDep
+    run_id: RunId, update: StatusUpdate, lifecycle: LifecycleDep, _: RunReport
 ) -> StatusOut:
     """running (worker host, device) starts an attempt and answers its number; heartbeat
     (progress), succeeded, or failed (reason) name that attempt. A cancelled run answers 409:
     that is how a worker, heartbeating, learns to stop."""
-    store.authorize_run(principal, run_id, "worker")
-    return store.set_status(run_id, update)
+    return lifecycle.set_status(run_id, update)
 
 
 @router.post("/runs/{run_id}/events", response_model=IngestResult, tags=WORKER_TAGS)
@@ -233,24 +231,19 @@ def post_events(
     run_id: RunId,
     batch: EventBatch,
     store: StoreDep,
-    principal: PrincipalDep,
+    _: RunReport,
     attempt: AttemptQuery = None,
 ) -> IngestResult:
     """Run events such as learning-rate changes; one per (kind, step)."""
-    store.authorize_run(principal, run_id, "worker")
-    added = store.add_events(run_id, batch.events, attempt)
-    return IngestResult(
-        accepted=added, duplicates=len(batch.events) - added, revision=store.run_revision(run_id)
-    )
+    return store.add_events(run_id, batch.events, attempt)
 
 
 @router.get("/runs/{run_id}/events", response_model=list[EventOut], tags=READ_TAGS)
 def events(
     run_id: RunId,
     store: StoreDep,
-    principal: UserDep,
+    _: RunRead,
     kind: Annotated[str | None, Query(description="lr_change or status")] = None,
 ) -> list[EventOut]:
     """What happened to the run: status transitions, learning-rate changes."""
-    store.authorize_run(principal, run_id, "read")
     return store.get_events(run_id, kind)

@@ -17,13 +17,13 @@ from sqlalchemy import Connection, func, select
 from sqlmodel import col
 
 from api.core.errors import finite
+from api.core.store import StoreBase
 from api.diagnosis.models import RunDiagnosis
 from api.evaluation.models import Evaluation
 from api.histograms.models import Histogram
 from api.metrics.models import MetricPoint
 from api.runs.models import FINISHED, Run, RunEvent
 from api.streams.cursor import Event, RunCursor, StudyCursor, digest
-from api.studies.service import StudyStore
 
 STEPS_PER_READ = 500
 EVENTS_PER_READ = 500
@@ -36,9 +36,9 @@ class Batch:
     gone: bool = False  # the run (or study) no longer exists
 
 
-class StreamReads(StudyStore):
-    """The stream's reads, beside what a stream checks first (who may read the run or
-    study)."""
+class StreamReads(StoreBase):
+    """The stream's reads (what a stream checks first, who may read the run or study, is
+    the runs' access and the studies' store, which the stream's views hold too)."""
 
     def revisions(self, run_ids: Sequence[int]) -> dict[int, int]:
         """The current revision of each run that still exists: one query for every run any

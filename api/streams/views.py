@@ -19,27 +19,28 @@ from enum import Enum
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from api.core.config import Settings
-from api.core.deps import MAX_ID, READ_TAGS, RunId, SettingsDep, get_store
+from api.core.deps import READ_TAGS, RunId, SettingsDep, part
 from api.core.errors import error
 from api.core.exceptions import Forbidden, NotFound, Unauthorized
 from api.core.http import GuardedRoute, credential
 from api.people.auth import Principal
 from api.people.deps import PrincipalDep, UserDep
 from api.people.tokens import TokenStore
+from api.runs.deps import AccessDep
 from api.streams.cursor import RunCursor, StudyCursor
 from api.streams.hub import Cursor, Feed, Hub
 from api.streams.reads import Batch, StreamReads
+from api.studies.deps import StudiesDep, StudyId
 
 log = logging.getLogger("fitlens.api")
 router = APIRouter(route_class=GuardedRoute)
 TAGS: list[str | Enum] = [*READ_TAGS, "streams"]
-StudyId = Annotated[int, Path(ge=1, le=MAX_ID)]
 LastEventId = Annotated[
     str | None,
     Header(alias="Last-Event-ID", max_length=20_000, description="resume after this event"),
@@ -56,8 +57,8 @@ async def get_hub(request: Request) -> Hub:
 
 
 HubDep = Annotated[Hub, Depends(get_hub)]
-StoreDep = Annotated[StreamReads, Depends(get_store)]
-TokensDep = Annotated[TokenStore, Depends(get_store)]  # who a stream's credential is now
+StoreDep = Annotated[StreamReads, part("streams")]
+TokensDep = Annotated[TokenStore, part("people")]  # who a stream's credential is now
 
 
 class EventStream(StreamingResponse):
@@ -84,6 +85,7 @@ async def run_stream(
     run_id: RunId,
     request: Request,
     store: StoreDep,
+    access: AccessDep,
     tokens: TokensDep,
     hub: HubDep,
     settings: SettingsDep,
@@ -92,8 +94,8 @@ async def run_stream(
 ) -> Response:
     """The run's news as it happens (a worker token may follow its own run). It ends when the
     run is deleted, or when its reader may no longer read it (checked every few seconds)."""
-    grant = await run_in_threadpool(store.grant_run, principal, run_id, "read")
-    allowed = _still_allowed(request, tokens, lambda who: store.grant_run(who, run_id, "read"))
+    grant = await run_in_threadpool(access.grant_run, principal, run_id, "read")
+    allowed = _still_allowed(request, tokens, lambda who: access.grant_run(who, run_id, "read"))
     since = partial(store.run_since, run_id)
     cursor: RunCursor
     if last_event_id:
@@ -121,6 +123,7 @@ async def study_stream(
     study_id: StudyId,
     request: Request,
     store: StoreDep,
+    studies: StudiesDep,
     tokens: TokensDep,
     hub: HubDep,
     settings: SettingsDep,
@@ -129,8 +132,10 @@ async def study_stream(
 ) -> Response:
     """Each member's status, progress and verdict as they change; ``end`` when all are done.
     It ends too when its reader may no longer read the study (checked every few seconds)."""
-    grant = await run_in_threadpool(store.grant_study, principal, study_id, "read")
-    allowed = _still_allowed(request, tokens, lambda who: store.grant_study(who, study_id, "read"))
+    grant = await run_in_threadpool(studies.grant_study, principal, study_id, "read")
+    allowed = _still_allowed(
+        request, tokens, lambda who: studies.grant_study(who, study_id, "read")
+    )
     members = await run_in_threadpool(store.study_member_ids, study_id)
     since = partial(store.study_since, members)
     fresh = StudyCursor([-1] * len(members))

@@ -259,7 +259,7 @@ class StudyReads(StudyStore):
                 if (run_id, key) in wanted:
                     out[(run_id, key)][step] = float("nan") if value is None else value
         for s in long:
-            read = self._series(session, s.run_id, s, max_points, None, None)
+            read = self.metrics.series(session, s.run_id, s, max_points, None, None)
             out[(s.run_id, s.key)] = dict(zip(read.steps, read.values, strict=True))
         return out
 

@@ -17,10 +17,13 @@ from sqlalchemy import bindparam, func, select
 from sqlmodel import Session, col
 
 from api.core.exceptions import Conflict, Forbidden, NotFound
-from api.diagnosis.service import DiagnosisStore
+from api.core.store import StoreBase
+from api.metrics.reads import MetricReads
 from api.people.auth import WRITE_ROLES, Principal
 from api.people.models import Project, User
+from api.people.projects import ProjectStore
 from api.runs.budget import check_team_budget
+from api.runs.lifecycle import RunLifecycle
 from api.runs.models import FINISHED, Run
 from api.runs.service import RunStore
 from api.studies.design import Expansion, StudyCreate, config_name
@@ -36,7 +39,24 @@ class StudyGrant:
     identity: str  # id, team and creation: what cached answers and streams are keyed by
 
 
-class StudyStore(RunStore, DiagnosisStore):
+class StudyStore(StoreBase):
+    """Studies in, cancelled and retried; built with the stores a study's members go through:
+    projects (where it is filed), runs (its members), their lifecycle (retries) and metrics
+    (what api.studies.reads summarises)."""
+
+    def __init__(
+        self,
+        projects: ProjectStore,
+        runs: RunStore,
+        lifecycle: RunLifecycle,
+        metrics: MetricReads,
+    ) -> None:
+        super().__init__(runs.engine)
+        self.projects = projects
+        self.runs = runs
+        self.lifecycle = lifecycle
+        self.metrics = metrics
+
     def create_study(
         self,
         body: StudyCreate,
@@ -48,8 +68,9 @@ class StudyStore(RunStore, DiagnosisStore):
         the queue needs (run id, spec, worker token). A 422 if the team's runs would then store
         more than ``team_budget_mb``."""
         with Session(self.engine) as session:
-            project = body.project or self.default_project
-            project_id = self._project_for(session, project, principal, body.team)
+            project_id = self.projects.project_to_file_in(
+                session, body.project, principal, body.team
+            )
             study = Study(
                 project_id=project_id,
                 created_by_id=principal.user_id,
@@ -65,7 +86,7 @@ class StudyStore(RunStore, DiagnosisStore):
             study.name = study.name or f"study-{study.id}"
             handed = []
             for m in expansion.members:
-                run, token = self._add_run(
+                run, token = self.runs.add_queued_run(
                     session,
                     project_id,
                     m.spec,
@@ -80,7 +101,7 @@ class StudyStore(RunStore, DiagnosisStore):
                 )
                 assert run.id is not None
                 handed.append((run.id, m.spec, token))
-            check_team_budget(self._team_storage(session, project_id), team_budget_mb, "design")
+            check_team_budget(self.runs.team_storage(session, project_id), team_budget_mb, "design")
             session.commit()
             return self._study_out(session, study), handed
 
@@ -112,7 +133,7 @@ class StudyStore(RunStore, DiagnosisStore):
         heartbeat)."""
         for run_id in self._member_ids(study_id, ("queued", "running")):
             with contextlib.suppress(Conflict):  # it finished meanwhile: nothing to cancel
-                self.cancel_run(run_id)
+                self.runs.cancel_run(run_id)
         self._bump_study(study_id)
         return self.get_study(study_id)
 
@@ -122,7 +143,7 @@ class StudyStore(RunStore, DiagnosisStore):
         retried = []
         for run_id in self._member_ids(study_id, ("failed", "cancelled")):
             try:
-                self.retry_run(run_id, who)
+                self.lifecycle.retry_run(run_id, who)
             except Conflict:
                 continue
             retried.append(run_id)

@@ -8,19 +8,19 @@ import io
 from enum import Enum
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import ValidationError
 
-from api.core.cache import answer
-from api.core.deps import MAX_ID, AnswersDep, SettingsDep, csv_list, etag, get_store, not_modified
+from api.core.deps import AnswersDep, SettingsDep, conditional_answer, csv_list, etag, not_modified
 from api.core.exceptions import Invalid
 from api.core.http import GuardedRoute
 from api.people.deps import UserDep
 from api.runs.budget import check_budget
 from api.runs.delivery import deliver, hand_over
-from api.runs.views import EnqueuerDep
+from api.runs.deps import EnqueuerDep, LifecycleDep
+from api.studies.deps import StudiesDep, StudyId, StudyRead, StudyWrite
 from api.studies.design import StudyCreate, expand
-from api.studies.reads import SUMMARIES, StudyReads
+from api.studies.reads import SUMMARIES
 from api.studies.schemas import (
     LearningCurve,
     StudyCurves,
@@ -32,14 +32,13 @@ from trainer.spec import JobSpec
 
 TAGS: list[str | Enum] = ["studies"]
 router = APIRouter(route_class=GuardedRoute, tags=TAGS)
-StoreDep = Annotated[StudyReads, Depends(get_store)]
-StudyId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 @router.post("/studies", status_code=201, response_model=StudyOut)
 def create_study(
     body: StudyCreate,
-    store: StoreDep,
+    store: StudiesDep,
+    lifecycle: LifecycleDep,
     enqueuer: EnqueuerDep,
     settings: SettingsDep,
     response: Response,
@@ -58,44 +57,41 @@ def create_study(
         check_budget(member.spec, settings)
     study, handed = store.create_study(body, expansion, principal, settings.max_team_storage_mb)
     for run_id, spec, token in handed:  # committed first: a broker away only delays them
-        hand_over(store, enqueuer, run_id, spec, token)
+        hand_over(lifecycle, enqueuer, run_id, spec, token)
     response.headers["Location"] = f"{settings.api_prefix}/studies/{study.id}"
     return study
 
 
 @router.get("/studies/{study_id}", response_model=StudyOut, responses={304: {}})
-def get_study(
-    study_id: StudyId, request: Request, response: Response, store: StoreDep, principal: UserDep
+async def get_study(
+    study_id: StudyId, request: Request, store: StudiesDep, answers: AnswersDep, grant: StudyRead
 ) -> StudyOut | Response:
     """The study: its design, configurations, what varies, and its members per status (its
     members themselves: GET /runs?study={id})."""
-    grant = store.grant_study(principal, study_id, "read")
-    tag = etag(request, grant.identity, grant.revision)
-    if (cached := not_modified(request, tag)) is not None:
-        return cached
-    response.headers["ETag"] = tag
-    return store.get_study(study_id)
+    return await conditional_answer(
+        request, answers, grant.identity, grant.revision, lambda: store.get_study(study_id)
+    )
 
 
 @router.post("/studies/{study_id}/cancel", response_model=StudyOut)
-def cancel_study(study_id: StudyId, store: StoreDep, principal: UserDep) -> StudyOut:
+def cancel_study(study_id: StudyId, store: StudiesDep, _: StudyWrite) -> StudyOut:
     """Cancel every member still queued or running."""
-    store.authorize_study(principal, study_id, "write")
     return store.cancel_study(study_id)
 
 
 @router.post("/studies/{study_id}/retry", response_model=StudyOut)
 def retry_study(
     study_id: StudyId,
-    store: StoreDep,
+    store: StudiesDep,
+    lifecycle: LifecycleDep,
     enqueuer: EnqueuerDep,
     settings: SettingsDep,
     principal: UserDep,
+    _: StudyWrite,
 ) -> StudyOut:
     """Every failed or cancelled member goes back to the queue as a new attempt."""
-    store.authorize_study(principal, study_id, "write")
     for run_id in store.retry_study(study_id, principal.user_name or "?"):
-        deliver(store, enqueuer, run_id, settings.redeliver_after)
+        deliver(lifecycle, enqueuer, run_id, settings.redeliver_after)
     return store.get_study(study_id)
 
 
@@ -103,9 +99,9 @@ def retry_study(
 async def study_curves(
     study_id: StudyId,
     request: Request,
-    store: StoreDep,
+    store: StudiesDep,
     answers: AnswersDep,
-    principal: UserDep,
+    grant: StudyRead,
     keys: Annotated[
         str | None, Query(description="comma-separated metric keys; default: every key")
     ] = None,
@@ -113,17 +109,14 @@ async def study_curves(
 ) -> StudyCurves | Response:
     """Per configuration and metric (every one the members logged, or ``keys``): steps with the
     mean, std, min, max and n over its members."""
-    grant = store.grant_study(principal, study_id, "read")
-    revision = grant.revision
-    tag = etag(request, grant.identity, revision)
-    if (cached := not_modified(request, tag)) is not None:
-        return cached
     key_list = csv_list(keys, "keys", limit=50)
-    return await answer(
+    return await conditional_answer(
+        request,
         answers,
-        tag,
+        grant.identity,
+        grant.revision,
         lambda: store.study_curves(study_id, key_list, max_points).model_copy(
-            update={"revision": revision}
+            update={"revision": grant.revision}
         ),
     )
 
@@ -141,18 +134,16 @@ SortQuery = Annotated[
 async def study_table(
     study_id: StudyId,
     request: Request,
-    store: StoreDep,
+    store: StudiesDep,
     answers: AnswersDep,
-    principal: UserDep,
+    grant: StudyRead,
     sort: SortQuery = None,
 ) -> StudyTable | Response:
     """One row per configuration: the varied values, members per status and verdict, and every
     summary value (the members' diagnoses) as mean, std, min, max and n."""
-    grant = store.grant_study(principal, study_id, "read")
-    tag = etag(request, grant.identity, grant.revision)
-    if (cached := not_modified(request, tag)) is not None:
-        return cached
-    return await answer(answers, tag, lambda: store.study_table(study_id, sort))
+    return await conditional_answer(
+        request, answers, grant.identity, grant.revision, lambda: store.study_table(study_id, sort)
+    )
 
 
 @router.get(
@@ -161,11 +152,10 @@ async def study_table(
     responses={200: {"content": {"text/csv": {}}}, 304: {}},
 )
 def study_table_csv(
-    study_id: StudyId, request: Request, store: StoreDep, principal: UserDep, sort: SortQuery = None
+    study_id: StudyId, request: Request, store: StudiesDep, grant: StudyRead, sort: SortQuery = None
 ) -> Response:
     """The table as CSV: config, each varied path, members, then mean and std of every
-    summary value, then the verdict counts."""
-    grant = store.grant_study(principal, study_id, "read")
+    summary value, then the verdict counts (not an answer kept as JSON: its own ETag check)."""
     tag = etag(request, grant.identity, grant.revision)
     if (cached := not_modified(request, tag)) is not None:
         return cached
@@ -206,9 +196,9 @@ def study_table_csv(
 async def study_effects(
     study_id: StudyId,
     request: Request,
-    store: StoreDep,
+    store: StudiesDep,
     answers: AnswersDep,
-    principal: UserDep,
+    grant: StudyRead,
     baseline: Annotated[
         int | None, Query(ge=0, le=100_000, description="default: the study's baseline")
     ] = None,
@@ -216,25 +206,25 @@ async def study_effects(
     """Each configuration against the baseline: per summary value, the mean paired difference
     over matching folds and seeds with its 95% confidence interval, and whether it is
     detectable (the interval excludes zero)."""
-    grant = store.grant_study(principal, study_id, "read")
-    tag = etag(request, grant.identity, grant.revision)
-    if (cached := not_modified(request, tag)) is not None:
-        return cached
-    return await answer(answers, tag, lambda: store.study_effects(study_id, baseline))
+    return await conditional_answer(
+        request,
+        answers,
+        grant.identity,
+        grant.revision,
+        lambda: store.study_effects(study_id, baseline),
+    )
 
 
 @router.get("/studies/{study_id}/learning_curve", response_model=LearningCurve, responses={304: {}})
 async def learning_curve(
     study_id: StudyId,
     request: Request,
-    store: StoreDep,
+    store: StudiesDep,
     answers: AnswersDep,
-    principal: UserDep,
+    grant: StudyRead,
 ) -> LearningCurve | Response:
     """Per training-set size: final and best train and validation loss and accuracy, mean and
     std over the folds or seeds (422 for a study without design.learning_curve)."""
-    grant = store.grant_study(principal, study_id, "read")
-    tag = etag(request, grant.identity, grant.revision)
-    if (cached := not_modified(request, tag)) is not None:
-        return cached
-    return await answer(answers, tag, lambda: store.learning_curve(study_id))
+    return await conditional_answer(
+        request, answers, grant.identity, grant.revision, lambda: store.learning_curve(study_id)
+    )

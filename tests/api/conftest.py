@@ -83,7 +83,7 @@ def client(database_url: str, queue: RecordingQueue) -> Iterator[TestClient]:
     engine = app.state.store.engine
     empty_tables(engine)  # every test starts from empty tables
     # Tests act as alice, the owner of team "lab", unless they say otherwise.
-    _, token = app.state.store.create_user("alice", team="lab", role="owner")
+    _, token = app.state.store.people.create_user("alice", team="lab", role="owner")
     with TestClient(app, headers=bearer(token)) as test_client:
         yield test_client
     engine.dispose()

@@ -62,7 +62,7 @@ class World:
         return run_id, worker
 
     def principal(self, credential: str) -> Principal:
-        return self.store.authenticate(self.tokens[credential])
+        return self.store.people.authenticate(self.tokens[credential])
 
 
 @pytest.fixture
@@ -70,13 +70,17 @@ def world(client: TestClient, queue: RecordingQueue) -> World:
     store: TrackingStore = client.app.state.store  # type: ignore[attr-defined]
     w = World(TestClient(client.app), store, queue)
     w.tokens["owner"] = client.headers["authorization"].removeprefix("Bearer ")  # alice
-    w.tokens["member"] = store.create_user("bob", team="lab", role="member")[1]
-    w.tokens["viewer"] = store.create_user("vera", team="lab", role="viewer")[1]
-    w.tokens["outsider"] = store.create_user("olga", team="other", role="owner")[1]
-    w.tokens["zed"] = store.create_user("zed")[1]  # in no team: someone to add to one
-    w.tokens["revoked"] = store.create_user("rex", team="lab", role="owner")[1]
-    store.revoke_token(w.principal("revoked"), store.list_tokens(w.principal("revoked"))[0].id)
-    w.tokens["expired"] = store.create_user("ed", team="lab", role="owner", expires_days=1)[1]
+    w.tokens["member"] = store.people.create_user("bob", team="lab", role="member")[1]
+    w.tokens["viewer"] = store.people.create_user("vera", team="lab", role="viewer")[1]
+    w.tokens["outsider"] = store.people.create_user("olga", team="other", role="owner")[1]
+    w.tokens["zed"] = store.people.create_user("zed")[1]  # in no team: someone to add to one
+    w.tokens["revoked"] = store.people.create_user("rex", team="lab", role="owner")[1]
+    store.people.revoke_token(
+        w.principal("revoked"), store.people.list_tokens(w.principal("revoked"))[0].id
+    )
+    w.tokens["expired"] = store.people.create_user("ed", team="lab", role="owner", expires_days=1)[
+        1
+    ]
     with store.engine.begin() as conn:  # a day later
         conn.execute(
             update(ApiToken)
@@ -153,22 +157,24 @@ def _cancelled(w: World, run_id: int) -> dict[str, Any]:
 
 
 def _zed_in_lab(w: World, _: int) -> dict[str, Any]:
-    _team, invited = w.store.set_member(w.principal("owner"), w.team_ids["lab"], "zed", "viewer")
+    _team, invited = w.store.people.set_member(
+        w.principal("owner"), w.team_ids["lab"], "zed", "viewer"
+    )
     if invited:  # else he is in lab still: an earlier credential could not remove him
-        w.store.accept_invitation(w.principal("zed"), w.team_ids["lab"])
+        w.store.people.accept_invitation(w.principal("zed"), w.team_ids["lab"])
     return {}
 
 
 def _spare_token_of_vera(w: World, _: int) -> dict[str, Any]:
-    info, _secret = w.store.mint_token(w.principal("viewer"), "spare", None)
+    info, _secret = w.store.people.mint_token(w.principal("viewer"), "spare", None)
     return {"token": info.id}
 
 
 def _vera_invited_to(team: str) -> Callable[[World, int], dict[str, Any]]:
     def prepare(w: World, _: int) -> dict[str, Any]:
         if team not in w.team_ids:  # olga's second team, made late: she files runs in "other"
-            w.team_ids[team] = w.store.create_team(w.principal("outsider"), team).id
-        w.store.set_member(w.principal("outsider"), w.team_ids[team], "vera", "viewer")
+            w.team_ids[team] = w.store.people.create_team(w.principal("outsider"), team).id
+        w.store.people.set_member(w.principal("outsider"), w.team_ids[team], "vera", "viewer")
         return {team: w.team_ids[team]}
 
     return prepare
@@ -376,8 +382,8 @@ def test_a_worker_token_dies_with_its_run_and_with_its_attempt(world: World) -> 
 
     # A reaped attempt: the old worker's token is revoked, the new worker gets a new one.
     run_id, worker = world.running_run()
-    assert world.store.reap_stale(timeout_s=-1, max_attempts=3) == [run_id]
-    delivered = world.store.claim_delivery(run_id, redeliver_after_s=600)
+    assert world.store.lifecycle.reap_stale(timeout_s=-1, max_attempts=3) == [run_id]
+    delivered = world.store.lifecycle.claim_delivery(run_id, redeliver_after_s=600)
     assert delivered is not None
     fresh = delivered[1]
     assert fresh != worker
@@ -450,8 +456,10 @@ def test_shared_history_across_projects_with_who_submitted(world: World) -> None
 
 def test_project_names_are_per_team(world: World) -> None:
     # bob joins olga's team too; "vision" now could mean either team's.
-    world.store.set_member(world.principal("outsider"), world.team_ids["other"], "bob", "member")
-    world.store.accept_invitation(world.principal("member"), world.team_ids["other"])
+    world.store.people.set_member(
+        world.principal("outsider"), world.team_ids["other"], "bob", "member"
+    )
+    world.store.people.accept_invitation(world.principal("member"), world.team_ids["other"])
     world.submit("outsider", project="vision")
     ambiguous = world.call("POST", "/jobs", "member", json={"project": "vision"})
     assert ambiguous.status_code == 422 and "team" in ambiguous.json()["detail"]

@@ -69,7 +69,7 @@ def test_a_silent_client_run_fails_and_is_never_requeued(client: TestClient) -> 
     rid = _start(client)["id"]
     store = client.app.state.store  # type: ignore[attr-defined]
     time.sleep(0.05)
-    assert store.reap_stale(timeout_s=0.01, max_attempts=5) == []
+    assert store.lifecycle.reap_stale(timeout_s=0.01, max_attempts=5) == []
     run = client.get(f"{API}/runs/{rid}").json()
     assert run["status"] == "failed" and "client stopped reporting" in run["failure_reason"]
 
@@ -86,7 +86,7 @@ def test_a_client_run_failed_for_silence_comes_back_when_it_reports_again(
     assert client.post(url, json={"points": [{"key": "loss", "step": 1, "value": 1.0}]}).is_success
     store = client.app.state.store  # type: ignore[attr-defined]
     _silent_for(store, rid, seconds=60)
-    store.reap_stale(timeout_s=30, max_attempts=5)
+    store.lifecycle.reap_stale(timeout_s=30, max_attempts=5)
     assert client.get(f"{API}/runs/{rid}").json()["status"] == "failed"
     # Its next post (here: points) takes it back; the gap is an event; nothing is lost.
     assert client.post(url, json={"points": [{"key": "loss", "step": 2, "value": 0.5}]}).is_success
@@ -98,7 +98,7 @@ def test_a_client_run_failed_for_silence_comes_back_when_it_reports_again(
     assert client.get(f"{API}/runs/{rid}/curves").json()["series"][0]["steps"] == [1, 2]
     # Silent again, then the end itself takes it back and ends it.
     _silent_for(store, rid, seconds=60)
-    store.reap_stale(timeout_s=30, max_attempts=5)
+    store.lifecycle.reap_stale(timeout_s=30, max_attempts=5)
     ended = client.post(f"{API}/runs/{rid}/status", json={"status": "succeeded", "attempt": 1})
     assert ended.status_code == 200 and ended.json()["status"] == "succeeded"
     # A run failed for a reason of its own stays failed.
@@ -121,7 +121,7 @@ def _silent_for(store: Any, run_id: int, seconds: float) -> None:
 
 def test_a_viewer_cannot_log(client: TestClient) -> None:
     store = client.app.state.store  # type: ignore[attr-defined]
-    _, token = store.create_user("vic", team="lab", role="viewer")
+    _, token = store.people.create_user("vic", team="lab", role="viewer")
     viewer = TestClient(client.app, headers=bearer(token))
     assert viewer.post(f"{API}/runs", json={"team": "lab"}).status_code == 403
     rid = _start(client, team="lab")["id"]

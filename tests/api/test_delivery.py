@@ -45,10 +45,10 @@ def test_a_job_submitted_while_the_broker_is_away_is_kept_and_sent_when_it_is_ba
     assert (run["status"], run["enqueued_at"]) == ("queued", None)  # committed, not handed over
     settings, store = Settings(database_url="sqlite://"), store_of(client)
 
-    reconcile_once(store, away, settings, Listening())  # still away: still due
-    assert away.items == [] and store.due_deliveries(600) == [run["id"]]
+    reconcile_once(store.lifecycle, away, settings, Listening())  # still away: still due
+    assert away.items == [] and store.lifecycle.due_deliveries(600) == [run["id"]]
     away.up = True
-    reconcile_once(store, away, settings, Listening())
+    reconcile_once(store.lifecycle, away, settings, Listening())
     assert [run_id for run_id, _ in away.items] == [run["id"]]
     assert client.get(f"{API}/runs/{run['id']}").json()["enqueued_at"] is not None
     # Its worker token works: the worker can start it.
@@ -59,7 +59,7 @@ def test_a_job_submitted_while_the_broker_is_away_is_kept_and_sent_when_it_is_ba
         headers={"Authorization": f"Bearer {token}"},
     )
     assert started.status_code == 200
-    reconcile_once(store, away, settings, Listening())
+    reconcile_once(store.lifecycle, away, settings, Listening())
     assert len(away.items) == 1  # running: nothing more to send
 
 
@@ -70,11 +70,11 @@ def test_a_queued_run_whose_message_was_lost_is_sent_again(
     assert [run_id for run_id, _ in queue.items] == [rid]
     store = store_of(client)
     fresh = Settings(database_url="sqlite://", redeliver_after=600)
-    reconcile_once(store, queue, fresh, Listening())
+    reconcile_once(store.lifecycle, queue, fresh, Listening())
     assert len(queue.items) == 1  # handed over just now: not due
     time.sleep(0.05)
     lost = Settings(database_url="sqlite://", redeliver_after=0.01)  # e.g. Redis restarted empty
-    reconcile_once(store, queue, lost, Listening())
+    reconcile_once(store.lifecycle, queue, lost, Listening())
     assert [run_id for run_id, _ in queue.items] == [rid, rid]
 
 
@@ -116,14 +116,14 @@ def test_the_reaper_does_not_judge_silence_it_could_not_hear(client: TestClient)
     settings = Settings(database_url="sqlite://", heartbeat_timeout=0.2)
     time.sleep(0.3)  # the run has been silent longer than the timeout ...
     just_back = Listening()  # ... but this API only started listening now
-    reconcile_once(store, RecordingQueue(), settings, just_back)
+    reconcile_once(store.lifecycle, RecordingQueue(), settings, just_back)
     assert client.get(f"{API}/runs/{rid}").json()["status"] == "running"
     just_back.lost()  # the database went away
     just_back.heard()  # and came back: listening starts again from now
-    reconcile_once(store, RecordingQueue(), settings, just_back)
+    reconcile_once(store.lifecycle, RecordingQueue(), settings, just_back)
     assert client.get(f"{API}/runs/{rid}").json()["status"] == "running"
     time.sleep(0.25)  # listened a whole timeout, and still silence: now it is lost
-    reconcile_once(store, RecordingQueue(), settings, just_back)
+    reconcile_once(store.lifecycle, RecordingQueue(), settings, just_back)
     assert client.get(f"{API}/runs/{rid}").json()["status"] == "queued"
 
 

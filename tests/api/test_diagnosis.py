@@ -9,6 +9,8 @@ from fastapi.testclient import TestClient
 
 from api.diagnosis.service import DiagnosisStore
 from api.metrics.schemas import MetricPointDict
+from api.metrics.service import MetricStore
+from api.runs.access import RunAccess
 from tests.api.conftest import API, post_points, start, submit
 
 OVERFIT = {  # val_loss turns up after epoch 3 while train_loss keeps falling
@@ -181,10 +183,12 @@ def test_a_long_run_is_judged_at_most_once_an_interval_and_caught_up_by_its_hear
 
 
 def test_a_store_diagnoses_only_through_the_listener_it_registers(client: TestClient) -> None:
-    """The refresh is wired in one visible place (api.store): a diagnosis store built bare
-    keeps no diagnosis until its refresh is registered as a listener of the runs' data."""
+    """The refresh is wired in one visible place (api.store): stores built bare keep no
+    diagnosis until the diagnosis' refresh is registered as a listener of the runs' data."""
     engine = client.app.state.store.engine  # type: ignore[attr-defined]
-    bare = DiagnosisStore(engine)
+    access = RunAccess(engine)
+    metrics = MetricStore(access)
+    diagnosis = DiagnosisStore(access, metrics)
     first, second = (submit(client)["id"] for _ in range(2))
     for run_id in (first, second):
         start(client, run_id)
@@ -195,8 +199,8 @@ def test_a_store_diagnoses_only_through_the_listener_it_registers(client: TestCl
             for p in epochs(OVERFIT)
         ]
 
-    bare.add_metrics(first, points(first))
+    metrics.add_metrics(first, points(first))
     assert client.get(f"{API}/runs/{first}").json()["diagnosis"] is None
-    bare.on_run_data_changed(bare.refresh_diagnosis)
-    bare.add_metrics(second, points(second))
+    access.on_run_data_changed(diagnosis.refresh_diagnosis)
+    metrics.add_metrics(second, points(second))
     assert client.get(f"{API}/runs/{second}").json()["diagnosis"]["verdict"] == "overfitting"

@@ -39,7 +39,7 @@ from tests.api.conftest import bearer, postgres_database
 def _app(url: str) -> tuple[FastAPI, list[int], dict[str, str]]:
     run_migrations(url)
     app = create_app(Settings(database_url=url), enqueuer=RecordingQueue())
-    _, token = app.state.store.create_user(
+    _, token = app.state.store.people.create_user(
         f"fuzzer-{uuid.uuid4().hex[:6]}", team=f"t-{uuid.uuid4().hex[:6]}"
     )
     auth = bearer(token)

@@ -162,7 +162,7 @@ def test_the_budget_is_a_setting(database_url: str) -> None:
     app = create_app(
         Settings(database_url=database_url, max_model_parameters=1000), enqueuer=RecordingQueue()
     )
-    _, token = app.state.store.create_user("budget-user", team="budget-team")
+    _, token = app.state.store.people.create_user("budget-user", team="budget-team")
     with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as small:
         refused = small.post(f"{API}/jobs", json={"spec": {"model": {"hidden": [128]}}})
         assert refused.status_code == 422

@@ -31,7 +31,7 @@ def store_of(client: TestClient) -> TrackingStore:
 
 def bob(client: TestClient) -> TestClient:
     """The attacker: the owner of another team."""
-    return as_(client, store_of(client).create_user("bob", team="bobs", role="owner")[1])
+    return as_(client, store_of(client).people.create_user("bob", team="bobs", role="owner")[1])
 
 
 CACHED_READS = (
@@ -161,13 +161,13 @@ def test_an_invitation_is_for_the_account_it_was_made_for(client: TestClient) ->
     store = store_of(client)
     lab = client.get(f"{API}/me").json()["teams"][0]["id"]
     client.put(f"{API}/teams/{lab}/members", json={"user": "dora", "role": "viewer"})
-    dora = as_(client, store.create_user("dora")[1])
+    dora = as_(client, store.people.create_user("dora")[1])
     assert [i["team_id"] for i in dora.get(f"{API}/invitations").json()] == [lab]
     assert dora.post(f"{API}/invitations/{lab}/accept").status_code == 200
     with store.engine.begin() as conn:  # the invitation names the account, not only the name
         conn.execute(text("UPDATE invitation SET user_id = NULL"))
     client.put(f"{API}/teams/{lab}/members", json={"user": "ezra", "role": "viewer"})
-    ezra = as_(client, store.create_user("ezra")[1])
+    ezra = as_(client, store.people.create_user("ezra")[1])
     with store.engine.begin() as conn:  # as if the invitation had been made for another ezra
         conn.execute(
             text("UPDATE invitation SET user_id = :other WHERE user_name = 'ezra'"),
@@ -216,7 +216,7 @@ def test_a_viewers_body_is_refused_before_it_is_read(client: TestClient) -> None
     store = store_of(client)
     run_id = submit(client)["id"]
     start(client, run_id)
-    viewer = as_(client, store.create_user("vic", team="lab", role="viewer")[1])
+    viewer = as_(client, store.people.create_user("vic", team="lab", role="viewer")[1])
     junk = b'{"events": [' + b",".join([b"{}"] * 50_000) + b"]}"  # 50,000 invalid events
     for path in ("events", "histograms", "evaluation", "status"):
         response = viewer.post(
@@ -295,7 +295,7 @@ def test_redelivery_replaces_the_message_and_its_token(
     for _ in range(3):
         with store.engine.begin() as conn:  # the message is old enough to be thought lost
             conn.execute(update(Run).values(enqueued_at=utcnow() - timedelta(seconds=10 * 60 * 60)))
-        reconcile_once(store, queue, settings, listening)
+        reconcile_once(store.lifecycle, queue, settings, listening)
         tokens.append(queue.tokens[run_id])
     assert len(set(tokens)) == 4
     with store.engine.connect() as conn:
@@ -328,7 +328,7 @@ def test_a_session_lives_no_longer_than_its_token_and_renews_only_by_cookie(
     client: TestClient,
 ) -> None:
     store = store_of(client)
-    token = store.admin_mint("alice", "laptop", None)
+    token = store.people.admin_mint("alice", "laptop", None)
     browser = as_(client, token)
     signed_in = browser.post(f"{API}/session")
     assert signed_in.status_code == 200

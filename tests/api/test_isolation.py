@@ -16,7 +16,7 @@ def test_serving_the_api_imports_no_torch(tmp_path: object) -> None:
         "url = f'sqlite:///{tempfile.mkdtemp()}/iso.db'\n"
         "run_migrations(url)\n"
         "app = create_app(Settings(database_url=url))\n"
-        "_, token = app.state.store.create_user('iso', team='iso')\n"
+        "_, token = app.state.store.people.create_user('iso', team='iso')\n"
         "client = TestClient(app, headers={'Authorization': f'Bearer {token}'})\n"
         "run = client.post('/api/v1/jobs', json={'spec': {'model': {'kind': 'cnn'}}}).json()\n"
         "assert client.get(f\"/api/v1/runs/{run['id']}/curves\").status_code == 200\n"

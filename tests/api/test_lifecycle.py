@@ -55,17 +55,17 @@ def test_silent_worker_is_requeued_with_its_data_cleared_then_failed(client: Tes
     client.post(f"{API}/runs/{rid}/status", json={"status": "heartbeat", "epoch": 2})
     store = store_of(client)
 
-    assert store.reap_stale(timeout_s=3600, max_attempts=2) == []  # heartbeat is fresh
+    assert store.lifecycle.reap_stale(timeout_s=3600, max_attempts=2) == []  # heartbeat is fresh
     time.sleep(0.05)
-    assert store.reap_stale(timeout_s=0.01, max_attempts=2) == [rid]
+    assert store.lifecycle.reap_stale(timeout_s=0.01, max_attempts=2) == [rid]
     # Requeued and due for delivery: the reconciler hands it over with a new worker token.
-    assert store.due_deliveries(redeliver_after_s=600) == [rid]
-    delivered = store.claim_delivery(rid, redeliver_after_s=600)
+    assert store.lifecycle.due_deliveries(redeliver_after_s=600) == [rid]
+    delivered = store.lifecycle.claim_delivery(rid, redeliver_after_s=600)
     assert delivered is not None
     new_token = delivered[1]
     assert new_token.startswith("fl_")
-    assert store.claim_delivery(rid, redeliver_after_s=600) is None  # claimed once
-    principal = store.authenticate(new_token)
+    assert store.lifecycle.claim_delivery(rid, redeliver_after_s=600) is None  # claimed once
+    principal = store.people.authenticate(new_token)
     assert principal.run_id == rid
     run = client.get(f"{API}/runs/{rid}").json()
     assert (run["status"], run["attempt"], run["progress"]["epoch"], run["worker_host"]) == (
@@ -84,7 +84,7 @@ def test_silent_worker_is_requeued_with_its_data_cleared_then_failed(client: Tes
     assert late.status_code == 409
 
     time.sleep(0.05)
-    assert store.reap_stale(timeout_s=0.01, max_attempts=2) == []
+    assert store.lifecycle.reap_stale(timeout_s=0.01, max_attempts=2) == []
     run = client.get(f"{API}/runs/{rid}").json()
     assert run["status"] == "failed"
     assert "worker lost" in run["failure_reason"] and "attempt 2 of 2" in run["failure_reason"]
@@ -104,7 +104,9 @@ def test_the_api_reaps_in_the_background_and_enqueues_again(database_url: str) -
     app = create_app(settings, enqueuer=queue)
     # Its reaper judges every run in the database: none but this test's may be there.
     empty_tables(app.state.store.engine)
-    _, token = app.state.store.create_user(f"reaper-{time.time_ns()}", team=f"t-{time.time_ns()}")
+    _, token = app.state.store.people.create_user(
+        f"reaper-{time.time_ns()}", team=f"t-{time.time_ns()}"
+    )
     with TestClient(app, headers=bearer(token)) as client:
         rid = submit(client, project=f"reaped-{time.time_ns()}")["id"]
         begin(client, rid)

@@ -75,9 +75,9 @@ def test_upgrading_a_database_from_before_teams_keeps_its_runs(empty_database: s
     assert owner == "default"
 
     store = TrackingStore(make_engine(empty_database))
-    _, token = store.create_user("old-timer", team="default", role="viewer")
-    principal = store.authenticate(token)
-    runs, _ = store.list_runs(RunFilter(teams=principal.teams()), "id", None, 10)
+    _, token = store.people.create_user("old-timer", team="default", role="viewer")
+    principal = store.people.authenticate(token)
+    runs, _ = store.runs.list_runs(RunFilter(teams=principal.teams()), "id", None, 10)
     assert [(r.name, r.project) for r in runs] == [("legacy", "old")]
     store.engine.dispose()
 

@@ -40,7 +40,7 @@ def test_no_user_can_mint_list_or_revoke_another_users_tokens(
     viewer of the victim's team and by the owner of an unrelated team."""
     run_id = alice_run(client)  # alice owns "lab" and its run
     team = "lab" if attacker_role == "viewer" else "elsewhere"
-    _, secret = store.create_user("mallory", team=team, role=attacker_role)
+    _, secret = store.people.create_user("mallory", team=team, role=attacker_role)
     mallory = as_(client, secret)
 
     own_team = mallory.post(f"{API}/teams", json={"name": "mallory-team"})
@@ -52,7 +52,9 @@ def test_no_user_can_mint_list_or_revoke_another_users_tokens(
 
     forged = mallory.post(f"{API}/tokens", json={"user": "alice"})
     assert forged.status_code == 422 and forged.json()["errors"][0]["field"] == "user"
-    alices = store.list_tokens(store.authenticate(client.headers["authorization"][7:]))
+    alices = store.people.list_tokens(
+        store.people.authenticate(client.headers["authorization"][7:])
+    )
     listed = mallory.get(f"{API}/tokens", params={"user": "alice"}).json()
     assert {t["id"] for t in listed}.isdisjoint({t.id for t in alices})
     for token in alices:
@@ -66,7 +68,7 @@ def test_no_user_can_mint_list_or_revoke_another_users_tokens(
 def test_an_invitation_grants_nothing_until_the_user_accepts_it(
     client: TestClient, store: TrackingStore
 ) -> None:
-    _, olga_token = store.create_user("olga", team="other", role="owner")
+    _, olga_token = store.people.create_user("olga", team="other", role="owner")
     olga = as_(client, olga_token)
     other = olga.get(f"{API}/me").json()["teams"][0]["id"]
     olga_run = olga.post(f"{API}/jobs", json={"project": "p"}).json()["id"]
@@ -104,7 +106,7 @@ def test_a_token_an_owner_handed_over_never_reaches_another_team(
     handed = as_(client, made["token"])  # alice has seen this token
     assert handed.get(f"{API}/tokens").json()[0]["handed_over"] is True
 
-    _, olga_token = store.create_user("olga", team="other", role="owner")
+    _, olga_token = store.people.create_user("olga", team="other", role="owner")
     olga = as_(client, olga_token)
     other = olga.get(f"{API}/me").json()["teams"][0]["id"]
     olga.put(f"{API}/teams/{other}/members", json={"user": "nina", "role": "member"})
@@ -119,7 +121,7 @@ def test_a_token_an_owner_handed_over_never_reaches_another_team(
     assert session.status_code == 200
     assert handed.get(f"{API}/tokens").json()[-1]["handed_over"] is True
     # Only the operator vouches for the account: its token is unmarked and may accept.
-    own = as_(client, store.admin_mint("nina", "from the operator", None))
+    own = as_(client, store.people.admin_mint("nina", "from the operator", None))
     assert own.post(f"{API}/invitations/{other}/accept").status_code == 200
     # The token alice saw died as nina joined olga's team; nina's own goes on.
     assert handed.get(f"{API}/me").status_code == 401
@@ -129,7 +131,7 @@ def test_a_token_an_owner_handed_over_never_reaches_another_team(
 def test_adding_a_name_answers_the_same_whether_or_not_it_exists(
     client: TestClient, store: TrackingStore
 ) -> None:
-    store.create_user("zed")
+    store.people.create_user("zed")
     lab = client.get(f"{API}/me").json()["teams"][0]["id"]
     known = client.put(f"{API}/teams/{lab}/members", json={"user": "zed", "role": "viewer"})
     unknown = client.put(f"{API}/teams/{lab}/members", json={"user": "nobody", "role": "viewer"})
@@ -170,13 +172,16 @@ def test_two_owners_removing_each_other_at_once_leave_one_owner(
     """The race of issue 9 (teams left ownerless 14 times in 20 on SQLite): run 20 times, the
     two removals released together by a barrier, each on its own connection."""
     for attempt in range(20):
-        a_token = store.create_user(f"a{attempt}")[1]
-        b_token = store.create_user(f"b{attempt}")[1]
-        a = store.authenticate(a_token)
-        team_id = store.create_team(a, f"race{attempt}").id
-        store.set_member(store.authenticate(a_token), team_id, f"b{attempt}", "owner")
-        store.accept_invitation(store.authenticate(b_token), team_id)
-        a, b = store.authenticate(a_token), store.authenticate(b_token)  # both owners now
+        a_token = store.people.create_user(f"a{attempt}")[1]
+        b_token = store.people.create_user(f"b{attempt}")[1]
+        a = store.people.authenticate(a_token)
+        team_id = store.people.create_team(a, f"race{attempt}").id
+        store.people.set_member(store.people.authenticate(a_token), team_id, f"b{attempt}", "owner")
+        store.people.accept_invitation(store.people.authenticate(b_token), team_id)
+        a, b = (
+            store.people.authenticate(a_token),
+            store.people.authenticate(b_token),
+        )  # both owners now
         barrier = threading.Barrier(2)
         outcomes: list[Any] = []
 
@@ -207,7 +212,7 @@ def _remove(
 ) -> None:
     barrier.wait()
     try:
-        store.remove_member(actor, team_id, victim)
+        store.people.remove_member(actor, team_id, victim)
         outcomes.append("removed")
     except (Conflict, Forbidden, NotFound) as exc:
         outcomes.append(type(exc).__name__)

@@ -1,6 +1,7 @@
 """fitlens's trainer, run in your own process, logging to the server: pass
-``FitlensCallback(run)`` among ``trainer.loop.train``'s callbacks (the loop calls the hooks,
-as Lightning's loop calls its callbacks). Needs torch (the trainer does)."""
+``FitlensCallback(run)`` (``run``: the client's ``LoggedRun``) among ``trainer.loop.train``'s
+callbacks (the loop calls the hooks, as Lightning's loop calls its callbacks). It lives with the
+worker, the server distribution's glue of the trainer to the client; it needs torch."""
 
 from __future__ import annotations
 

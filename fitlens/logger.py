@@ -31,6 +31,7 @@ import httpx
 
 from fitlens.errors import FitlensError
 from fitlens.evaluation import evaluation_body
+from fitlens.histograms import model_histograms
 from fitlens.http import Http, error_of
 
 BATCH = 10_000  # the API's most points per post
@@ -88,20 +89,9 @@ class LoggedRun:
     def log_histograms(
         self, model: Any, step: int, bins: int = 64, near_zero: float = 1e-3
     ) -> None:
-        """Per-layer weight histograms of a torch module, binned on its device as fitlens's
-        trainer bins them (one copy to the host)."""
-        from trainer.stats import pack_histograms, unpack_histograms
-
-        params = [(n, p) for n, p in model.named_parameters() if p.numel() > 0]
-        if not params:
-            return
-        packed = pack_histograms(params, bins, near_zero).cpu().tolist()
-        self.log_binned(
-            [
-                h.model_dump(exclude={"epoch"}) | {"step": step}
-                for h in unpack_histograms(packed, params, bins, step)
-            ]
-        )
+        """Per-layer weight histograms of a torch module, binned as fitlens's trainer bins
+        them (fitlens.histograms: numpy, each parameter copied to the host once)."""
+        self.log_binned(model_histograms(model, step, bins, near_zero))
 
     def log_binned(self, histograms: list[dict[str, Any]]) -> None:
         """Histograms already binned, in the API's shape (param, step, edges, counts...)."""

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Create .venv with Python 3.11 and install fitlens with everything the tests need.
-# Idempotent and quick when nothing changed (a stamp keyed on pyproject.toml skips pip).
+# Create .venv with Python 3.11 and install fitlens with everything the tests need: the client
+# distribution (./pyproject.toml) and the server's (server/pyproject.toml), both editable.
+# Idempotent and quick when nothing changed (a stamp keyed on both pyproject.toml skips pip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,11 +24,13 @@ VENV=${FITLENS_VENV:-.venv}
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 
 stamp="$VENV/.fitlens-installed"
-want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml server/pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "installing fitlens and its dependencies into $VENV (torch takes a minute or two)..."
   "$VENV/bin/python" -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored" || true
-  "$VENV/bin/python" -m pip install --quiet -e ".[dev]" 2>&1 | grep -v "is ignored" || true
+  # One command, so pip takes the server's "fitlens" requirement from this checkout.
+  "$VENV/bin/python" -m pip install --quiet -e ".[client,plot,parquet]" -e "./server[dev]" 2>&1 |
+    grep -v "is ignored" || true
   "$VENV/bin/python" -c 'import torch, torchvision, sklearn, trainer'
   echo "$want" > "$stamp"
 fi

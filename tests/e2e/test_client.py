@@ -208,9 +208,9 @@ def test_the_example_loop_and_the_trainer_callback_log_whole_runs(
     assert run.histogram_params()["0.weight"] == [1, 2, 3, 4]
     assert len(run.evaluation()["roc"]) == 10 and run.diagnosis
     # fitlens's own trainer in this process, reporting through the callback.
-    from worker.callback import FitlensCallback
     from trainer.loop import train
     from trainer.spec import JobSpec
+    from worker.callback import FitlensCallback
 
     spec = JobSpec.model_validate({"epochs": 3, "lr_schedule": {"kind": "step", "step_size": 1}})
     with client.start_run(project="client", params={"trainer": "fitlens"}, epochs=3) as logged:

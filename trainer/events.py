@@ -20,10 +20,11 @@ class _Event(BaseModel):
 
 
 class ParamHistogram(_Event):
-    """Distribution of one parameter tensor at one epoch: explicit bins plus summary numbers."""
+    """Distribution of one parameter tensor at one step (the trainer's: an epoch), explicit
+    bins plus summary numbers: the fields, and their names, of the API's histogram."""
 
     param: str
-    epoch: int
+    step: int
     edges: list[float]  # len(counts) + 1 bin edges, ascending
     counts: list[int]
     numel: int

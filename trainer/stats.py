@@ -70,7 +70,7 @@ def pack_histograms(
 
 
 def unpack_histograms(
-    packed: list[float], params: Sequence[tuple[str, torch.Tensor]], bins: int, epoch: int
+    packed: list[float], params: Sequence[tuple[str, torch.Tensor]], bins: int, step: int
 ) -> list[ParamHistogram]:
     width = _N_STATS + 2 * bins + 1
     out = []
@@ -80,7 +80,7 @@ def unpack_histograms(
         out.append(
             ParamHistogram(
                 param=name,
-                epoch=epoch,
+                step=step,
                 numel=param.numel(),
                 edges=row[_N_STATS : _N_STATS + bins + 1],
                 counts=[int(c) for c in row[_N_STATS + bins + 1 :]],

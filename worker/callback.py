@@ -17,9 +17,7 @@ class FitlensCallback(Callback):
     def on_epoch_end(self, event: EpochEnd) -> None:
         self.run.log(event.metrics, step=event.epoch)
         if event.histograms:
-            self.run.log_binned(
-                [h.model_dump(exclude={"epoch"}) | {"step": h.epoch} for h in event.histograms]
-            )
+            self.run.log_binned([h.model_dump() for h in event.histograms])
         for change in event.lr_changes:
             payload = {"old_lr": change.old_lr, "new_lr": change.new_lr, "reason": change.reason}
             self.run.log_event("lr_change", change.epoch, payload)

@@ -20,7 +20,7 @@ from worker.celery_app import app
 from worker.client import ApiClient, RunGone
 from worker.config import get_settings
 from worker.contract import TASK_NAME
-from worker.reporter import ApiReporter, Heartbeat, Outbox
+from worker.reporter import ApiReporter
 
 log = logging.getLogger("fitlens.worker")
 
@@ -85,15 +85,12 @@ def run_job(client: ApiClient, run_id: int, heartbeat_interval: float) -> str:
     if served:
         heartbeat_interval = min(heartbeat_interval, float(served))
 
-    with Heartbeat(client, run_id, attempt, spec.epochs, heartbeat_interval) as heartbeat:
-        outbox = Outbox(client, run_id, attempt, get_settings().outbox_size)
+    with ApiReporter(client, run_id, attempt, spec.epochs, heartbeat_interval) as reporter:
         try:
             try:
-                result = train(
-                    spec, [ApiReporter(outbox, heartbeat)], should_stop=heartbeat.should_stop
-                )
+                result = train(spec, [reporter], should_stop=reporter.should_stop)
             finally:
-                outbox.close()  # every epoch posted (or the reason why not) before the end
+                reporter.close()  # every epoch posted (or the reason why not) before the end
         except RunGone as exc:  # cancelled (or taken over) while posting an epoch
             return f"run {run_id} stopped: {exc.detail}"
         except Exception as exc:
@@ -102,7 +99,7 @@ def run_job(client: ApiClient, run_id: int, heartbeat_interval: float) -> str:
                 client.status(run_id, status="failed", attempt=attempt, reason=failure_reason(exc))
             return f"run {run_id} failed: {exc}"
     if result.status == "cancelled":
-        return f"run {run_id} stopped: {heartbeat.reason or 'cancelled'}"
+        return f"run {run_id} stopped: {reporter.reason or 'cancelled'}"
     try:
         client.status(run_id, status="succeeded", attempt=attempt, epoch=result.epochs_run)
     except RunGone as exc:

@@ -9,23 +9,29 @@ from pydantic import BaseModel, Field, model_validator
 from api.core.schemas import In, Step, Text
 
 
-class HistogramIn(In):
+class HistogramSummary(BaseModel):
+    """One histogram's summary numbers, as they come in and go out (the trainer's
+    trainer.events.ParamHistogram has the same fields and names)."""
+
+    mean: float | None = None
+    std: float | None = None
+    min: float | None = None
+    max: float | None = None
+    l1: float | None = None  # sum |w|
+    l2: float | None = None  # sqrt(sum w^2)
+    near_zero: float | None = None  # fraction of |w| below the run's near_zero threshold
+    # Values no bin can hold (a diverged parameter): counted apart from the bins.
+    nan_count: int = Field(default=0, ge=0, le=2**62)
+    posinf_count: int = Field(default=0, ge=0, le=2**62)
+    neginf_count: int = Field(default=0, ge=0, le=2**62)
+
+
+class HistogramIn(HistogramSummary, In):
     param: Text = Field(min_length=1, max_length=200)
     step: Step
     edges: list[float] = Field(min_length=2, max_length=4097)
     counts: list[float] = Field(min_length=1, max_length=4096)
     numel: int | None = Field(default=None, ge=0, le=2**62)
-    mean: float | None = None
-    std: float | None = None
-    min: float | None = None
-    max: float | None = None
-    l1: float | None = None
-    l2: float | None = None
-    near_zero: float | None = None
-    # Values no bin can hold (a diverged parameter): counted apart from the bins.
-    nan_count: int = Field(default=0, ge=0, le=2**62)
-    posinf_count: int = Field(default=0, ge=0, le=2**62)
-    neginf_count: int = Field(default=0, ge=0, le=2**62)
 
     @model_validator(mode="after")
     def _check_bins(self) -> HistogramIn:
@@ -46,21 +52,11 @@ class HistogramBatch(In):
     histograms: list[HistogramIn] = Field(max_length=1000)
 
 
-class HistogramStep(BaseModel):
+class HistogramStep(HistogramSummary):
     step: int
     edges: list[float]
     counts: list[float]
     numel: int
-    mean: float | None
-    std: float | None
-    min: float | None
-    max: float | None
-    l1: float | None
-    l2: float | None
-    near_zero: float | None
-    nan_count: int = 0
-    posinf_count: int = 0
-    neginf_count: int = 0
 
 
 class HistogramSeries(BaseModel):

@@ -24,10 +24,13 @@ from api.histograms.schemas import (
     HistogramOverlay,
     HistogramSeries,
     HistogramStep,
+    HistogramSummary,
     OverlayRun,
 )
 from api.runs.access import RunAccess
 from api.runs.models import Run
+
+SUMMARY = tuple(HistogramSummary.model_fields)  # declared once, in api.histograms.schemas
 
 
 class HistogramStore(StoreBase):
@@ -49,13 +52,8 @@ class HistogramStore(StoreBase):
                     "edges_json": json.dumps(h.edges),
                     "counts_json": json.dumps(h.counts),
                     "numel": h.numel if h.numel is not None else round(sum(h.counts)),
-                    "nan_count": h.nan_count,
-                    "posinf_count": h.posinf_count,
-                    "neginf_count": h.neginf_count,
-                    **{
-                        k: _finite_or_none(getattr(h, k))
-                        for k in ("mean", "std", "min", "max", "l1", "l2", "near_zero")
-                    },
+                    # A non-finite summary (a diverged parameter's mean) is stored as unknown.
+                    **{k: _finite_or_none(getattr(h, k)) for k in SUMMARY},
                 },
             )
         with Session(self.engine) as session:
@@ -166,20 +164,12 @@ def _histogram_step(h: Histogram) -> HistogramStep:
         edges=json.loads(h.edges_json),
         counts=json.loads(h.counts_json),
         numel=h.numel,
-        mean=h.mean,
-        std=h.std,
-        min=h.min,
-        max=h.max,
-        l1=h.l1,
-        l2=h.l2,
-        near_zero=h.near_zero,
-        nan_count=h.nan_count,
-        posinf_count=h.posinf_count,
-        neginf_count=h.neginf_count,
+        **{k: getattr(h, k) for k in SUMMARY},
     )
 
 
 def _finite_or_none(value: float | None) -> float | None:
+    # Counts (ints) are finite: they pass as they are.
     return value if value is not None and math.isfinite(value) else None
 
 

@@ -39,37 +39,12 @@ def _terminated(signum: int, _frame: object) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m stack.demo", description=__doc__)
-    parser.add_argument("--state-dir", default=".fitlens", help="database, broker folder, logs")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument(
-        "--folds", type=int, default=5, help="cross-validation folds per configuration (2 or more)"
-    )
-    parser.add_argument("--epochs", type=int, default=None, help="default: the study's (30)")
-    parser.add_argument(
-        "--keep-serving",
-        action="store_true",
-        help="leave the API running at the end (Ctrl-C to stop)",
-    )
-    args = parser.parse_args()
-
+    args = _arguments()
     state = (ROOT / args.state_dir).resolve()
     state.mkdir(parents=True, exist_ok=True)
     port = launch.free_port(args.port)
     base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "DATABASE_URL": os.environ.get("DATABASE_URL", f"sqlite:///{state / 'fitlens.db'}"),
-        "FITLENS_QUEUE": "celery",
-        "FITLENS_BROKER_DIR": str(state / "broker"),
-        "FITLENS_API_URL": base,
-        "FITLENS_HEARTBEAT_INTERVAL": os.environ.get("FITLENS_HEARTBEAT_INTERVAL", "2"),
-        # The workers share this machine's cores instead of each taking all of them.
-        "FITLENS_TORCH_THREADS": os.environ.get(
-            "FITLENS_TORCH_THREADS", str(max(1, (os.cpu_count() or 1) // WORKERS))
-        ),
-    }
+    env = _environment(state, base)
     broker = env.get("FITLENS_BROKER_URL") or env.get("REDIS_URL") or "a folder on disk"
     print(
         f"fitlens demo: API on {base} (database {env['DATABASE_URL']}), "
@@ -91,32 +66,7 @@ def main() -> int:
             launch.wait_healthy(base, api)
         except RuntimeError as exc:
             raise SystemExit(f"{exc}; see {state / 'api.log'}") from None
-        # The demo acts as user "demo", owner of team "demo" (created on first use); the
-        # worker never sees this token, only each run's own.
-        token = launch.user_token(env, "demo", "demo")
-        http = httpx.Client(
-            base_url=f"{base}/api/v1", timeout=30, headers={"Authorization": f"Bearer {token}"}
-        )
-        tag = f"demo-{uuid.uuid4().hex[:6]}"
-        body = {**json.loads(STUDY.read_text()), "project": "demo", "tags": ["demo", tag]}
-        body["design"]["folds"]["k"] = args.folds
-        if args.epochs is not None:
-            body["spec"]["epochs"] = args.epochs
-        study = http.post("/studies", json=body).raise_for_status().json()
-        print(
-            f"study {study['id']}: {study['name']}\n{study['members']} runs "
-            f"({len(study['configs'])} configurations x {args.folds} folds, tag {tag}) for "
-            f"{WORKERS} workers; each line is a run that ended, with its diagnosis\n",
-            flush=True,
-        )
-        _follow(http, study, workers)
-        _table(http, base, study)
-        python = _shown_python()
-        sign_in = (
-            f"sign in with a token for user demo, which this prints (once; keep it): "
-            f"DATABASE_URL={env['DATABASE_URL']} {python} -m api admin token demo"
-        )
-        print(f"\ndashboard: {base}/#/studies/{study['id']} ({sign_in})")
+        _run_study(args, base, env, workers)
         if args.keep_serving:
             print(f"the API and the dashboard keep serving on {base}/ (Ctrl-C to stop)", flush=True)
             api.wait()
@@ -124,7 +74,7 @@ def main() -> int:
             print(
                 f"the runs stay in {env['DATABASE_URL']}; to browse them later: "
                 f"./scripts/demo.sh --keep-serving, or DATABASE_URL={env['DATABASE_URL']} "
-                f"{python} -m api, then open {base}/"
+                f"{_shown_python()} -m api, then open {base}/"
             )
         return 0
     except KeyboardInterrupt:
@@ -138,6 +88,70 @@ def main() -> int:
         api_log.close()
         for log in worker_logs:
             log.close()
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m stack.demo", description=__doc__)
+    parser.add_argument("--state-dir", default=".fitlens", help="database, broker folder, logs")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--folds", type=int, default=5, help="cross-validation folds per configuration (2 or more)"
+    )
+    parser.add_argument("--epochs", type=int, default=None, help="default: the study's (30)")
+    parser.add_argument(
+        "--keep-serving",
+        action="store_true",
+        help="leave the API running at the end (Ctrl-C to stop)",
+    )
+    return parser.parse_args()
+
+
+def _environment(state: Path, base: str) -> dict[str, str]:
+    """What the API and the workers run with: this machine's state folder, the API's URL."""
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DATABASE_URL": os.environ.get("DATABASE_URL", f"sqlite:///{state / 'fitlens.db'}"),
+        "FITLENS_QUEUE": "celery",
+        "FITLENS_BROKER_DIR": str(state / "broker"),
+        "FITLENS_API_URL": base,
+        "FITLENS_HEARTBEAT_INTERVAL": os.environ.get("FITLENS_HEARTBEAT_INTERVAL", "2"),
+        # The workers share this machine's cores instead of each taking all of them.
+        "FITLENS_TORCH_THREADS": os.environ.get(
+            "FITLENS_TORCH_THREADS", str(max(1, (os.cpu_count() or 1) // WORKERS))
+        ),
+    }
+
+
+def _run_study(
+    args: argparse.Namespace, base: str, env: dict[str, str], workers: list[subprocess.Popen[bytes]]
+) -> None:
+    """The main job: the seeds' comparison study, followed run by run, then its table."""
+    # The demo acts as user "demo", owner of team "demo" (created on first use); the
+    # worker never sees this token, only each run's own.
+    token = launch.user_token(env, "demo", "demo")
+    http = httpx.Client(
+        base_url=f"{base}/api/v1", timeout=30, headers={"Authorization": f"Bearer {token}"}
+    )
+    tag = f"demo-{uuid.uuid4().hex[:6]}"
+    body = {**json.loads(STUDY.read_text()), "project": "demo", "tags": ["demo", tag]}
+    body["design"]["folds"]["k"] = args.folds
+    if args.epochs is not None:
+        body["spec"]["epochs"] = args.epochs
+    study = http.post("/studies", json=body).raise_for_status().json()
+    print(
+        f"study {study['id']}: {study['name']}\n{study['members']} runs "
+        f"({len(study['configs'])} configurations x {args.folds} folds, tag {tag}) for "
+        f"{WORKERS} workers; each line is a run that ended, with its diagnosis\n",
+        flush=True,
+    )
+    _follow(http, study, workers)
+    _table(http, base, study)
+    sign_in = (
+        f"sign in with a token for user demo, which this prints (once; keep it): "
+        f"DATABASE_URL={env['DATABASE_URL']} {_shown_python()} -m api admin token demo"
+    )
+    print(f"\ndashboard: {base}/#/studies/{study['id']} ({sign_in})")
 
 
 def _follow(

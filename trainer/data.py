@@ -67,44 +67,10 @@ def load_data(spec: JobSpec, device: torch.device) -> DataBundle:
     data = spec.dataset
     raw = _load_raw(data.model_dump_json(), spec.task, spec.seed)
     classification = spec.task == "classification"
-
-    if data.use_official_test:
-        assert raw.x_test is not None and raw.y_test is not None
-        x_train, y_train, x_val, y_val = raw.x, raw.y, raw.x_test, raw.y_test
-    elif data.folds is not None:
-        train_idx, val_idx = fold_indices(raw.y, data.folds, classification)
-        x_train, y_train, x_val, y_val = (
-            raw.x[train_idx],
-            raw.y[train_idx],
-            raw.x[val_idx],
-            raw.y[val_idx],
-        )
-    else:
-        train_idx, val_idx = train_test_split(
-            np.arange(len(raw.y)),
-            test_size=data.val_fraction,
-            random_state=spec.seed % 2**32,
-            stratify=raw.y if classification and _stratifiable(raw.y, data.val_fraction) else None,
-        )
-        x_train, y_train, x_val, y_val = (
-            raw.x[train_idx],
-            raw.y[train_idx],
-            raw.x[val_idx],
-            raw.y[val_idx],
-        )
-
-    if data.train_fraction is not None:
-        keep = np.random.default_rng(spec.seed).permutation(len(y_train))
-        keep = keep[: max(1, round(data.train_fraction * len(y_train)))]
-        x_train, y_train = x_train[np.sort(keep)], y_train[np.sort(keep)]
-    if data.train_subset is not None:
-        if data.train_subset > len(y_train):
-            raise ValueError(
-                f"dataset.train_subset: {data.train_subset} is more than the "
-                f"{len(y_train)} training examples"
-            )
-        keep = np.random.default_rng(spec.seed).permutation(len(y_train))[: data.train_subset]
-        x_train, y_train = x_train[np.sort(keep)], y_train[np.sort(keep)]
+    x_train, y_train, x_val, y_val = _split(raw, spec)
+    keep = _training_subset(len(y_train), spec)
+    if keep is not None:
+        x_train, y_train = x_train[keep], y_train[keep]
 
     xt = torch.as_tensor(x_train, dtype=torch.float32, device=device)
     xv = torch.as_tensor(x_val, dtype=torch.float32, device=device)
@@ -127,6 +93,46 @@ def load_data(spec: JobSpec, device: torch.device) -> DataBundle:
     yt = torch.as_tensor((y_train - mean) / std, dtype=torch.float32, device=device).view(-1, 1)
     yv = torch.as_tensor((y_val - mean) / std, dtype=torch.float32, device=device).view(-1, 1)
     return DataBundle(xt, yt, xv, yv, tuple(xt.shape[1:]), None, None, mean, std)
+
+
+def _split(raw: _Raw, spec: JobSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x_train, y_train, x_val, y_val): the official test set as validation, one fold of
+    ``folds``, or a seeded split (stratified when every class can be)."""
+    data = spec.dataset
+    if data.use_official_test:
+        assert raw.x_test is not None and raw.y_test is not None
+        return raw.x, raw.y, raw.x_test, raw.y_test
+    classification = spec.task == "classification"
+    if data.folds is not None:
+        train_idx, val_idx = fold_indices(raw.y, data.folds, classification)
+    else:
+        stratify = classification and _stratifiable(raw.y, data.val_fraction)
+        train_idx, val_idx = train_test_split(
+            np.arange(len(raw.y)),
+            test_size=data.val_fraction,
+            random_state=spec.seed % 2**32,
+            stratify=raw.y if stratify else None,
+        )
+    return raw.x[train_idx], raw.y[train_idx], raw.x[val_idx], raw.y[val_idx]
+
+
+def _training_subset(n_train: int, spec: JobSpec) -> np.ndarray | None:
+    """The training examples kept (sorted indices) by ``train_fraction`` and then
+    ``train_subset`` (a learning curve's sizes), drawn with the run's seed; None: all."""
+    data = spec.dataset
+    keep = np.arange(n_train)
+    if data.train_fraction is not None:
+        drawn = np.random.default_rng(spec.seed).permutation(len(keep))
+        keep = keep[np.sort(drawn[: max(1, round(data.train_fraction * len(keep)))])]
+    if data.train_subset is not None:
+        if data.train_subset > len(keep):
+            raise ValueError(
+                f"dataset.train_subset: {data.train_subset} is more than the "
+                f"{len(keep)} training examples"
+            )
+        drawn = np.random.default_rng(spec.seed).permutation(len(keep))
+        keep = keep[np.sort(drawn[: data.train_subset])]
+    return keep if len(keep) < n_train else None
 
 
 def _stratifiable(y: np.ndarray, val_fraction: float) -> bool:

@@ -95,38 +95,17 @@ def train(
     stopper = _EarlyStopper(spec) if spec.early_stopping else None
     status, reason = "completed", f"ran all {spec.epochs} epochs"
     for epoch in range(1, spec.epochs + 1):
-        t0 = time.perf_counter()
-        lr = run.optimizer.param_groups[0]["lr"]
-        metrics, histograms = run.measure(epoch, run.train_epoch())
-        seconds = time.perf_counter() - t0
-        metrics["lr"] = lr
-        metrics["epoch_seconds"] = seconds
-        metrics["samples_per_second"] = run.n_train / seconds if seconds > 0 else math.inf
-        eta = progress.record(epoch, metrics)
-        lr_changes = _step_scheduler(spec, run.scheduler, run.optimizer, metrics, epoch)
-        emit(
-            "on_epoch_end",
-            EpochEnd(
-                epoch=epoch,
-                epochs=spec.epochs,
-                metrics=metrics,
-                histograms=histograms,
-                lr_changes=lr_changes,
-                eta_seconds=eta,
-            ),
-        )
-        stop = _stop_reason(spec, epoch, metrics, stopper, run.model, should_stop)
+        ended = _train_epoch(run, epoch, progress)
+        emit("on_epoch_end", ended)
+        stop = _stop_reason(spec, epoch, ended.metrics, stopper, run.model, should_stop)
         if stop is not None:
             status, reason = stop
             break
 
-    evaluation, restored_epoch = None, None
+    evaluation: Evaluation | None = None
+    restored_epoch: int | None = None
     if status != "cancelled":
-        eval_epoch = len(progress.history)
-        if stopper is not None and stopper.best_state is not None:
-            run.model.load_state_dict(stopper.best_state)
-            eval_epoch = restored_epoch = stopper.best_epoch
-        evaluation = run.evaluate(eval_epoch, progress.best_epoch, progress.best_val_loss)
+        evaluation, restored_epoch = _final_evaluation(run, progress, stopper)
         emit("on_evaluation", evaluation)
     epochs_run, best_epoch = len(progress.history), progress.best_epoch
     emit(
@@ -141,6 +120,42 @@ def train(
         ),
     )
     return RunResult(status, epochs_run, best_epoch, progress.history, evaluation)
+
+
+def _train_epoch(run: _Training, epoch: int, progress: _Progress) -> EpochEnd:
+    """One epoch trained and measured: its metrics (the learning rate it trained with and its
+    speed included), histograms, learning-rate changes and the run's ETA."""
+    spec = run.spec
+    t0 = time.perf_counter()
+    lr = run.optimizer.param_groups[0]["lr"]
+    metrics, histograms = run.measure(epoch, run.train_epoch())
+    seconds = time.perf_counter() - t0
+    metrics["lr"] = lr
+    metrics["epoch_seconds"] = seconds
+    metrics["samples_per_second"] = run.n_train / seconds if seconds > 0 else math.inf
+    eta = progress.record(epoch, metrics)
+    lr_changes = _step_scheduler(spec, run.scheduler, run.optimizer, metrics, epoch)
+    return EpochEnd(
+        epoch=epoch,
+        epochs=spec.epochs,
+        metrics=metrics,
+        histograms=histograms,
+        lr_changes=lr_changes,
+        eta_seconds=eta,
+    )
+
+
+def _final_evaluation(
+    run: _Training, progress: _Progress, stopper: _EarlyStopper | None
+) -> tuple[Evaluation, int | None]:
+    """The evaluation at the end: of the weights early stopping restored (and their epoch),
+    else of the last epoch's."""
+    eval_epoch, restored_epoch = len(progress.history), None
+    if stopper is not None and stopper.best_state is not None:
+        run.model.load_state_dict(stopper.best_state)
+        eval_epoch = restored_epoch = stopper.best_epoch
+    evaluation = run.evaluate(eval_epoch, progress.best_epoch, progress.best_val_loss)
+    return evaluation, restored_epoch
 
 
 @dataclass

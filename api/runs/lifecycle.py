@@ -31,6 +31,20 @@ def run_tables(attempt_data_only: bool = False) -> list[Table]:
     ]
 
 
+def _repeated(run: Run, update: StatusUpdate) -> bool:
+    """Whether ``update`` repeats what the run already did (a retried post: nothing to do);
+    Conflict if it cannot happen to the run as it is."""
+    if run.status in FINISHED:
+        if run.status == update.status:  # a retried final post: already done
+            return True
+        raise Conflict(f"run {run.id} is {run.status}; it cannot become {update.status}")
+    if update.status == "running" and run.status == "running":
+        if update.attempt == run.attempt:  # a retried start
+            return True
+        raise Conflict(f"run {run.id} is already running (attempt {run.attempt})")
+    return False
+
+
 def _due_for_delivery(cutoff: datetime) -> Any:
     """Queued, and never handed over (or the hand-over failed), or handed over before cutoff."""
     return and_(
@@ -61,51 +75,12 @@ class RunLifecycle(StoreBase):
                 and self.access.revive_silent_client(session, run_id)
             ):
                 session.refresh(run)
-            if run.status in FINISHED:
-                if run.status == update.status:  # a retried final post: already done
-                    return _status_out(run)
-                raise Conflict(f"run {run_id} is {run.status}; it cannot become {update.status}")
+            if _repeated(run, update):
+                return _status_out(run)
             if update.status == "running":
-                if run.status == "running":
-                    if update.attempt == run.attempt:  # a retried start
-                        return _status_out(run)
-                    raise Conflict(f"run {run_id} is already running (attempt {run.attempt})")
-                run.attempt += 1
-                run.started_at = now
-                run.worker_host = update.worker_host
-                run.device = update.device
-                run.environment_json = (
-                    json.dumps(update.environment) if update.environment else None
-                )
-                run.status = "running"
-                self.access.record_event(
-                    session,
-                    run_id,
-                    "status",
-                    None,
-                    {
-                        "status": "running",
-                        "attempt": run.attempt,
-                        "worker_host": update.worker_host,
-                        "device": update.device,
-                    },
-                )
+                self._start_attempt(session, run, update, now)
             else:
-                if update.status in ("heartbeat", "succeeded") and run.status != "running":
-                    raise Conflict(f"run {run_id} is {run.status}, not running")
-                self.access.check_attempt(run, update.attempt)
-                if update.status in ("succeeded", "failed"):
-                    run.status = update.status
-                    run.finished_at = now
-                    run.failure_reason = update.reason if update.status == "failed" else None
-                    self.access.data_changed(session, run_id, "status")
-                    self.access.record_event(
-                        session,
-                        run_id,
-                        "status",
-                        None,
-                        {"status": update.status, "reason": update.reason, "attempt": run.attempt},
-                    )
+                self._report(session, run, update, now)
             if update.status == "heartbeat":
                 self.access.data_changed(session, run_id, "heartbeat")
             if update.epoch is not None:
@@ -117,6 +92,39 @@ class RunLifecycle(StoreBase):
             out = _status_out(run)
             session.commit()
             return out
+
+    def _start_attempt(
+        self, session: Session, run: Run, update: StatusUpdate, now: datetime
+    ) -> None:
+        assert run.id is not None
+        run.attempt += 1
+        run.started_at = now
+        run.worker_host = update.worker_host
+        run.device = update.device
+        run.environment_json = json.dumps(update.environment) if update.environment else None
+        run.status = "running"
+        started = {"worker_host": update.worker_host, "device": update.device}
+        self.access.record_event(
+            session,
+            run.id,
+            "status",
+            None,
+            {"status": "running", "attempt": run.attempt, **started},
+        )
+
+    def _report(self, session: Session, run: Run, update: StatusUpdate, now: datetime) -> None:
+        """A heartbeat of the running attempt, or its end (succeeded or failed)."""
+        assert run.id is not None
+        if update.status in ("heartbeat", "succeeded") and run.status != "running":
+            raise Conflict(f"run {run.id} is {run.status}, not running")
+        self.access.check_attempt(run, update.attempt)
+        if update.status in ("succeeded", "failed"):
+            run.status = update.status
+            run.finished_at = now
+            run.failure_reason = update.reason if update.status == "failed" else None
+            self.access.data_changed(session, run.id, "status")
+            ended = {"status": update.status, "reason": update.reason, "attempt": run.attempt}
+            self.access.record_event(session, run.id, "status", None, ended)
 
     def reap_stale(self, timeout_s: float, max_attempts: int) -> list[int]:
         """Runs whose worker went silent (no heartbeat for ``timeout_s``) do not stay running:

@@ -27,12 +27,18 @@ NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 
 def figures(output: str) -> dict[str, list[float]]:
-    """Each line that holds a number, keyed by its text with the numbers masked."""
+    """Each line that holds a number, keyed by its text with the numbers masked; a shape seen
+    again (the same figure for another database) is keyed with its turn: "... [2]"."""
     found: dict[str, list[float]] = {}
     for line in output.splitlines():
         numbers = NUMBER.findall(line)
         if numbers:
-            found[NUMBER.sub("#", line).strip()] = [float(n.replace(",", "")) for n in numbers]
+            shape = NUMBER.sub("#", line).strip()
+            key, turn = shape, 1
+            while key in found:
+                turn += 1
+                key = f"{shape} [{turn}]"
+            found[key] = [float(n.replace(",", "")) for n in numbers]
     return found
 
 

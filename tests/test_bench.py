@@ -118,10 +118,13 @@ def test_ab_reads_every_figure_of_a_line_by_its_words() -> None:
         "database: sqlite (file, WAL)\n"
         "ingest rate: 119,002 points/s   (request p50 74 ms, max 186 ms)\n"
         "curves, 1,000,000 -> 1000 points: p50 28.9 ms\n"
+        "database: postgresql\n"
+        "ingest rate: 98,000 points/s   (request p50 80 ms, max 200 ms)\n"
     )
     assert found == {
         "ingest rate: # points/s   (request p# # ms, max # ms)": [119002.0, 50.0, 74.0, 186.0],
         "curves, # -> # points: p# # ms": [1000000.0, 1000.0, 50.0, 28.9],
+        "ingest rate: # points/s   (request p# # ms, max # ms) [2]": [98000.0, 50.0, 80.0, 200.0],
     }
 
 

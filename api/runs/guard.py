@@ -10,11 +10,13 @@ from api.core.deps import MAX_ID
 from api.core.exceptions import Forbidden
 from api.core.http import PRINCIPAL_KEY, BeforeBody
 
+GRANT_KEY = "fitlens.run_grant"  # (run id, need, RunGrant): what the guard found
+
 
 def run_role(need: str) -> BeforeBody:
     """Check that the caller may ``need`` the path's run (RunAccess.authorize_run's rules).
     Requests the door did not authenticate (no body, or the database was away) are left to
-    the route's own dependencies, which check the same again."""
+    the route's own dependencies (api.runs.deps), which reuse what this found otherwise."""
 
     async def check(request: Request) -> None:
         principal = request.scope.get("state", {}).get(PRINCIPAL_KEY)
@@ -28,8 +30,9 @@ def run_role(need: str) -> BeforeBody:
         except ValueError:
             return  # the route's own validation names the field
         if 1 <= run_id <= MAX_ID:
-            await run_in_threadpool(
-                request.app.state.store.access.authorize_run, principal, run_id, need
-            )
+            access = request.app.state.store.access
+            grant = await run_in_threadpool(access.grant_run, principal, run_id, need)
+            # Kept for the route's own check (api.runs.deps), which then costs no second query.
+            request.scope["state"][GRANT_KEY] = (run_id, need, grant)
 
     return check

@@ -209,3 +209,29 @@ def test_created_at_is_recent_and_timezone_aware(client: TestClient) -> None:
     from datetime import datetime
 
     assert abs(datetime.fromisoformat(stamp).timestamp() - time.time()) < 60
+
+
+def test_a_guarded_post_checks_the_runs_access_once(client: TestClient) -> None:
+    """The role checked before the body is read is the route's grant too (api.runs.deps): a
+    heartbeat, posted every few seconds by every worker, pays for one access query, not two."""
+    from sqlalchemy import event
+
+    run_id = submit(client)["id"]
+    start(client, run_id)
+    engine = client.app.state.store.engine  # type: ignore[attr-defined]
+    access_queries: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if "project.team_id" in statement and "run.created_at" in statement:
+            access_queries.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        beat = {"status": "heartbeat", "attempt": 1, "epoch": 1}
+        assert client.post(f"{API}/runs/{run_id}/status", json=beat).status_code == 200
+        guarded = len(access_queries)
+        assert client.get(f"{API}/runs/{run_id}/events").status_code == 200  # unguarded: one
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert guarded == 1
+    assert len(access_queries) == 2

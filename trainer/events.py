@@ -48,6 +48,15 @@ class LRChange(_Event):
     reason: str
 
 
+class Baseline(_Event):
+    """What a model that learnt nothing scores on the validation split (trainer.baseline)."""
+
+    n_val: int
+    n_classes: int | None = None
+    val_loss: float
+    val_accuracy: float | None = None  # always answering the most frequent class
+
+
 class RunStarted(_Event):
     event: Literal["run_started"] = "run_started"
     spec_hash: str
@@ -61,6 +70,7 @@ class RunStarted(_Event):
     class_names: list[str] | None
     input_shape: list[int]
     n_parameters: int
+    baseline: Baseline | None = None
 
 
 class EpochEnd(_Event):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from trainer.baseline import baseline
 from trainer.callbacks import Callback
 from trainer.config import get_settings
 from trainer.data import DataBundle, load_data
@@ -222,6 +223,7 @@ class _Training:
             class_names=data.class_names,
             input_shape=list(data.input_shape),
             n_parameters=sum(p.numel() for p in self.params),
+            baseline=baseline(self.loss_fn, data),
         )
 
     def train_epoch(self) -> torch.Tensor:

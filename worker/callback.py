@@ -7,12 +7,16 @@ from __future__ import annotations
 
 from fitlens.logger import LoggedRun
 from trainer.callbacks import Callback
-from trainer.events import EpochEnd, Evaluation, RunEnded
+from trainer.events import EpochEnd, Evaluation, RunEnded, RunStarted
 
 
 class FitlensCallback(Callback):
     def __init__(self, run: LoggedRun) -> None:
         self.run = run
+
+    def on_run_start(self, event: RunStarted) -> None:
+        if event.baseline is not None:  # the diagnosis's bar for "not learning"
+            self.run.log_event("baseline", 0, event.baseline.model_dump())
 
     def on_epoch_end(self, event: EpochEnd) -> None:
         self.run.log(event.metrics, step=event.epoch)

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from trainer.callbacks import Callback
-from trainer.events import EpochEnd, Evaluation, RunEnded
+from trainer.events import EpochEnd, Evaluation, RunEnded, RunStarted
 from worker.client import ApiClient, RunGone
 
 
@@ -57,6 +57,11 @@ class ApiReporter(Callback):
             raise RunGone(self.reason)
         if self.sender.error is not None:
             raise self.sender.error
+
+    def on_run_start(self, event: RunStarted) -> None:
+        # What a model that learnt nothing scores: the diagnosis's bar for "not learning".
+        if event.baseline is not None:
+            self._events("baseline", [(0, event.baseline.model_dump())])
 
     def on_epoch_end(self, event: EpochEnd) -> None:
         self.check()

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from fitlens.config import ClientSettings, resolve
+from fitlens.environment import client_environment
 from fitlens.http import Http, number
 from fitlens.logger import LoggedRun
 from fitlens.runs import Run, Study, list_runs
@@ -109,6 +110,7 @@ class Client(Http):
     ) -> LoggedRun:
         """A run you train yourself: ``with client.start_run(...) as run: run.log(...)``."""
         body: dict[str, Any] = {"project": project, "params": params or {}, "tags": list(tags)}
+        body["environment"] = client_environment()
         team = team or self.team
         body |= {k: v for k, v in (("name", name), ("team", team), ("epochs", epochs)) if v}
         return LoggedRun(self, self.call("POST", "/runs", json=body), **options)

@@ -87,6 +87,24 @@ def test_your_own_loop_logs_non_finite_values_and_failures(
         assert viewer.run(run.id).status == "succeeded"
 
 
+def test_your_own_loops_run_ends_at_its_last_step_and_records_its_environment(
+    client: Client, api: httpx.Client
+) -> None:
+    """Issue 24: no stale progress after the run succeeds (it was 0/40, or 11/15), and the run
+    says what it ran with, as a worker's does (torch: this test process has imported it)."""
+    import torch
+
+    with client.start_run(project="client", name="progress", epochs=40) as logged:
+        for step in (1, 2, 3):
+            logged.log({"loss": 1.0 / step}, step=step)
+    run = api.get(f"/runs/{logged.id}").json()
+    assert run["status"] == "succeeded"
+    assert run["progress"] == {"epoch": 3, "epochs": 40}
+    environment = run["environment"]
+    assert environment["torch"] == torch.__version__ and environment["device"] == "cpu"
+    assert environment["python"].count(".") == 2 and environment["fitlens"] == "0.1.0"
+
+
 def test_tracking_never_crashes_the_training_script(
     client: Client, api: httpx.Client, capsys: pytest.CaptureFixture[str]
 ) -> None:

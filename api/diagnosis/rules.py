@@ -13,8 +13,13 @@ states them for users; in short, with the defaults of ``DiagnosisRules``:
   the best epoch.
 - **gap** (validation minus training loss) at the best epoch and at the end, and its **trend**:
   the least-squares slope per epoch over the last ``trend_window`` epochs.
-- **verdict**, the first that holds: ``diverged`` (a non-finite loss, or a final training loss
-  ``explode_factor`` times the first epoch's), ``overfitting`` (an onset was found),
+- **verdict**, the first that holds: ``diverged`` (a loss was not finite), ``unstable`` (a loss
+  rose far without becoming non-finite: the validation loss above ``explode_factor`` times
+  that of a model that learnt nothing, or, without that baseline, times its first epoch's; or
+  the training loss above ``explode_factor`` times its first epoch's), ``not learning`` (with
+  the baseline: the best validation loss was not below the baseline's, or the best validation
+  accuracy was not significantly above that of always answering the most frequent class, by a
+  one-sided binomial test at ``chance_level``), ``overfitting`` (an onset was found),
   ``still improving`` (validation loss ended at its minimum, within ``tolerance``, and its
   least-squares line over the last ``trend_window`` epochs falls by more than ``tolerance``),
   ``underfitting`` (the training loss ended above ``underfit_fraction`` of where it started,
@@ -38,7 +43,8 @@ class DiagnosisRules:
     tolerance: float = 0.02  # relative to the running minimum of the validation loss
     min_delta: float = 1e-4  # the least climb that counts, whatever the loss's scale
     trend_window: int = 5  # epochs the gap's slope is fitted over
-    explode_factor: float = 10.0  # final train loss / first train loss that counts as diverged
+    explode_factor: float = 10.0  # a loss this many times its start is unstable
+    chance_level: float = 0.05  # the binomial test's level: above chance only below it
     underfit_fraction: float = 0.5  # final train loss / first train loss above this: high
     underfit_gap: float = 0.1  # |final gap| / final train loss within this: small
 
@@ -50,6 +56,16 @@ class EarlyStop:
     epoch: int  # the last epoch trained
     reason: str
     restored_epoch: int | None  # whose weights the evaluation used, when they were restored
+
+
+@dataclass(frozen=True)
+class Chance:
+    """What a model that learnt nothing scores on the validation split (the trainer's
+    baseline: class frequencies for the loss, the most frequent class for the accuracy)."""
+
+    n_val: int
+    val_loss: float
+    val_accuracy: float | None = None
 
 
 @dataclass
@@ -79,6 +95,7 @@ def diagnose(
     rules: DiagnosisRules | None = None,
     early_stop: EarlyStop | None = None,
     diverged_epoch: int | None = None,
+    chance: Chance | None = None,
 ) -> Diagnosis | None:
     """The diagnosis of per-epoch ``curves`` (metric -> epoch -> value); None without both a
     training and a validation loss for at least one epoch."""
@@ -114,7 +131,8 @@ def diagnose(
     d.evaluated_epoch = d.restored_epoch or last
     d.at_evaluated = row(d.evaluated_epoch)
     d.diverged_epoch = diverged_epoch
-    d.verdict, d.why = _verdict(d, epochs, t, v, rules)
+    broken = _broken(d, epochs, t, v, rules, chance, curves.get("val_accuracy", {}))
+    d.verdict, d.why = broken or _verdict(d, epochs, t, v, rules)
     return d
 
 
@@ -156,20 +174,6 @@ def _verdict(
     val: Sequence[float],
     rules: DiagnosisRules,
 ) -> tuple[Verdict, str]:
-    blown = [
-        (e, name)
-        for e, a, b in zip(epochs, train, val, strict=True)
-        for name, x in (("train_loss", a), ("val_loss", b))
-        if not math.isfinite(x)
-    ]
-    if d.diverged_epoch is not None or blown:
-        epoch, name = blown[0] if blown else (d.diverged_epoch, "a loss")
-        return "diverged", f"{name} was not finite at epoch {epoch}"
-    if train[-1] > rules.explode_factor * train[0]:
-        return "diverged", (
-            f"train_loss grew from {train[0]:.4g} to {train[-1]:.4g}, over "
-            f"{rules.explode_factor:g} times its first value"
-        )
     if d.onset_epoch is not None:
         return "overfitting", (
             f"val_loss stayed above its minimum ({d.min_val_loss:.4g}, epoch {d.best_epoch}) by "
@@ -199,3 +203,104 @@ def _verdict(
         f"by more than {rules.tolerance:.0%} for {rules.patience} epochs; final gap "
         f"{d.final_gap:.4g}"
     )
+
+
+def _broken(
+    d: Diagnosis,
+    epochs: Sequence[int],
+    train: Sequence[float],
+    val: Sequence[float],
+    rules: DiagnosisRules,
+    chance: Chance | None,
+    accuracy: Mapping[int, float],
+) -> tuple[Verdict, str] | None:
+    """``diverged``, ``unstable`` or ``not learning``, decided before any other verdict (an
+    onset or a trend of a run that is broken says nothing); None when none holds."""
+    blown = [
+        (e, name)
+        for e, a, b in zip(epochs, train, val, strict=True)
+        for name, x in (("train_loss", a), ("val_loss", b))
+        if not math.isfinite(x)
+    ]
+    if d.diverged_epoch is not None or blown:
+        epoch, name = blown[0] if blown else (d.diverged_epoch, "a loss")
+        return "diverged", f"{name} was not finite at epoch {epoch}"
+    if (why := _unstable(epochs, train, val, rules, chance)) is not None:
+        return "unstable", why
+    if chance is not None and (why := _not_learning(d, rules, chance, accuracy)) is not None:
+        return "not learning", why
+    return None
+
+
+def _unstable(
+    epochs: Sequence[int],
+    train: Sequence[float],
+    val: Sequence[float],
+    rules: DiagnosisRules,
+    chance: Chance | None,
+) -> str | None:
+    factor = rules.explode_factor
+    peak, at = max(zip(val, epochs, strict=True))
+    start, of = (chance.val_loss, "a model that learnt nothing") if chance else (val[0], "epoch 1")
+    if start > 0 and peak > factor * start and (chance or at != epochs[0]):
+        return (
+            f"val_loss reached {peak:.4g} at epoch {at}, {peak / start:.3g} times the "
+            f"{start:.4g} of {of} (unstable above {factor:g} times), without becoming non-finite"
+        )
+    peak, at = max(zip(train[1:], epochs[1:], strict=True), default=(0.0, 0))
+    if train[0] > 0 and peak > factor * train[0]:
+        return (
+            f"train_loss rose from {train[0]:.4g} at epoch {epochs[0]} to {peak:.4g} at epoch "
+            f"{at}, over {factor:g} times its first value, without becoming non-finite"
+        )
+    return None
+
+
+def _not_learning(
+    d: Diagnosis, rules: DiagnosisRules, chance: Chance, accuracy: Mapping[int, float]
+) -> str | None:
+    assert d.min_val_loss is not None  # every loss is finite here
+    if d.min_val_loss >= chance.val_loss:
+        return (
+            f"val_loss never went below {chance.val_loss:.4g}, the loss of answering the "
+            f"training split's class frequencies (best {d.min_val_loss:.4g}, epoch "
+            f"{d.best_epoch})"
+        )
+    best = max((x for x in accuracy.values() if math.isfinite(x)), default=None)
+    if best is None or chance.val_accuracy is None or chance.n_val < 1:
+        return None
+    # One-sided: how likely a model that always answers the most frequent class would score
+    # at least this well on this many validation examples by luck alone.
+    hits = round(best * chance.n_val)
+    p_value = binomial_tail(hits, chance.n_val, chance.val_accuracy)
+    if p_value < rules.chance_level:
+        return None
+    return (
+        f"the best val_accuracy, {best:.1%}, is not above the {chance.val_accuracy:.1%} of "
+        f"always answering the most frequent class (one-sided binomial test on "
+        f"{chance.n_val} examples: p = {p_value:.2g}, at least {rules.chance_level:g} is chance)"
+    )
+
+
+def binomial_tail(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p), summed exactly in log space. Not scipy's binom.sf
+    (tests/api/test_diagnosis_rules.py checks they agree): this runs in a writer's
+    transaction, under the run's lock, and importing scipy there the first time held the
+    database for two seconds, long enough to make live runs look silent."""
+    if k <= 0:
+        return 1.0
+    if k > n or p <= 0:
+        return 0.0
+    if p >= 1:
+        return 1.0
+    log_p, log_q = math.log(p), math.log1p(-p)
+    terms = [
+        math.lgamma(n + 1)
+        - math.lgamma(i + 1)
+        - math.lgamma(n - i + 1)
+        + i * log_p
+        + (n - i) * log_q
+        for i in range(k, n + 1)
+    ]
+    top = max(terms)
+    return min(1.0, math.exp(top) * math.fsum(math.exp(t - top) for t in terms))

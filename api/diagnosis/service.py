@@ -14,6 +14,7 @@ every run carries it.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Collection
 from dataclasses import asdict
 from datetime import UTC
@@ -25,7 +26,7 @@ from api.core.db import utcnow
 from api.core.exceptions import NotFound
 from api.core.store import StoreBase
 from api.diagnosis.models import RunDiagnosis
-from api.diagnosis.rules import Diagnosis, DiagnosisRules, EarlyStop, diagnose
+from api.diagnosis.rules import Chance, Diagnosis, DiagnosisRules, EarlyStop, diagnose
 from api.metrics.models import MetricSeries
 from api.metrics.reads import MetricReads
 from api.runs.access import RunAccess
@@ -74,7 +75,7 @@ class DiagnosisStore(StoreBase):
         listener of RunAccess.on_run_data_changed, registered by api.store)."""
         if kind == "metrics" and not LOSSES.intersection(keys):
             return
-        if kind == "events" and not {"early_stopped", "diverged"}.intersection(keys):
+        if kind == "events" and not {"early_stopped", "diverged", "baseline"}.intersection(keys):
             return
         if kind in ("metrics", "heartbeat") and not self._due(session, run_id, kind):
             return
@@ -143,25 +144,59 @@ class DiagnosisStore(StoreBase):
             s = series[key]
             read = self.metrics.series(session, run_id, s, MAX_POINTS, None, None)
             curves[key] = dict(zip(read.steps, read.values, strict=True))
-        stop = session.execute(
-            select(RunEvent)
-            .where(col(RunEvent.run_id) == run_id, col(RunEvent.kind) == "early_stopped")
-            .order_by(col(RunEvent.id).desc())
-            .limit(1)
-        ).scalar()
-        early_stop = None
-        if stop is not None:
-            payload = json.loads(stop.payload_json)
-            restored = payload.get("restored_epoch")
-            early_stop = EarlyStop(
-                epoch=stop.step or 0,
-                reason=str(payload.get("reason", "")),
-                restored_epoch=restored if _is_epoch(restored) else None,
-            )
         diverged = session.execute(
             select(col(Run.diverged_epoch)).where(col(Run.id) == run_id)
         ).scalar()
-        return diagnose(curves, rules, early_stop, diverged)
+        early_stop = _early_stop(_last_event(session, run_id, "early_stopped"))
+        chance = _chance(_last_event(session, run_id, "baseline"))
+        return diagnose(curves, rules, early_stop, diverged, chance)
+
+
+def _last_event(session: Session, run_id: int, kind: str) -> RunEvent | None:
+    return session.execute(
+        select(RunEvent)
+        .where(col(RunEvent.run_id) == run_id, col(RunEvent.kind) == kind)
+        .order_by(col(RunEvent.id).desc())
+        .limit(1)
+    ).scalar()
+
+
+def _early_stop(event: RunEvent | None) -> EarlyStop | None:
+    if event is None:
+        return None
+    payload = json.loads(event.payload_json)
+    restored = payload.get("restored_epoch")
+    return EarlyStop(
+        epoch=event.step or 0,
+        reason=str(payload.get("reason", "")),
+        restored_epoch=restored if _is_epoch(restored) else None,
+    )
+
+
+def _chance(event: RunEvent | None) -> Chance | None:
+    """The trainer's baseline (what a model that learnt nothing scores), as its worker, or a
+    client, posted it: trusted only when it is plausible."""
+    if event is None:
+        return None
+    payload = json.loads(event.payload_json)
+    n_val, loss, accuracy = (
+        payload.get("n_val"),
+        payload.get("val_loss"),
+        payload.get("val_accuracy"),
+    )
+    if not (_is_count(n_val) and _is_number(loss) and math.isfinite(loss) and loss >= 0):
+        return None
+    if accuracy is not None and not (_is_number(accuracy) and 0 <= accuracy <= 1):
+        accuracy = None
+    return Chance(n_val=n_val, val_loss=float(loss), val_accuracy=accuracy)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 2**62
 
 
 def _is_epoch(value: object) -> bool:

@@ -40,6 +40,9 @@ async def diagnosis(
     explode_factor: Annotated[float | None, Query(gt=1, le=1e12)] = None,
     underfit_fraction: Annotated[float | None, Query(gt=0, le=1)] = None,
     underfit_gap: Annotated[float | None, Query(ge=0, le=1e6)] = None,
+    chance_level: Annotated[
+        float | None, Query(gt=0, lt=1, description="binomial test level for not learning")
+    ] = None,
 ) -> DiagnosisOut | Response:
     """Best epoch, overfitting onset, gap and its trend, and a verdict with the numbers behind
     it. Any rule given in the query makes a fresh diagnosis with it (the others keep their
@@ -54,6 +57,7 @@ async def diagnosis(
             "explode_factor": explode_factor,
             "underfit_fraction": underfit_fraction,
             "underfit_gap": underfit_gap,
+            "chance_level": chance_level,
         }.items()
         if v is not None
     }

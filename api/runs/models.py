@@ -14,7 +14,15 @@ from api.core.db import NEVER_REUSED, BigId, utcnow
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 # What a run's curves say (api.diagnosis.rules tells how each is decided).
-Verdict = Literal["overfitting", "still improving", "good fit", "underfitting", "diverged"]
+Verdict = Literal[
+    "diverged",
+    "unstable",
+    "not learning",
+    "overfitting",
+    "still improving",
+    "underfitting",
+    "good fit",
+]
 
 
 class Run(SQLModel, table=True):

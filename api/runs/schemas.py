@@ -44,6 +44,11 @@ ParamValue = (
 ParamKey = Annotated[Text, Field(min_length=1, max_length=100)]
 
 
+EnvironmentKey = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[a-z0-9_.]+$")]
+# What a run ran with: python, torch, fitlens, git_commit, device... (at most 32 entries).
+Environment = dict[EnvironmentKey, Annotated[Text, Field(max_length=200)]]
+
+
 class RunStart(In):
     """A run the user trains in their own loop and logs with the Python client (no spec)."""
 
@@ -56,6 +61,7 @@ class RunStart(In):
     # weight_decay, l1, l2, seed) are also filterable with ``where``.
     params: dict[ParamKey, ParamValue] = Field(default_factory=dict, max_length=200)
     epochs: int | None = Field(default=None, ge=0, le=10_000_000, description="for progress")
+    environment: Environment | None = Field(default=None, max_length=32)
 
 
 class RunPatch(In):
@@ -202,9 +208,6 @@ def _storable_reason(value: object) -> object:
     return value
 
 
-EnvironmentKey = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[a-z0-9_.]+$")]
-
-
 class StatusUpdate(In):
     status: Literal["running", "heartbeat", "succeeded", "failed"]
     worker_host: Text | None = Field(default=None, max_length=200)
@@ -215,9 +218,7 @@ class StatusUpdate(In):
         default=None, max_length=MAX_REASON
     )
     # With "running": what the attempt runs on (python, torch, fitlens, git_commit, device...).
-    environment: dict[EnvironmentKey, Annotated[Text, Field(max_length=200)]] | None = Field(
-        default=None, max_length=32
-    )
+    environment: Environment | None = Field(default=None, max_length=32)
     # The attempt a worker got from its "running" post; later posts name it (stale ones: 409).
     attempt: int | None = Field(default=None, ge=1, le=1_000_000)
 
@@ -259,8 +260,10 @@ class EventIn(In):
     # lr_change: payload old_lr, new_lr, reason; diverged: the first epoch with a non-finite
     # loss (payload: the reason), which also marks the run (RunOut.diverged_epoch);
     # early_stopped: the last epoch trained (payload: reason, restored_epoch when the best
-    # epoch's weights were restored), which the diagnosis reports.
-    kind: Literal["lr_change", "diverged", "early_stopped"]
+    # epoch's weights were restored), which the diagnosis reports; baseline (step 0): what a
+    # model that learnt nothing scores on the validation split (payload: n_val, val_loss,
+    # val_accuracy, n_classes), the diagnosis's bar for "not learning".
+    kind: Literal["lr_change", "diverged", "early_stopped", "baseline"]
     step: Step
     payload: Annotated[dict[str, Any], AfterValidator(_shallow)] = Field(default_factory=dict)
 

@@ -115,6 +115,7 @@ class RunStore(StoreBase):
                 attempt=1,
                 started_at=now,
                 heartbeat_at=now,
+                environment_json=json.dumps(body.environment) if body.environment else None,
                 **_param_columns(body.params, body.epochs),
             )
             session.add(run)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from api.diagnosis.rules import DiagnosisRules, EarlyStop, diagnose
+from api.diagnosis.rules import Chance, DiagnosisRules, EarlyStop, diagnose
 
 
 def curves(train: list[float], val: list[float], **extra: list[float]) -> dict[str, dict]:
@@ -74,14 +74,54 @@ def test_underfitting_when_training_loss_stays_high_with_a_small_gap() -> None:
     assert d is not None and d.verdict == "underfitting"
 
 
-def test_diverged_on_a_non_finite_or_exploding_loss() -> None:
+def test_diverged_on_a_non_finite_loss_unstable_on_a_finite_blow_up() -> None:
     d = diagnose(curves([1.0, 0.8, math.inf], [1.0, 0.9, math.nan]))
     assert d is not None and d.verdict == "diverged" and "epoch 3" in d.why
     assert d.best_epoch == 2  # the best finite validation loss
-    exploding = diagnose(curves([1.0, 5.0, 20.0, 40.0], [1.0, 6.0, 30.0, 50.0]))
-    assert exploding is not None and exploding.verdict == "diverged"
     marked = diagnose(curves([1.0, 0.9], [1.0, 0.9]), diverged_epoch=2)
     assert marked is not None and marked.verdict == "diverged"
+    # Finite, but 40 times where it started: unstable, not overfitting (issue 24).
+    exploding = diagnose(curves([1.0, 5.0, 20.0, 40.0], [1.0, 6.0, 30.0, 50.0]))
+    assert exploding is not None and exploding.verdict == "unstable"
+    assert "50 at epoch 4, 50 times" in exploding.why
+    # A climb that overfitting makes (val 0.7 -> 3.0) is no blow-up.
+    val = [1.1, 0.9, 0.7, 0.9, 1.4, 2.0, 2.5, 3.0]
+    overfit = diagnose(curves([1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1], val))
+    assert overfit is not None and overfit.verdict == "overfitting"
+
+
+def test_a_blow_up_is_judged_against_what_a_model_that_learnt_nothing_scores() -> None:
+    """The regression run that starts blown up (Adam at lr 3 on diabetes: val MSE 183,477 at
+    epoch 1, standardised targets) is unstable next to the baseline's 1.0, though it falls."""
+    val = [183_477.0, 275_625.0, 90_943.0, 20_404.0, 3_322.0]
+    train = [196_083.0, 357_560.0, 122_189.0, 18_312.0, 4_404.0]
+    chance = Chance(n_val=89, val_loss=1.0)
+    d = diagnose(curves(train, val), chance=chance)
+    assert d is not None and d.verdict == "unstable"
+    assert "2.756e+05 at epoch 2" in d.why and "a model that learnt nothing" in d.why
+    without = diagnose(curves(train, val))  # no baseline: against its own first epoch
+    assert without is not None and without.verdict != "unstable"
+
+
+def test_not_learning_when_the_loss_never_beats_the_class_frequencies() -> None:
+    chance = Chance(n_val=360, val_loss=2.3025, val_accuracy=0.1)
+    flat = [2.315] * 6
+    d = diagnose(curves(flat, flat, val_accuracy=[0.0806] * 6), chance=chance)
+    assert d is not None and d.verdict == "not learning"
+    assert "never went below 2.303" in d.why
+
+
+def test_not_learning_when_the_accuracy_is_within_chance_by_a_binomial_test() -> None:
+    """The loss dips below the baseline (by luck, or by learning the class balance), but 11.4%
+    right of 360 is not significantly more than the 10% of the most frequent class (by hand:
+    P(X >= 41 | n=360, p=0.1) = 0.21), while 15% is (P = 0.0018)."""
+    chance = Chance(n_val=360, val_loss=2.3025, val_accuracy=0.1)
+    train, val = [2.30, 2.29, 2.28, 2.27], [2.30, 2.29, 2.28, 2.27]
+    d = diagnose(curves(train, val, val_accuracy=[0.1, 0.11, 0.114, 0.1]), chance=chance)
+    assert d is not None and d.verdict == "not learning"
+    assert "11.4%" in d.why and "p = 0.21" in d.why
+    learning = diagnose(curves(train, val, val_accuracy=[0.1, 0.12, 0.15, 0.15]), chance=chance)
+    assert learning is not None and learning.verdict != "not learning"
 
 
 def test_an_early_stop_names_the_restored_epoch_and_the_summary_uses_it() -> None:
@@ -107,3 +147,25 @@ def test_a_climb_that_validation_recovers_from_is_not_the_onset() -> None:
     val = [1.0, 0.8, 0.7, 0.8, 0.8, 0.8, 0.65, 0.7, 0.75, 0.8]  # recovers at 7, then climbs
     d = diagnose(curves(train, val))
     assert d is not None and d.onset_epoch == 7 and d.best_epoch == 7
+
+
+@pytest.mark.parametrize(
+    ("k", "n", "p"),
+    [
+        (41, 360, 0.1),
+        (54, 360, 0.1),
+        (0, 5, 0.3),
+        (5, 5, 0.3),
+        (3, 10, 0.5),
+        (900, 10_000, 0.1),
+        (6, 5, 0.2),
+    ],
+)
+def test_the_binomial_tail_agrees_with_scipy(k: int, n: int, p: float) -> None:
+    from scipy.stats import binom
+
+    from api.diagnosis.rules import binomial_tail
+
+    assert binomial_tail(k, n, p) == pytest.approx(
+        float(binom.sf(k - 1, n, p)), rel=1e-9, abs=1e-300
+    )

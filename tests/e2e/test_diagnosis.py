@@ -1,6 +1,7 @@
 """Diagnoses of real runs, trained by a real worker (issue 12): the unregularized tiny-subset
 example overfits, a run with a huge learning rate diverges, and the same example with early
-stopping names its restored epoch, which its evaluation and its summary use."""
+stopping names its restored epoch, which its evaluation and its summary use; a run at chance
+is not learning and a finite blow-up is unstable (issue 24)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import httpx
 
 from tests.e2e.conftest import Worker
 from tests.e2e.test_pipeline import finished
+from tests.test_verdicts import AT_CHANCE, BLOWN_UP
 from tests.waits import wait_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -37,6 +39,8 @@ def test_real_runs_are_diagnosed(api: httpx.Client, start_worker: Callable[[str]
             ("no-regularization", tiny),
             ("early-stopping", {**tiny, "early_stopping": {"patience": 3}}),
             ("diverging", diverging),
+            ("at-chance", AT_CHANCE),
+            ("blown-up", BLOWN_UP),
         )
     }
     done = {
@@ -52,6 +56,16 @@ def test_real_runs_are_diagnosed(api: httpx.Client, start_worker: Callable[[str]
     assert ids["no-regularization"] in [r["id"] for r in overfit]
 
     assert done["diverging"]["diagnosis"]["verdict"] == "diverged"
+    # Issue 24: the worker posts the trainer's baseline; a run at chance and a finite blow-up
+    # are named for what they are, with the numbers that decided it.
+    chance = done["at-chance"]["diagnosis"]
+    assert chance["verdict"] == "not learning" and "class frequencies" in chance["why"]
+    baseline = api.get(f"/runs/{ids['at-chance']}/events", params={"kind": "baseline"}).json()
+    assert baseline[0]["payload"]["n_val"] == 360
+    blown = done["blown-up"]["diagnosis"]
+    assert blown["verdict"] == "unstable" and "a model that learnt nothing" in blown["why"]
+    unstable = api.get("/runs", params={"verdict": "unstable"}).json()["items"]
+    assert ids["blown-up"] in [r["id"] for r in unstable]
 
     stopped = done["early-stopping"]
     d = stopped["diagnosis"]

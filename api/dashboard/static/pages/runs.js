@@ -7,7 +7,7 @@ const FILTERS = [
   ["status", "status", ["", "queued", "running", "succeeded", "failed", "cancelled"]],
   ["tag", "tag", "text"],
   ["created_by", "creator", "text"],
-  ["verdict", "verdict", ["", "overfitting", "still improving", "good fit", "underfitting", "diverged"]],
+  ["verdict", "verdict", ["", "overfitting", "still improving", "good fit", "underfitting", "not learning", "unstable", "diverged"]],
   ["where", "spec (e.g. optimizer.name=adam)", "text"],
   ["name", "name contains", "text"],
 ];

@@ -12,14 +12,15 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
 from trainer.config import get_settings
-from trainer.dataspec import DataSpec, FoldSpec, SyntheticSpec
+from trainer.dataspec import DataSpec, SyntheticSpec
 from trainer.spec import JobSpec
+from trainer.splits import split
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,11 @@ class DataBundle:
     # Regression targets are standardised for training; these undo it for RMSE/MAE.
     target_mean: float = 0.0
     target_std: float = 1.0
+    # The held-out test split (dataset.test_fraction), scored once at the evaluated epoch.
+    x_test: torch.Tensor | None = None
+    y_test: torch.Tensor | None = None
+    # Each validation example's position in the data set it came from (misclassified examples).
+    val_index: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -45,118 +51,50 @@ class _Raw:
     class_names: list[str] | None
 
 
-def fold_indices(
-    y: np.ndarray, folds: FoldSpec, classification: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """(train, validation) indices of fold ``folds.index`` of ``folds.k``: the k validation folds
-    are disjoint and together cover every example. Stratified (scikit-learn's StratifiedKFold)
-    when asked, or by default when classifying and every class has at least k examples."""
-    stratified = folds.stratified
-    if stratified is None:
-        stratified = classification and int(np.unique(y, return_counts=True)[1].min()) >= folds.k
-    splitter = (StratifiedKFold if stratified else KFold)(
-        n_splits=folds.k, shuffle=True, random_state=folds.seed
-    )
-    if len(y) < folds.k:
-        raise ValueError(f"dataset.folds.k: {folds.k} folds of {len(y)} examples")
-    train_idx, val_idx = list(splitter.split(np.zeros(len(y)), y))[folds.index]
-    return train_idx, val_idx
-
-
 def load_data(spec: JobSpec, device: torch.device) -> DataBundle:
     data = spec.dataset
     raw = _load_raw(data.model_dump_json(), spec.task, spec.seed)
-    classification = spec.task == "classification"
-    x_train, y_train, x_val, y_val = _split(raw, spec)
-    keep = _training_subset(len(y_train), spec)
-    if keep is not None:
-        x_train, y_train = x_train[keep], y_train[keep]
-
-    xt = torch.as_tensor(x_train, dtype=torch.float32, device=device)
-    xv = torch.as_tensor(x_val, dtype=torch.float32, device=device)
-    xt, xv = _normalize(xt, xv, data.normalize)
-
-    if classification:
+    official = None if raw.x_test is None or raw.y_test is None else (raw.x_test, raw.y_test)
+    splits = split(raw.x, raw.y, official, spec)
+    parts = [splits.train, splits.val, *([splits.test] if splits.test else [])]
+    xs = _normalize(
+        [torch.as_tensor(p.x, dtype=torch.float32, device=device) for p in parts],
+        data.normalize,
+    )
+    common: dict[str, Any] = dict(input_shape=tuple(xs[0].shape[1:]), val_index=splits.val.index)
+    if spec.task == "classification":
         n_classes = len(raw.class_names) if raw.class_names else int(raw.y.max()) + 1
-        yt = torch.as_tensor(y_train, dtype=torch.int64, device=device)
-        yv = torch.as_tensor(y_val, dtype=torch.int64, device=device)
-        return DataBundle(
-            xt,
-            yt,
-            xv,
-            yv,
-            tuple(xt.shape[1:]),
-            n_classes,
-            raw.class_names or [str(i) for i in range(n_classes)],
+        ys = [torch.as_tensor(p.y, dtype=torch.int64, device=device) for p in parts]
+        common.update(
+            n_classes=n_classes, class_names=raw.class_names or [str(i) for i in range(n_classes)]
         )
-    mean, std = float(np.mean(y_train)), float(np.std(y_train)) or 1.0
-    yt = torch.as_tensor((y_train - mean) / std, dtype=torch.float32, device=device).view(-1, 1)
-    yv = torch.as_tensor((y_val - mean) / std, dtype=torch.float32, device=device).view(-1, 1)
-    return DataBundle(xt, yt, xv, yv, tuple(xt.shape[1:]), None, None, mean, std)
-
-
-def _split(raw: _Raw, spec: JobSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(x_train, y_train, x_val, y_val): the official test set as validation, one fold of
-    ``folds``, or a seeded split (stratified when every class can be)."""
-    data = spec.dataset
-    if data.use_official_test:
-        assert raw.x_test is not None and raw.y_test is not None
-        return raw.x, raw.y, raw.x_test, raw.y_test
-    classification = spec.task == "classification"
-    if data.folds is not None:
-        train_idx, val_idx = fold_indices(raw.y, data.folds, classification)
     else:
-        stratify = classification and _stratifiable(raw.y, data.val_fraction)
-        train_idx, val_idx = train_test_split(
-            np.arange(len(raw.y)),
-            test_size=data.val_fraction,
-            random_state=spec.seed % 2**32,
-            stratify=raw.y if stratify else None,
-        )
-    return raw.x[train_idx], raw.y[train_idx], raw.x[val_idx], raw.y[val_idx]
+        mean = float(np.mean(splits.train.y))
+        std = float(np.std(splits.train.y)) or 1.0
+        ys = [
+            torch.as_tensor((p.y - mean) / std, dtype=torch.float32, device=device).view(-1, 1)
+            for p in parts
+        ]
+        common.update(n_classes=None, class_names=None, target_mean=mean, target_std=std)
+    if splits.test:
+        common.update(x_test=xs[2], y_test=ys[2])
+    return DataBundle(x_train=xs[0], y_train=ys[0], x_val=xs[1], y_val=ys[1], **common)
 
 
-def _training_subset(n_train: int, spec: JobSpec) -> np.ndarray | None:
-    """The training examples kept (sorted indices) by ``train_fraction`` and then
-    ``train_subset`` (a learning curve's sizes), drawn with the run's seed; None: all."""
-    data = spec.dataset
-    keep = np.arange(n_train)
-    if data.train_fraction is not None:
-        drawn = np.random.default_rng(spec.seed).permutation(len(keep))
-        keep = keep[np.sort(drawn[: max(1, round(data.train_fraction * len(keep)))])]
-    if data.train_subset is not None:
-        if data.train_subset > len(keep):
-            raise ValueError(
-                f"dataset.train_subset: {data.train_subset} is more than the "
-                f"{len(keep)} training examples"
-            )
-        drawn = np.random.default_rng(spec.seed).permutation(len(keep))
-        keep = keep[np.sort(drawn[: data.train_subset])]
-    return keep if len(keep) < n_train else None
-
-
-def _stratifiable(y: np.ndarray, val_fraction: float) -> bool:
-    counts = np.bincount(y.astype(np.int64))
-    counts = counts[counts > 0]
-    n_val = math.ceil(len(y) * val_fraction)
-    return bool(counts.min() >= 2 and n_val >= len(counts) and len(y) - n_val >= len(counts))
-
-
-def _normalize(
-    x_train: torch.Tensor, x_val: torch.Tensor, how: str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    # Statistics come from the training split only, so validation stays unseen.
+def _normalize(xs: list[torch.Tensor], how: str) -> list[torch.Tensor]:
+    """Scale every split by statistics of the first, the training split, so the others stay
+    unseen."""
     if how == "none":
-        return x_train, x_val
+        return xs
     if how == "standard":
-        mean, std = x_train.mean(), x_train.std().clamp_min(1e-8)
-        return (x_train - mean) / std, (x_val - mean) / std
-    lo, hi = x_train.min(), x_train.max()
+        mean, std = xs[0].mean(), xs[0].std().clamp_min(1e-8)
+        return [(x - mean) / std for x in xs]
+    lo, hi = xs[0].min(), xs[0].max()
     span = (hi - lo).clamp_min(1e-8)
-    x_train, x_val = (x_train - lo) / span, (x_val - lo) / span
+    xs = [(x - lo) / span for x in xs]
     if how == "symmetric":
-        return x_train * 2 - 1, x_val * 2 - 1
-    return x_train, x_val
+        return [x * 2 - 1 for x in xs]
+    return xs
 
 
 @lru_cache(maxsize=4)

@@ -3,6 +3,7 @@ or one fold of k), and how much of it. Part of the job spec (trainer.spec), free
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -30,6 +31,8 @@ DATASET_SIZES: dict[str, int] = {
     "cifar10": 60_000,
 }
 TABULAR_SHAPES: dict[str, list[int]] = {"diabetes": [10]}
+# Classes of each classification data set (synthetic data say theirs in their spec).
+DATASET_CLASSES: dict[str, int] = {"digits": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10}
 
 Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -73,8 +76,9 @@ DataDir = Annotated[
 
 class FoldSpec(Strict):
     """k-fold cross-validation: validate on fold ``index`` of ``k``, train on the others. The
-    folds split the whole data set (its official test split, if any, is not used), shuffled by
-    ``seed`` (not the run's seed: every configuration of a study sees the same folds)."""
+    folds split the whole data set but its test split (``test_fraction``; an official test
+    split is not used otherwise), shuffled by ``seed`` (not the run's seed: every
+    configuration of a study sees the same folds)."""
 
     k: Annotated[int, Field(ge=2, le=50)] = 5
     index: Annotated[int, Field(ge=0, le=49)] = 0
@@ -94,7 +98,11 @@ class DataSpec(Strict):
     # Where torchvision data sets live, under the trainer's data directory; None: that directory.
     data_dir: DataDir | None = None
     download: bool = False
-    # Fraction of the (shuffled) data held out for validation ...
+    # Fraction held out as a test split before anything else (stratified, always drawn the same
+    # way: every run of a study is scored on the same examples), scored once, at the evaluated
+    # epoch, never used to select; "official": the data set's official test split.
+    test_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] | Literal["official"] | None = None
+    # Fraction of the (shuffled) data, but the test split, held out for validation ...
     val_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
     # ... or, for mnist / fashion_mnist / cifar10, their official test split instead.
     use_official_test: bool = False
@@ -132,4 +140,46 @@ class DataSpec(Strict):
                 f"dataset.train_subset: {self.train_subset} is more than the {size} examples "
                 "there are"
             )
+        self._check_test_split(size)
         return self
+
+    def _check_test_split(self, size: int | None) -> None:
+        """A test split must leave every split at least one example per class."""
+        fraction = self.test_fraction
+        if fraction is None:
+            return
+        if fraction == "official":
+            if self.name not in OFFICIAL_TEST_SPLIT:
+                raise ValueError(f"test_fraction: dataset {self.name!r} has no official test split")
+            if self.use_official_test:
+                raise ValueError("test_fraction: the official test split already validates")
+            return
+        if self.train_fraction is not None and self.train_fraction + fraction > 1:
+            raise ValueError(
+                f"test_fraction: {fraction} with train_fraction {self.train_fraction} is over 1"
+            )
+        if size is None:
+            return
+        n_test = math.ceil(size * fraction)
+        rest = size - n_test
+        share = 1 / self.folds.k if self.folds else self.val_fraction
+        n_val = math.ceil(rest * share)
+        classes = self.n_classes()
+        least, why = (classes, "one per class") if classes else (2, "the least a split scores on")
+        for name, n in (("test", n_test), ("validation", n_val), ("training", rest - n_val)):
+            if n < least:
+                raise ValueError(
+                    f"test_fraction: {fraction} of {size} examples leaves {n} for the {name} "
+                    f"split, fewer than {least} ({why})"
+                )
+        if self.train_subset is not None and self.train_subset > rest - n_val:
+            raise ValueError(
+                f"test_fraction: {fraction} leaves {rest - n_val} training examples, fewer than "
+                f"train_subset {self.train_subset}"
+            )
+
+    def n_classes(self) -> int | None:
+        """The data set's classes, known from the spec alone (None: regression)."""
+        if self.name == "synthetic":
+            return (self.synthetic or SyntheticSpec()).n_classes
+        return DATASET_CLASSES.get(self.name)

@@ -14,10 +14,11 @@ import torch
 from pydantic import ValidationError
 from sklearn.datasets import load_diabetes, load_digits
 
-from trainer.data import fold_indices, load_data
+from trainer.data import load_data
 from trainer.dataspec import FoldSpec
 from trainer.loop import _add_penalty_grads
 from trainer.spec import JobSpec
+from trainer.splits import fold_indices
 from trainer.stats import penalty
 
 

@@ -88,6 +88,30 @@ def test_invalid_field_is_named(data: dict, field: str) -> None:
             "model: a cnn needs image data",
         ),
         ({"model": {"kind": "cnn", "channels": [4, 4, 4, 4]}}, "model.channels"),
+        # 0.99 of 1797 leaves 18 examples: 4 to validate on, fewer than digits' 10 classes.
+        (
+            {"dataset": {"test_fraction": 0.99}},
+            "test_fraction: 0.99 of 1797 examples leaves 4 for the validation split",
+        ),
+        (
+            {
+                "dataset": {
+                    "name": "synthetic",
+                    "synthetic": {"n_samples": 40, "n_classes": 8},
+                    "test_fraction": 0.1,
+                }
+            },
+            "leaves 4 for the test split, fewer than 8 (one per class)",
+        ),
+        (
+            {"dataset": {"test_fraction": 0.5, "train_fraction": 0.6}},
+            "test_fraction: 0.5 with train_fraction 0.6 is over 1",
+        ),
+        ({"dataset": {"test_fraction": "official"}}, "test_fraction: dataset 'digits' has no"),
+        (
+            {"dataset": {"test_fraction": 0.9, "train_subset": 150}},
+            "test_fraction: 0.9 leaves 143 training examples, fewer than train_subset 150",
+        ),
     ],
 )
 def test_cross_field_errors_name_the_field(data: dict, words: str) -> None:

@@ -41,7 +41,7 @@ class TrackingStore(StoreBase):
         self.metrics = MetricStore(self.access)
         self.histograms = HistogramStore(self.access)
         self.evaluations = EvaluationStore(self.access)
-        self.diagnosis = DiagnosisStore(self.access, self.metrics)
+        self.diagnosis = DiagnosisStore(self.access, self.metrics, self.evaluations)
         # The one place a run's diagnosis is wired to its data: every write of metrics, events,
         # status or heartbeat calls it in its own transaction, under the run's lock.
         self.access.on_run_data_changed(self.diagnosis.refresh_diagnosis)

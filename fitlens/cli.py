@@ -208,7 +208,7 @@ def show(run_id: int, as_json: Json = False) -> None:
     """A run: its summary, its diagnosis and its last epochs."""
     with _client() as client:
         run = client.run(run_id)
-        tail = run.curves().tail(5)
+        tail = run.curves().tail(5)  # per-epoch keys: a per-batch curve counts batches
         if as_json:
             _print_json({"run": run.data, "last_epochs": json.loads(tail.to_json(orient="index"))})
             return

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 CURVE_POINTS = 100_000  # at most this many points per key by /curves, else the CSV export
+# Curves whose step counts batches, not epochs (fitlens's trainer logs the per-batch loss).
+PER_BATCH_KEYS = ("train_loss_batch",)
 
 
 class Run:
@@ -74,7 +76,8 @@ class Run:
 
     def curves(self, keys: list[str] | str | None = None) -> pd.DataFrame:
         """Every point at full resolution: one row per step, one column per key; NaN and
-        infinities as floats."""
+        infinities as floats. Without ``keys``, every per-epoch key: a per-batch curve
+        (``train_loss_batch``) counts batches, so it comes only when asked for by name."""
         import pandas as pd
 
         wanted = [keys] if isinstance(keys, str) else keys
@@ -83,11 +86,12 @@ class Run:
             keys=",".join(wanted) if wanted else None,
             max_points=CURVE_POINTS,
         )
-        if any(s["downsampled"] for s in data["series"]):
+        series = [s for s in data["series"] if wanted or s["key"] not in PER_BATCH_KEYS]
+        if any(s["downsampled"] for s in series):
             return self._curves_from_csv(wanted)
         columns = {
             s["key"]: pd.Series([number(v) for v in s["values"]], index=s["steps"], dtype=float)
-            for s in data["series"]
+            for s in series
         }
         frame = pd.DataFrame(columns)
         frame.index.name = "step"
@@ -97,8 +101,8 @@ class Run:
         import pandas as pd
 
         long = pd.read_csv(io.StringIO(self.client.get(f"/runs/{self.id}/metrics.csv")))
-        if keys:
-            long = long[long["key"].isin(keys)]
+        kept = long["key"].isin(keys) if keys else ~long["key"].isin(PER_BATCH_KEYS)
+        long = long[kept]
         frame = long.pivot(index="step", columns="key", values="value").astype(float)
         frame.columns.name = None
         return frame

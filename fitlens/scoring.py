@@ -1,5 +1,6 @@
 """A classifier's evaluation from its true classes and per-class scores, in numpy alone: the
-confusion matrix, per-class precision/recall/F1, accuracy, one-vs-rest ROC curves and AUCs.
+confusion matrix, per-class precision/recall/F1, accuracy, one-vs-rest ROC curves and AUCs,
+precision-recall curves and average precision.
 
 The one implementation behind the trainer's end-of-run evaluation and the client's
 ``run.log_evaluation``; it follows scikit-learn's definitions (``zero_division=0``; ROC points
@@ -34,21 +35,33 @@ def classification_report(
         raise ValueError(f"{len(names)} labels for {k} classes")
     pred = np.nan_to_num(scores, nan=-1.0).argmax(axis=1)
     confusion = np.bincount(truth * k + pred, minlength=k * k).reshape(k, k)
-    per_class = _per_class(confusion, names)
     finite = bool(np.isfinite(scores).all())
-    roc = [
-        {"label": names[c], **roc_curve(truth == c, scores[:, c])}
-        for c in range(k)
-        if finite and 0 < np.count_nonzero(truth == c) < truth.size
-    ]
+    ranked = [c for c in range(k) if finite and 0 < np.count_nonzero(truth == c) < truth.size]
+    roc = [{"label": names[c], **roc_curve(truth == c, scores[:, c])} for c in ranked]
+    pr = [{"label": names[c], **pr_curve(truth == c, scores[:, c])} for c in ranked]
+    return {
+        **confusion_report(confusion, names),
+        "roc": roc,
+        "macro_auc": float(np.mean([r["auc"] for r in roc])) if roc else None,
+        "pr": pr,
+        "macro_average_precision": (
+            float(np.mean([r["average_precision"] for r in pr])) if pr else None
+        ),
+    }
+
+
+def confusion_report(confusion: Any, names: list[str]) -> dict[str, Any]:
+    """The fields that follow from a confusion matrix alone (rows: true class, columns:
+    predicted): per-class precision/recall/F1 and support, accuracy, macro F1."""
+    confusion = np.asarray(confusion, dtype=np.int64)
+    per_class = _per_class(confusion, names)
+    total = int(confusion.sum())
     return {
         "labels": names,
         "confusion_matrix": confusion.tolist(),
         "per_class": per_class,
-        "accuracy": float(np.trace(confusion) / truth.size) if truth.size else 0.0,
+        "accuracy": float(np.trace(confusion) / total) if total else 0.0,
         "macro_f1": float(np.mean([c["f1"] for c in per_class])),
-        "roc": roc,
-        "macro_auc": float(np.mean([r["auc"] for r in roc])) if roc else None,
     }
 
 
@@ -96,6 +109,32 @@ def roc_curve(positive: Any, score: Any, max_points: int = ROC_MAX_POINTS) -> di
         "fpr": fpr[keep].tolist(),
         "tpr": tpr[keep].tolist(),
         "auc": float(np.trapezoid(tpr, fpr)),
+    }
+
+
+def pr_curve(positive: Any, score: Any, max_points: int = ROC_MAX_POINTS) -> dict[str, Any]:
+    """One class's precision-recall curve against the rest, as scikit-learn's
+    precision_recall_curve (a point per distinct score, from the highest threshold down),
+    thinned to ``max_points``; average precision from every point, as
+    average_precision_score: the sum over thresholds of (R_n - R_(n-1)) * P_n, no
+    interpolation."""
+    positive = np.asarray(positive, dtype=bool)
+    score = np.asarray(score, dtype=np.float64)
+    order = np.argsort(score, kind="mergesort")[::-1]
+    ranked, hits = score[order], positive[order]
+    last_of_each = np.r_[np.flatnonzero(np.diff(ranked)), ranked.size - 1]
+    tps = np.cumsum(hits)[last_of_each].astype(np.float64)
+    predicted = 1.0 + last_of_each
+    precision = tps / predicted
+    recall = tps / tps[-1]
+    average_precision = float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    # From recall 0 up, ending at (1, 0) as scikit-learn does: an easy line to draw.
+    precision, recall = np.r_[1.0, precision], np.r_[0.0, recall]
+    keep = thin(precision.size, max_points)
+    return {
+        "precision": precision[keep].tolist(),
+        "recall": recall[keep].tolist(),
+        "average_precision": average_precision,
     }
 
 

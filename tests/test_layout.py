@@ -36,7 +36,7 @@ ALLOWED: dict[str, set[str]] = {
     "metrics": {"api.core", "api.runs", "api.people.deps"},
     "histograms": {"api.core", "api.runs", "api.people.deps"},
     "evaluation": {"api.core", "api.runs", "api.people.deps"},
-    "diagnosis": {"api.core", "api.runs", "api.metrics", "api.people.deps"},
+    "diagnosis": {"api.core", "api.runs", "api.metrics", "api.evaluation", "api.people.deps"},
     "studies": {"api.core", "api.runs", "api.metrics", "api.diagnosis.models", "api.people"},
     # Streams read every domain's tables (they tell of all of a run's data) and write none.
     "streams": {
@@ -170,20 +170,20 @@ def test_every_table_of_run_data_is_found() -> None:
 
     assert {t.name for t in run_tables()} == {
         "api_token",
-        "evaluation",
         "histogram",
         "metric_point",
         "metric_rollup",
         "metric_series",
         "run_diagnosis",
+        "run_evaluation",
         "run_event",
         "runtag",
     }
     assert {t.name for t in run_tables(attempt_data_only=True)} == {
-        "evaluation",
         "histogram",
         "metric_point",
         "metric_rollup",
         "metric_series",
         "run_diagnosis",
+        "run_evaluation",
     }

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn import metrics
 
-from fitlens.scoring import classification_report, roc_curve
+from fitlens.scoring import classification_report, pr_curve, roc_curve
 
 
 def test_a_three_class_case_computed_by_hand() -> None:
@@ -37,6 +37,30 @@ def test_a_three_class_case_computed_by_hand() -> None:
     # 0.8 outranks all 4 and 0.3 three (not 0.5), so AUC = 7/8.
     roc_a = report["roc"][0]
     assert roc_a["label"] == "a" and roc_a["auc"] == pytest.approx(7 / 8)
+
+
+def test_a_precision_recall_curve_computed_by_hand() -> None:
+    # Ranked by score: +, -, +, -. Thresholds 0.9, 0.8, 0.4, 0.1 keep 1..4 examples:
+    # precision 1, 1/2, 2/3, 2/4; recall 1/2, 1/2, 1, 1. AP = 1/2 * 1 + 1/2 * 2/3.
+    curve = pr_curve([1, 0, 1, 0], [0.9, 0.8, 0.4, 0.1])
+    assert curve["average_precision"] == pytest.approx(0.5 + 1 / 3)
+    assert curve["recall"] == [0.0, 0.5, 0.5, 1.0, 1.0]
+    assert curve["precision"] == pytest.approx([1.0, 1.0, 0.5, 2 / 3, 0.5])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_precision_recall_agrees_with_scikit_learn_with_ties(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    positive = rng.random(150) < 0.3
+    score = np.round(rng.random(150) + positive * 0.3, 1)  # rounded: many ties
+    curve = pr_curve(positive, score, max_points=10_000)
+    precision, recall, _ = metrics.precision_recall_curve(positive, score)
+    assert curve["precision"] == pytest.approx(precision[::-1].tolist())
+    assert curve["recall"] == pytest.approx(recall[::-1].tolist())
+    expected = metrics.average_precision_score(positive, score)
+    assert curve["average_precision"] == pytest.approx(expected)
+    thinned = pr_curve(positive, score, max_points=5)
+    assert len(thinned["recall"]) <= 5 and thinned["average_precision"] == pytest.approx(expected)
 
 
 def test_a_class_never_predicted_scores_zero_not_nan() -> None:

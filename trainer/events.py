@@ -73,23 +73,13 @@ class RunStarted(_Event):
     baseline: Baseline | None = None
 
 
-class EpochEnd(_Event):
-    event: Literal["epoch"] = "epoch"
-    epoch: int  # 1-based
-    epochs: int
-    # e.g. train_loss, val_loss, train_accuracy, val_accuracy, gap, lr, epoch_seconds, ...
-    metrics: dict[str, float]
-    histograms: list[ParamHistogram] = Field(default_factory=list)
-    lr_changes: list[LRChange] = Field(default_factory=list)
-    eta_seconds: float
-
-
 class ClassReport(_Event):
     label: str
     precision: float
-    recall: float
+    recall: float  # the share of the class's examples classified right: its accuracy
     f1: float
     support: int
+    loss: float | None = None  # the mean loss over the class's examples (None: it has none)
 
 
 class ROCCurve(_Event):
@@ -97,6 +87,36 @@ class ROCCurve(_Event):
     fpr: list[float]
     tpr: list[float]
     auc: float
+
+
+class PRCurve(_Event):
+    """One class's precision-recall curve against the rest, from recall 0 to 1."""
+
+    label: str
+    precision: list[float]
+    recall: list[float]
+    average_precision: float
+
+
+class Misclassified(_Event):
+    """A validation example the model got wrong (the most confident mistakes first)."""
+
+    index: int  # the example's position in the data set it was drawn from
+    true: str
+    predicted: str
+    confidence: float  # the probability the model gave its (wrong) answer
+    # Image data: the example itself, scaled to [0, 1], rows of pixels per channel.
+    image: list[list[list[float]]] | None = None
+
+
+class Predictions(_Event):
+    """Regression: actual against predicted targets (in the target's units), a bounded
+    sample of the validation split, and their residuals (predicted - actual)."""
+
+    index: list[int]
+    actual: list[float]
+    predicted: list[float]
+    residual: list[float]
 
 
 class WeightMatrix(_Event):
@@ -110,8 +130,15 @@ class WeightMatrix(_Event):
 class Evaluation(_Event):
     event: Literal["evaluation"] = "evaluation"
     epoch: int  # whose weights were evaluated
-    best_epoch: int
-    best_val_loss: float
+    # Which split was scored; final: the end-of-run evaluation (of the weights the run keeps),
+    # else one of the per-class evaluations made while training (trainer.spec.EvaluationSpec).
+    split: Literal["train", "val", "test"] = "val"
+    final: bool = True
+    best_epoch: int | None = None  # None: no epoch had a finite validation loss
+    best_val_loss: float | None = None
+    # A diverged run: the last epoch whose losses were all finite (None: not even the first).
+    last_finite_epoch: int | None = None
+    loss: float | None = None  # the split's mean loss
     labels: list[str] | None = None
     confusion_matrix: list[list[int]] | None = None  # rows: true class, columns: predicted
     per_class: list[ClassReport] | None = None
@@ -119,10 +146,30 @@ class Evaluation(_Event):
     macro_f1: float | None = None
     roc: list[ROCCurve] | None = None
     macro_auc: float | None = None
+    pr: list[PRCurve] | None = None
+    macro_average_precision: float | None = None
+    misclassified: list[Misclassified] | None = None
     rmse: float | None = None
     mae: float | None = None
     r2: float | None = None
+    predictions: Predictions | None = None
     weight_matrices: list[WeightMatrix] = Field(default_factory=list)
+
+
+class EpochEnd(_Event):
+    event: Literal["epoch"] = "epoch"
+    epoch: int  # 1-based
+    epochs: int
+    # e.g. train_loss, val_loss, train_accuracy, val_accuracy, gap, lr, epoch_seconds, ...
+    metrics: dict[str, float]
+    histograms: list[ParamHistogram] = Field(default_factory=list)
+    lr_changes: list[LRChange] = Field(default_factory=list)
+    eta_seconds: float
+    # At the epochs the spec evaluates per class: the training and validation splits'.
+    evaluations: list[Evaluation] = Field(default_factory=list)
+    # The per-batch training loss (train_loss_batch): (step, value), the step counting batches
+    # since the run began, each value the mean of a run of consecutive batches.
+    batch_losses: list[tuple[int, float]] = Field(default_factory=list)
 
 
 class RunEnded(_Event):

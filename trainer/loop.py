@@ -8,25 +8,32 @@ per batch.
 
 from __future__ import annotations
 
-import copy
 import math
 import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
-from torch import nn
 
 from trainer.baseline import baseline
 from trainer.callbacks import Callback
 from trainer.config import get_settings
-from trainer.data import DataBundle, load_data
+from trainer.data import load_data
 from trainer.evaluation import evaluate
 from trainer.events import EpochEnd, Evaluation, LRChange, ParamHistogram, RunEnded, RunStarted
+from trainer.measure import (
+    Scorer,
+    batch_points,
+    class_counts_width,
+    epoch_values,
+    split_evaluation,
+)
 from trainer.models import build_loss, build_model, build_optimizer, build_scheduler
-from trainer.spec import MAXIMISED_METRICS, JobSpec, ReduceOnPlateauSpec
+from trainer.spec import JobSpec, ReduceOnPlateauSpec
 from trainer.stats import histogram_width, pack_histograms, penalty, unpack_histograms
+from trainer.stopping import Stopping
 
 
 @dataclass
@@ -35,7 +42,8 @@ class RunResult:
     epochs_run: int
     best_epoch: int
     history: list[dict[str, float]] = field(default_factory=list)
-    evaluation: Evaluation | None = None
+    evaluation: Evaluation | None = None  # the final one of the validation split
+    evaluations: list[Evaluation] = field(default_factory=list)  # every split's final one
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -52,37 +60,17 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-class _Scorer:
-    """No-grad passes over a whole split, in large batches, returning device tensors."""
-
-    def __init__(self, model: nn.Module, loss_fn: nn.Module, classification: bool) -> None:
-        self.model, self.loss_fn, self.classification = model, loss_fn, classification
-        self.batch = get_settings().eval_batch_size
-
-    @torch.no_grad()
-    def outputs(self, x: torch.Tensor) -> torch.Tensor:
-        self.model.eval()
-        return torch.cat([self.model(x[i : i + self.batch]) for i in range(0, len(x), self.batch)])
-
-    @torch.no_grad()
-    def score(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """[loss, accuracy] or [loss, rmse, mae] (standardised units), plus the raw outputs."""
-        out = self.outputs(x)
-        loss = self.loss_fn(out, y)
-        if self.classification:
-            return [loss, (out.argmax(1) == y).float().mean()], out
-        err = out - y
-        return [loss, err.square().mean().sqrt(), err.abs().mean()], out
-
-
 def train(
     spec: JobSpec,
     callbacks: Sequence[Callback] = (),
     should_stop: Callable[[], bool] | None = None,
+    onset: Callable[[], int | None] | None = None,
 ) -> RunResult:
     """Run ``spec`` to completion (or early stop, or cancellation), reporting to ``callbacks``.
 
     ``should_stop`` is polled between epochs; when it answers True the run ends as cancelled.
+    ``onset`` (polled too) answers the epoch the API's diagnosis found overfitting's onset
+    after, or None: with ``diagnosis.stop_on: "onset"`` the run then stops early.
     """
     started = time.perf_counter()
     run = _Training(spec)
@@ -93,21 +81,22 @@ def train(
 
     emit("on_run_start", run.started_event())
     progress = _Progress(spec.epochs)
-    stopper = _EarlyStopper(spec) if spec.early_stopping else None
+    stopping = Stopping(spec, should_stop, onset)
     status, reason = "completed", f"ran all {spec.epochs} epochs"
     for epoch in range(1, spec.epochs + 1):
         ended = _train_epoch(run, epoch, progress)
         emit("on_epoch_end", ended)
-        stop = _stop_reason(spec, epoch, ended.metrics, stopper, run.model, should_stop)
+        stop = stopping.reason(epoch, ended.metrics, run.model)
         if stop is not None:
             status, reason = stop
             break
 
-    evaluation: Evaluation | None = None
+    evaluations: list[Evaluation] = []
     restored_epoch: int | None = None
     if status != "cancelled":
-        evaluation, restored_epoch = _final_evaluation(run, progress, stopper)
-        emit("on_evaluation", evaluation)
+        evaluations, restored_epoch = _final_evaluation(run, progress, stopping)
+        for evaluation in evaluations:
+            emit("on_evaluation", evaluation)
     epochs_run, best_epoch = len(progress.history), progress.best_epoch
     emit(
         "on_run_end",
@@ -120,16 +109,19 @@ def train(
             restored_epoch=restored_epoch if status == "early_stopped" else None,
         ),
     )
-    return RunResult(status, epochs_run, best_epoch, progress.history, evaluation)
+    result = RunResult(status, epochs_run, best_epoch, progress.history, evaluations=evaluations)
+    result.evaluation = next((e for e in evaluations if e.split == "val"), None)
+    return result
 
 
 def _train_epoch(run: _Training, epoch: int, progress: _Progress) -> EpochEnd:
     """One epoch trained and measured: its metrics (the learning rate it trained with and its
-    speed included), histograms, learning-rate changes and the run's ETA."""
+    speed included), histograms, per-class evaluations, learning-rate changes and the ETA."""
     spec = run.spec
     t0 = time.perf_counter()
     lr = run.optimizer.param_groups[0]["lr"]
-    metrics, histograms = run.measure(epoch, run.train_epoch())
+    measured = run.measure(epoch, run.train_epoch())
+    metrics = measured.metrics
     seconds = time.perf_counter() - t0
     metrics["lr"] = lr
     metrics["epoch_seconds"] = seconds
@@ -140,23 +132,42 @@ def _train_epoch(run: _Training, epoch: int, progress: _Progress) -> EpochEnd:
         epoch=epoch,
         epochs=spec.epochs,
         metrics=metrics,
-        histograms=histograms,
+        histograms=measured.histograms,
         lr_changes=lr_changes,
         eta_seconds=eta,
+        evaluations=measured.evaluations,
+        batch_losses=measured.batch_losses,
     )
 
 
 def _final_evaluation(
-    run: _Training, progress: _Progress, stopper: _EarlyStopper | None
-) -> tuple[Evaluation, int | None]:
-    """The evaluation at the end: of the weights early stopping restored (and their epoch),
-    else of the last epoch's."""
+    run: _Training, progress: _Progress, stopping: Stopping
+) -> tuple[list[Evaluation], int | None]:
+    """The evaluations at the end (validation, training per class, and the test split once,
+    here, if there is one): of the weights a stopping rule restored (and their epoch), else of
+    the last epoch's."""
     eval_epoch, restored_epoch = len(progress.history), None
-    if stopper is not None and stopper.best_state is not None:
-        run.model.load_state_dict(stopper.best_state)
-        eval_epoch = restored_epoch = stopper.best_epoch
-    evaluation = run.evaluate(eval_epoch, progress.best_epoch, progress.best_val_loss)
-    return evaluation, restored_epoch
+    if (restored := stopping.restore()) is not None:
+        run.model.load_state_dict(restored[0])
+        eval_epoch = restored_epoch = restored[1]
+    common = dict(
+        epoch=eval_epoch,
+        best_epoch=progress.best_epoch or None,
+        best_val_loss=progress.best_val_loss if math.isfinite(progress.best_val_loss) else None,
+        last_finite_epoch=progress.last_finite_epoch,
+    )
+    splits: list[Literal["val", "test"]] = (
+        ["val", "test"] if run.data.y_test is not None else ["val"]
+    )
+    evaluations = [evaluate(run.model, run.scorer, run.data, split, **common) for split in splits]
+    if run.classification:
+        train = run.scorer.outputs(run.data.x_train)
+        counts = run.scorer.class_counts(train, run.data.y_train, run.n_classes)
+        labels = run.data.class_names or []
+        evaluations.append(
+            split_evaluation(counts.tolist(), labels, "train", eval_epoch, final=True)
+        )
+    return evaluations, restored_epoch
 
 
 @dataclass
@@ -167,12 +178,15 @@ class _Progress:
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
     best_val_loss: float = math.inf
+    last_finite_epoch: int | None = None  # the last epoch whose losses were both finite
     seconds: float = 0.0
 
     def record(self, epoch: int, metrics: dict[str, float]) -> float:
         """Keep this epoch's metrics; the seconds the remaining epochs should take."""
         if metrics["val_loss"] < self.best_val_loss:
             self.best_epoch, self.best_val_loss = epoch, metrics["val_loss"]
+        if math.isfinite(metrics["val_loss"]) and math.isfinite(metrics["train_loss"]):
+            self.last_finite_epoch = epoch
         self.history.append(metrics)
         self.seconds += metrics["epoch_seconds"]
         return self.seconds / len(self.history) * (self.epochs - epoch)
@@ -197,7 +211,9 @@ class _Training:
         self.params = [p for _, p in named]
         self.optimizer = build_optimizer(spec, self.params)
         self.scheduler = build_scheduler(spec, self.optimizer)
-        self.scorer = _Scorer(self.model, self.loss_fn, self.classification)
+        self.scorer = Scorer(self.model, self.loss_fn, self.classification)
+        self.n_classes = data.n_classes or 0
+        self.evaluated_epochs = spec.evaluation.epochs(spec.epochs)
         reg = spec.regularization
         self.penalised = [p for n, p in named if reg.apply_to == "all" or n.endswith("weight")]
         include = spec.histograms.include
@@ -244,13 +260,11 @@ class _Training:
             batch_losses[i] = loss.detach()
         return batch_losses
 
-    def measure(
-        self, epoch: int, batch_losses: torch.Tensor
-    ) -> tuple[dict[str, float], list[ParamHistogram]]:
-        """Both splits scored in eval mode, the penalty and the histograms, packed for the
-        epoch's one device->host copy."""
+    def measure(self, epoch: int, batch_losses: torch.Tensor) -> _Measured:
+        """Both splits scored in eval mode, the penalty, the histograms, the per-class counts
+        and the per-batch losses, packed for the epoch's one device->host copy."""
         spec, reg, hist = self.spec, self.spec.regularization, self.spec.histograms
-        names, values = _epoch_values(
+        names, values, outputs = epoch_values(
             spec, self.scorer, self.data, batch_losses, self.batch_weights
         )
         if reg.l1 or reg.l2:
@@ -260,49 +274,52 @@ class _Training:
         want_hist = hist.enabled and (epoch % hist.every == 0 or epoch == spec.epochs)
         if want_hist:
             packed.append(pack_histograms(self.hist_params, hist.bins, hist.near_zero))
-        host = torch.cat(packed).tolist()  # the epoch's single device->host sync
+        per_class = self.classification and epoch in self.evaluated_epochs
+        labelled = {"train": self.data.y_train, "val": self.data.y_val}
+        for split, y in labelled.items() if per_class else ():
+            packed.append(self.scorer.class_counts(outputs[split], y, self.n_classes))
+        ends, points = batch_points(batch_losses, spec.evaluation.batch_points)
+        packed.append(points.double())
+        host = _Cursor(torch.cat(packed).tolist())  # the epoch's single device->host sync
 
-        metrics = dict(zip(names, host[: len(names)], strict=True))
+        metrics = dict(zip(names, host.take(len(names)), strict=True))
         metrics["gap"] = metrics["val_loss"] - metrics["train_loss"]
         if self.classification:
             metrics["accuracy_gap"] = metrics["train_accuracy"] - metrics["val_accuracy"]
-        if not want_hist:
-            return metrics, []
-        assert len(host) == len(names) + histogram_width(len(self.hist_params), hist.bins)
-        return metrics, unpack_histograms(host[len(names) :], self.hist_params, hist.bins, epoch)
+        measured = _Measured(metrics)
+        if want_hist:
+            width = histogram_width(len(self.hist_params), hist.bins)
+            measured.histograms = unpack_histograms(
+                host.take(width), self.hist_params, hist.bins, epoch
+            )
+        labels = self.data.class_names or []
+        for split in labelled if per_class else ():
+            counts = host.take(class_counts_width(self.n_classes))
+            measured.evaluations.append(split_evaluation(counts, labels, split, epoch))
+        first = (epoch - 1) * len(self.starts)
+        losses = host.take(len(ends))
+        measured.batch_losses = [(first + e, v) for e, v in zip(ends, losses, strict=True)]
+        return measured
 
-    def evaluate(self, epoch: int, best_epoch: int, best_val_loss: float) -> Evaluation:
-        outputs = self.scorer.outputs(self.data.x_val)
-        return evaluate(
-            self.model,
-            outputs,
-            self.data,
-            epoch=epoch,
-            best_epoch=best_epoch,
-            best_val_loss=best_val_loss,
-        )
+
+@dataclass
+class _Measured:
+    metrics: dict[str, float]
+    histograms: list[ParamHistogram] = field(default_factory=list)
+    evaluations: list[Evaluation] = field(default_factory=list)
+    batch_losses: list[tuple[int, float]] = field(default_factory=list)
 
 
-def _stop_reason(
-    spec: JobSpec,
-    epoch: int,
-    metrics: dict[str, float],
-    stopper: _EarlyStopper | None,
-    model: nn.Module,
-    should_stop: Callable[[], bool] | None,
-) -> tuple[str, str] | None:
-    """Why the run ends after this epoch (status, reason), or None to go on."""
-    blown = [k for k in ("train_loss", "val_loss") if not math.isfinite(metrics[k])]
-    if blown:
-        return "diverged", f"{blown[0]} became {metrics[blown[0]]} at epoch {epoch}"
-    if stopper is not None and stopper.update(epoch, metrics, model):
-        return "early_stopped", (
-            f"{stopper.monitor} did not improve by more than {stopper.min_delta} "
-            f"for {stopper.patience} epochs after epoch {stopper.best_epoch}"
-        )
-    if should_stop is not None and epoch < spec.epochs and should_stop():
-        return "cancelled", f"cancelled after epoch {epoch}"
-    return None
+class _Cursor:
+    """Reads a packed host list front to back, in the order it was packed."""
+
+    def __init__(self, values: list[float]) -> None:
+        self.values, self.at = values, 0
+
+    def take(self, n: int) -> list[float]:
+        chunk = self.values[self.at : self.at + n]
+        self.at += n
+        return chunk
 
 
 def _add_penalty_grads(
@@ -323,33 +340,6 @@ def _add_penalty_grads(
             grad.add_(param / norm.clamp_min(1e-12), alpha=l2)  # no host sync
     elif l2:
         torch._foreach_add_(grads, list(params), alpha=2 * l2)
-
-
-def _epoch_values(
-    spec: JobSpec,
-    scorer: _Scorer,
-    data: DataBundle,
-    batch_losses: torch.Tensor,
-    batch_weights: torch.Tensor,
-) -> tuple[list[str], list[torch.Tensor]]:
-    classification = data.n_classes is not None
-    suffixes = ["loss", "accuracy"] if classification else ["loss", "rmse", "mae"]
-    running_loss = (batch_losses * batch_weights).sum()
-    val, _ = scorer.score(data.x_val, data.y_val)
-    train, _ = scorer.score(data.x_train, data.y_train)
-    names = [f"val_{s}" for s in suffixes] + [f"train_{s}" for s in suffixes]
-    names.append("train_loss_running")
-    values = [*val, *train, running_loss]
-    if spec.train_metrics == "running":
-        # train_loss is the batch mean (as the seeds print it); the re-scored one stays visible.
-        names[names.index("train_loss")] = "train_loss_eval"
-        names[-1] = "train_loss"
-    if not classification:
-        # Report RMSE/MAE in the target's own units.
-        for i, name in enumerate(names):
-            if name.endswith(("_rmse", "_mae")):
-                values[i] = values[i] * data.target_std
-    return names, values
 
 
 def _step_scheduler(
@@ -373,27 +363,3 @@ def _step_scheduler(
     if new == old:
         return []
     return [LRChange(epoch=epoch, old_lr=old, new_lr=new, reason=why)]
-
-
-class _EarlyStopper:
-    def __init__(self, spec: JobSpec) -> None:
-        assert spec.early_stopping is not None
-        es = spec.early_stopping
-        self.monitor, self.patience, self.min_delta = es.monitor, es.patience, es.min_delta
-        self.restore = es.restore_best
-        self.sign = -1.0 if es.monitor in MAXIMISED_METRICS else 1.0  # minimise sign * value
-        self.best = math.inf
-        self.best_epoch = 0
-        self.best_state: dict[str, torch.Tensor] | None = None
-        self.wait = 0
-
-    def update(self, epoch: int, metrics: dict[str, float], model: nn.Module) -> bool:
-        """Record this epoch; True when training should stop."""
-        value = self.sign * metrics[self.monitor]
-        if value < self.best - self.min_delta:
-            self.best, self.best_epoch, self.wait = value, epoch, 0
-            if self.restore:
-                self.best_state = copy.deepcopy(model.state_dict())
-            return False
-        self.wait += 1
-        return self.wait >= self.patience

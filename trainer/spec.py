@@ -168,6 +168,35 @@ class HistogramSpec(_Strict):
     near_zero: Annotated[float, Field(gt=0.0)] = 1e-3
 
 
+class EvaluationSpec(_Strict):
+    """The per-class evaluation of the training and validation splits while training (api:
+    ``GET /runs/{id}/per_class``), from the outputs each epoch scores anyway."""
+
+    enabled: bool = True
+    # Every this many epochs, and always at the last; None: about ten times over the run.
+    every: PositiveInt | None = None
+    # Points of the per-batch training loss (train_loss_batch) kept per epoch, each the mean of
+    # a run of consecutive batches; 0: none.
+    batch_points: Annotated[int, Field(ge=0, le=1000)] = 10
+
+    def epochs(self, epochs: int) -> frozenset[int]:
+        """The epochs evaluated per class while training."""
+        if not self.enabled:
+            return frozenset()
+        every = self.every or max(1, math.ceil(epochs / 10))
+        return frozenset({*range(every, epochs + 1, every), epochs})
+
+
+class DiagnosisSpec(_Strict):
+    """Ending a run when the API's diagnosis finds the onset of overfitting: the worker learns
+    it from the answers to its heartbeats and ends the run as early stopping does, the best
+    epoch's weights restored."""
+
+    stop_on: Literal["onset"] | None = None
+    # Epochs to go on training once the onset is known (0: stop at once).
+    patience: Annotated[int, Field(ge=0, le=1000)] = 0
+
+
 @dataclass(frozen=True)
 class Resources:
     parameters: int
@@ -192,6 +221,8 @@ class JobSpec(_Strict):
     seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     histograms: HistogramSpec = Field(default_factory=HistogramSpec)
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    diagnosis: DiagnosisSpec = Field(default_factory=DiagnosisSpec)
     # How train loss/accuracy are measured: "eval_pass" re-scores the training set in eval mode
     # after each epoch, so dropout does not inflate train loss and the gap is honest;
     # "running" is the mean over the epoch's batches (what the seeds print). Both are reported;

@@ -10,24 +10,21 @@ the training loop polls, and the next epoch raise RunGone.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from trainer.callbacks import Callback
-from trainer.events import EpochEnd, Evaluation, RunEnded, RunStarted
+from trainer.events import EpochEnd
+from worker.callback import EventPoster
 from worker.client import ApiClient, RunGone
 
 
-class ApiReporter(Callback):
-    """Each epoch: metrics (one point per key at step = epoch), histograms, LR changes, and
-    progress; at the end, the evaluation and, for a run that stopped early or diverged, the
-    epoch it did. Every post names the attempt."""
+class ApiReporter(EventPoster):
+    """What EventPoster posts, and each epoch's progress; every post names the attempt."""
 
     def __init__(
         self, client: ApiClient, run_id: int, attempt: int, epochs: int, heartbeat_every: float
     ) -> None:
         self.epoch, self.epochs = 0, epochs
-        self.sender = client.sender(run_id, attempt, self.progress, heartbeat_every)
+        super().__init__(client.sender(run_id, attempt, self.progress, heartbeat_every))
 
     def __enter__(self) -> ApiReporter:
         return self
@@ -58,42 +55,11 @@ class ApiReporter(Callback):
         if self.sender.error is not None:
             raise self.sender.error
 
-    def on_run_start(self, event: RunStarted) -> None:
-        # What a model that learnt nothing scores: the diagnosis's bar for "not learning".
-        if event.baseline is not None:
-            self._events("baseline", [(0, event.baseline.model_dump())])
-
     def on_epoch_end(self, event: EpochEnd) -> None:
         self.check()
-        now = time.time()
-        self.sender.log_points([(k, event.epoch, v, now) for k, v in event.metrics.items()])
-        if event.histograms:
-            self.sender.post(
-                "histograms", {"histograms": [h.model_dump() for h in event.histograms]}
-            )
-        if event.lr_changes:
-            payloads = [
-                (c.epoch, {"old_lr": c.old_lr, "new_lr": c.new_lr, "reason": c.reason})
-                for c in event.lr_changes
-            ]
-            self._events("lr_change", payloads)
+        super().on_epoch_end(event)
         self.epoch = event.epoch
         # Progress right away (the heartbeats repeat it every interval).
         self.sender.post(
             "status", {"status": "heartbeat", "attempt": self.sender.attempt, **self.progress()}
         )
-
-    def on_evaluation(self, event: Evaluation) -> None:
-        self.sender.post("evaluation", event.model_dump(mode="json", exclude={"event"}))
-
-    def on_run_end(self, event: RunEnded) -> None:
-        # The trainer stopped at the epoch it diverged, or where its stopping rule fired.
-        if event.status == "diverged":
-            self._events("diverged", [(event.epochs_run, {"reason": event.reason})])
-        elif event.status == "early_stopped":
-            payload = {"reason": event.reason, "restored_epoch": event.restored_epoch}
-            self._events("early_stopped", [(event.epochs_run, payload)])
-
-    def _events(self, kind: str, payloads: list[tuple[int, dict[str, Any]]]) -> None:
-        events = [{"kind": kind, "step": step, "payload": p} for step, p in payloads]
-        self.sender.post("events", {"events": events})

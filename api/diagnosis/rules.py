@@ -33,6 +33,7 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from api.runs.models import Verdict
 
@@ -88,6 +89,10 @@ class Diagnosis:
     evaluated_epoch: int | None = None
     at_evaluated: dict[str, float] = field(default_factory=dict)
     diverged_epoch: int | None = None
+    # Validation's score at the evaluated epoch against the test split's there, signed so that
+    # positive means validation looked better than the test split (``optimism``).
+    optimism: dict[str, float] = field(default_factory=dict)
+    per_class: list[Any] = field(default_factory=list)  # api.diagnosis.per_class.ClassOnset
 
 
 def diagnose(
@@ -124,19 +129,32 @@ def diagnose(
     tail = tail[-rules.trend_window :]
     if len(tail) >= 2:
         d.gap_slope = _slope(tail)
-    d.onset_epoch = _onset(epochs, t, v, rules)
+    d.onset_epoch = onset_epoch(epochs, t, v, rules)
     if early_stop is not None:
         d.early_stopped, d.stop_reason = True, early_stop.reason
         d.restored_epoch = early_stop.restored_epoch
     d.evaluated_epoch = d.restored_epoch or last
     d.at_evaluated = row(d.evaluated_epoch)
+    d.optimism = optimism(d.at_evaluated)
     d.diverged_epoch = diverged_epoch
     broken = _broken(d, epochs, t, v, rules, chance, curves.get("val_accuracy", {}))
     d.verdict, d.why = broken or _verdict(d, epochs, t, v, rules)
     return d
 
 
-def _onset(
+def optimism(row: Mapping[str, float]) -> dict[str, float]:
+    """How much better the validation split scored than the test split at the same epoch:
+    val - test for accuracy, test - val for losses and errors. The weights were chosen on
+    validation (the best or restored epoch, a study's winner), never on test."""
+    out = {}
+    for name, higher_is_better in (("accuracy", True), ("loss", False), ("rmse", False)):
+        val, test = row.get(f"val_{name}"), row.get(f"test_{name}")
+        if val is not None and test is not None and math.isfinite(val - test):
+            out[name] = val - test if higher_is_better else test - val
+    return out
+
+
+def onset_epoch(
     epochs: Sequence[int], train: Sequence[float], val: Sequence[float], rules: DiagnosisRules
 ) -> int | None:
     running, lowest = [], math.inf  # the running minimum of the finite values

@@ -26,12 +26,15 @@ from api.core.db import utcnow
 from api.core.exceptions import NotFound
 from api.core.store import StoreBase
 from api.diagnosis.models import RunDiagnosis
+from api.diagnosis.per_class import ClassCurves, class_curves, class_onsets, summary
 from api.diagnosis.rules import Chance, Diagnosis, DiagnosisRules, EarlyStop, diagnose
-from api.metrics.models import MetricSeries
+from api.diagnosis.schemas import PerClassOut
+from api.evaluation.service import EvaluationStore
+from api.metrics.models import MetricSeries, per_batch
 from api.metrics.reads import MetricReads
 from api.runs.access import RunAccess
 from api.runs.models import Run, RunEvent
-from api.runs.schemas import DiagnosisOut
+from api.runs.schemas import ClassOnsetOut, DiagnosisOut
 
 LOSSES = frozenset({"train_loss", "val_loss"})
 # Past this many points of val_loss the run logs per step, not per epoch: it is diagnosed when
@@ -40,19 +43,52 @@ LIVE_EPOCHS = 2_000
 EAGER_EPOCHS = 100
 LIVE_INTERVAL = 1.0  # seconds
 # The metrics reported at the best, evaluated and last epochs: these first, then others by name.
-FIRST = frozenset({*LOSSES, "gap", "train_accuracy", "val_accuracy", "accuracy_gap", "lr"})
+FIRST = frozenset(
+    {*LOSSES, "gap", "train_accuracy", "val_accuracy", "accuracy_gap", "lr"}
+    | {"test_loss", "test_accuracy", "test_rmse", "val_rmse"}  # optimism
+)
 MAX_KEYS = 50
 # Longer series are read downsampled (each bucket's minimum and maximum), enough for the rules.
 MAX_POINTS = 20_000
 
 
 class DiagnosisStore(StoreBase):
-    """Reads a run's curves through the metrics' store; writes only its own table."""
+    """Reads a run's curves through the metrics' store and its per-class evaluations through
+    the evaluations' store; writes only its own table."""
 
-    def __init__(self, access: RunAccess, metrics: MetricReads) -> None:
+    def __init__(
+        self, access: RunAccess, metrics: MetricReads, evaluations: EvaluationStore
+    ) -> None:
         super().__init__(access.engine)
         self.access = access
         self.metrics = metrics
+        self.evaluations = evaluations
+
+    def per_class(self, run_id: int, rules: DiagnosisRules | None = None) -> PerClassOut:
+        """The class x epoch table of the run's per-class evaluations, with each class's
+        onset."""
+        rules = rules or DiagnosisRules()
+        with Session(self.engine) as session:
+            self.access.run_row(session, run_id)
+            curves = self._class_curves(session, run_id)
+        if curves is None:
+            raise NotFound(f"run {run_id} has no per-class evaluation of both splits yet")
+        onsets = class_onsets(curves, rules)
+        return PerClassOut(
+            run_id=run_id,
+            labels=curves.labels,
+            epochs=curves.epochs,
+            gap=curves.gap(),
+            accuracy_gap=curves.accuracy_gap(),
+            train_loss=curves.train_loss,
+            val_loss=curves.val_loss,
+            onsets=[ClassOnsetOut(**asdict(o)) for o in onsets],
+            summary=summary(onsets),
+            method=PER_CLASS_METHOD.format(rules=rules),
+        )
+
+    def _class_curves(self, session: Session, run_id: int) -> ClassCurves | None:
+        return class_curves(self.evaluations.class_payloads(session, run_id))
 
     def diagnosis(self, run_id: int, rules: DiagnosisRules | None = None) -> DiagnosisOut:
         """The stored diagnosis, or a fresh one made with ``rules``."""
@@ -76,6 +112,8 @@ class DiagnosisStore(StoreBase):
         if kind == "metrics" and not LOSSES.intersection(keys):
             return
         if kind == "events" and not {"early_stopped", "diverged", "baseline"}.intersection(keys):
+            return
+        if kind == "evaluation" and "per_class" not in keys:
             return
         if kind in ("metrics", "heartbeat") and not self._due(session, run_id, kind):
             return
@@ -139,7 +177,8 @@ class DiagnosisStore(StoreBase):
         if val is None or "train_loss" not in series or (live and val.count > LIVE_EPOCHS):
             return None
         curves = {}
-        wanted = sorted(series, key=lambda k: (k not in FIRST, k))[:MAX_KEYS]
+        per_epoch = [k for k in series if not per_batch(k)]  # their steps count batches
+        wanted = sorted(per_epoch, key=lambda k: (k not in FIRST, k))[:MAX_KEYS]
         for key in wanted:
             s = series[key]
             read = self.metrics.series(session, run_id, s, MAX_POINTS, None, None)
@@ -149,7 +188,19 @@ class DiagnosisStore(StoreBase):
         ).scalar()
         early_stop = _early_stop(_last_event(session, run_id, "early_stopped"))
         chance = _chance(_last_event(session, run_id, "baseline"))
-        return diagnose(curves, rules, early_stop, diverged, chance)
+        found = diagnose(curves, rules, early_stop, diverged, chance)
+        classes = self._class_curves(session, run_id)
+        if found is not None and classes is not None:
+            found.per_class = class_onsets(classes, rules)
+        return found
+
+
+PER_CLASS_METHOD = (
+    "per class, the onset rule of the run's diagnosis (tolerance {rules.tolerance}, min_delta "
+    "{rules.min_delta}) on the class's mean training and validation loss at the epochs both "
+    "splits were evaluated per class, its patience of {rules.patience} epochs counted in "
+    "evaluations and never fewer than two"
+)
 
 
 def _last_event(session: Session, run_id: int, kind: str) -> RunEvent | None:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from api.core.deps import READ_TAGS, AnswersDep, RunId, conditional_answer, part
 from api.core.http import GuardedRoute
 from api.diagnosis.rules import DiagnosisRules
+from api.diagnosis.schemas import PerClassOut
 from api.diagnosis.service import DiagnosisStore
 from api.runs.deps import RunRead
 from api.runs.schemas import DiagnosisOut
@@ -68,4 +69,20 @@ async def diagnosis(
         grant.identity,
         str(grant.revision),
         lambda: store.diagnosis(run_id, rules),
+    )
+
+
+@router.get(
+    "/runs/{run_id}/per_class",
+    response_model=PerClassOut,
+    responses={304: {}, 404: {}},
+    tags=READ_TAGS,
+)
+async def per_class(
+    run_id: RunId, request: Request, store: StoreDep, answers: AnswersDep, grant: RunRead
+) -> PerClassOut | Response:
+    """Each class's validation minus training loss at each epoch evaluated per class (rows:
+    classes, columns: epochs; a heat-map's data), with each class's onset of overfitting."""
+    return await conditional_answer(
+        request, answers, grant.identity, str(grant.revision), lambda: store.per_class(run_id)
     )

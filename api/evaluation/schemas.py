@@ -10,3 +10,4 @@ from trainer.events import Evaluation as EvaluationBody
 class EvaluationOut(BaseModel):
     run_id: int
     evaluation: EvaluationBody
+    evaluated: dict[str, list[int]]  # the epochs each split was evaluated at

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from api.core.deps import READ_TAGS, WORKER_TAGS, AttemptQuery, RunId, part
 from api.core.http import GuardedRoute, before_body
@@ -29,10 +29,24 @@ def post_evaluation(
     _: RunReport,
     attempt: AttemptQuery = None,
 ) -> None:
-    """Confusion matrix, per-class metrics, ROC curves, weight heat-maps, best epoch."""
+    """One split's evaluation at one epoch: the final ones (confusion matrix, per-class
+    metrics, ROC and precision-recall curves, mistakes, weight heat-maps, best epoch), or a
+    per-class one made while training."""
     store.set_evaluation(run_id, evaluation, attempt)
 
 
 @router.get("/runs/{run_id}/evaluation", response_model=EvaluationOut, tags=READ_TAGS)
-def evaluation(run_id: RunId, store: StoreDep, _: RunRead) -> EvaluationOut:
-    return EvaluationOut(run_id=run_id, evaluation=store.get_evaluation(run_id))
+def evaluation(
+    run_id: RunId,
+    store: StoreDep,
+    _: RunRead,
+    split: Annotated[Literal["train", "val", "test"], Query()] = "val",
+    epoch: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
+) -> EvaluationOut:
+    """The split's evaluation at ``epoch``; without one, its final evaluation (of the weights
+    the run kept), else its latest. ``evaluated`` lists the epochs there are."""
+    return EvaluationOut(
+        run_id=run_id,
+        evaluation=store.get_evaluation(run_id, split, epoch),
+        evaluated=store.epochs(run_id),
+    )

@@ -11,6 +11,14 @@ from sqlmodel import Field, SQLModel
 
 from api.core.db import BigId, attempt_data
 
+# A key ending so counts its steps in batches, not epochs (fitlens's trainer logs
+# "train_loss_batch"): reads that join keys by epoch (streams, the diagnosis) leave it out.
+PER_BATCH_SUFFIX = "_batch"
+
+
+def per_batch(key: str) -> bool:
+    return key.endswith(PER_BATCH_SUFFIX)
+
 
 class MetricPoint(SQLModel, table=True):
     __tablename__ = "metric_point"

@@ -86,6 +86,15 @@ class RunLinks(BaseModel):
     metrics_csv: str
 
 
+class ClassOnsetOut(BaseModel):
+    """One class's overfitting (api.diagnosis.per_class)."""
+
+    label: str
+    onset_epoch: int | None  # its validation loss climbed after this epoch; None: no onset
+    best_epoch: int | None
+    gap: float | None  # its validation minus training loss at the last evaluated epoch
+
+
 class DiagnosisOut(BaseModel):
     """What a run's curves say, with the numbers behind it (rules: docs/api.md, "Diagnosis")."""
 
@@ -109,6 +118,10 @@ class DiagnosisOut(BaseModel):
     at_best: dict[str, float]  # every metric at the best epoch
     at_evaluated: dict[str, float]  # ... at the evaluated epoch
     final: dict[str, float]  # ... at the last epoch
+    # val - test accuracy, test - val loss at the evaluated epoch: what selecting on
+    # validation flattered (empty without a test split).
+    optimism: dict[str, float] = Field(default_factory=dict)
+    per_class: list[ClassOnsetOut] = Field(default_factory=list)  # onset and gap per class
     rules: dict[str, float]  # the rules it was made with (defaults unless you asked)
 
 

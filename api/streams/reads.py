@@ -21,7 +21,7 @@ from api.core.store import StoreBase
 from api.diagnosis.models import RunDiagnosis
 from api.evaluation.models import Evaluation
 from api.histograms.models import Histogram
-from api.metrics.models import MetricPoint
+from api.metrics.models import PER_BATCH_SUFFIX, MetricPoint
 from api.runs.models import FINISHED, Run, RunEvent
 from api.streams.cursor import Event, RunCursor, StudyCursor, digest
 
@@ -66,7 +66,9 @@ class StreamReads(StoreBase):
             if run is None:
                 return Batch([_gone()], gone=True)
             step = conn.execute(
-                select(func.max(col(MetricPoint.step))).where(col(MetricPoint.run_id) == run_id)
+                select(func.max(col(MetricPoint.step))).where(
+                    col(MetricPoint.run_id) == run_id, *_per_epoch(MetricPoint)
+                )
             ).scalar()
             hist = conn.execute(
                 select(func.max(col(Histogram.step))).where(col(Histogram.run_id) == run_id)
@@ -201,7 +203,10 @@ def _state(conn: Connection, run: Any) -> list[Event]:
                 "diagnosis", json.loads(detail), (int(run.revision),), run.attempt, digest(detail)
             )
         )
-    if conn.execute(select(col(Evaluation.run_id)).where(col(Evaluation.run_id) == run.id)).first():
+    final = select(col(Evaluation.run_id)).where(
+        col(Evaluation.run_id) == run.id, col(Evaluation.final)
+    )
+    if conn.execute(final.limit(1)).first():
         events.append(Event("evaluation", {"available": True}, (), run.attempt))
     if run.status in FINISHED:
         events.append(Event("end", {"status": run.status}, (), run.attempt))
@@ -212,7 +217,7 @@ def _steps(conn: Connection, model: Any, run_id: int, after: int) -> tuple[list[
     steps = list(
         conn.execute(
             select(model.step)
-            .where(model.run_id == run_id, model.step >= after)
+            .where(model.run_id == run_id, model.step >= after, *_per_epoch(model))
             .group_by(model.step)
             .order_by(model.step)
             .limit(STEPS_PER_READ + 1)
@@ -234,6 +239,7 @@ def _epochs(
             col(MetricPoint.run_id) == run_id,
             col(MetricPoint.step) >= steps[0],
             col(MetricPoint.step) <= steps[-1],
+            *_per_epoch(MetricPoint),
         )
         .order_by(col(MetricPoint.step), col(MetricPoint.key))
     ):
@@ -295,6 +301,14 @@ def _run_events(conn: Connection, run_id: int, attempt: int, after: int) -> list
     ]
 
 
+def _per_epoch(model: Any) -> list[Any]:
+    """The conditions that keep a stream's epochs to per-epoch points: a per-batch curve's
+    steps count batches (api.metrics.models.PER_BATCH_SUFFIX)."""
+    if model is not MetricPoint:
+        return []
+    return [~col(MetricPoint.key).endswith(PER_BATCH_SUFFIX, autoescape=True)]
+
+
 def _mark(
     conn: Connection, kind: str, model: Any, run_id: int, attempt: int, step: int | None
 ) -> Event | None:
@@ -302,6 +316,6 @@ def _mark(
     if step is None:
         return None
     count = conn.execute(
-        select(func.count()).where(model.run_id == run_id, model.step == step)
+        select(func.count()).where(model.run_id == run_id, model.step == step, *_per_epoch(model))
     ).scalar_one()
     return Event(kind, {}, (int(step), int(count)), attempt, quiet=True)

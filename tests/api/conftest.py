@@ -28,7 +28,7 @@ TABLES = (
     "metric_series",
     "metric_point",
     "histogram",
-    "evaluation",
+    "run_evaluation",
     "run_event",
     "run_diagnosis",
     "runtag",

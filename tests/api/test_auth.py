@@ -111,6 +111,19 @@ EVALUATION = {
     "labels": ["a", "b"],
     "confusion_matrix": [[1, 0], [0, 1]],
 }
+CLASSES = [
+    {"label": c, "precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 1, "loss": 0.1}
+    for c in ("a", "b")
+]
+
+
+def _per_class(w: World, run_id: int) -> dict[str, Any]:
+    for split in ("train", "val"):
+        body = {**EVALUATION, "split": split, "final": False, "per_class": CLASSES}
+        _post("evaluation", body)(w, run_id)
+    return {}
+
+
 EVENT = {"events": [{"kind": "lr_change", "step": 1, "payload": {"new_lr": 0.1}}]}
 
 NO_WORKERS = {"own_worker": 403, "other_worker": 403}  # user endpoints refuse worker tokens
@@ -229,6 +242,7 @@ CASES = [
     Case("GET", "/runs/{run}/curves", READ, prepare=_post("metrics", POINT)),
     Case("GET", "/runs/{run}/histograms", READ, prepare=_post("histograms", HIST)),
     Case("GET", "/runs/{run}/evaluation", READ, prepare=_post("evaluation", EVALUATION)),
+    Case("GET", "/runs/{run}/per_class", READ, prepare=_per_class),
     Case("GET", "/runs/{run}/events", READ),
     Case("GET", "/runs/{run}/diagnosis", READ, prepare=_post("metrics", LOSSES)),
     Case("GET", "/runs/{run}/metrics.csv", READ, prepare=_post("metrics", POINT)),

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from api.diagnosis.service import DiagnosisStore
+from api.evaluation.service import EvaluationStore
 from api.metrics.schemas import MetricPointDict
 from api.metrics.service import MetricStore
 from api.runs.access import RunAccess
@@ -188,7 +189,7 @@ def test_a_store_diagnoses_only_through_the_listener_it_registers(client: TestCl
     engine = client.app.state.store.engine  # type: ignore[attr-defined]
     access = RunAccess(engine)
     metrics = MetricStore(access)
-    diagnosis = DiagnosisStore(access, metrics)
+    diagnosis = DiagnosisStore(access, metrics, EvaluationStore(access))
     first, second = (submit(client)["id"] for _ in range(2))
     for run_id in (first, second):
         start(client, run_id)

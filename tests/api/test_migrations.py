@@ -87,3 +87,45 @@ def test_upgrading_a_database_from_before_teams_keeps_its_runs(empty_database: s
         assert conn.execute(text("SELECT name FROM run")).scalar() == "legacy"
     run_migrations(empty_database)
     engine.dispose()
+
+
+def test_a_run_s_one_evaluation_becomes_its_final_validation_one_and_back(
+    empty_database: str,
+) -> None:
+    """0009 -> 0010: the one evaluation a run had is its final validation evaluation, at the
+    epoch its document names; going down keeps the final validation one."""
+    run_migrations(empty_database, "0001")
+    engine = create_engine(empty_database)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO project (name, created_at) VALUES ('old', :t)"), {"t": NOW})
+        conn.execute(
+            text(
+                "INSERT INTO run (project_id, name, status, spec_json, spec_hash, notes, task, "
+                "dataset, model_kind, optimizer, lr, weight_decay, dropout, l1, l2, epochs, "
+                "batch_size, seed, early_stopping, lr_schedule, attempt, revision, created_at, "
+                "progress_epoch, progress_total) "
+                "SELECT id, 'legacy', 'succeeded', '{}', 'h', '', 'classification', 'digits', "
+                "'mlp', 'adam', 0.001, 0, 0, 0, 0, 1, 32, 0, false, 'none', 1, 1, :t, 1, 1 "
+                "FROM project"
+            ),
+            {"t": NOW},
+        )
+    run_migrations(empty_database, "0009")
+    document = '{"epoch": 7, "best_epoch": 7, "best_val_loss": 0.3, "accuracy": 0.9}'
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO evaluation (run_id, payload_json, created_at) "
+                "SELECT id, :p, :t FROM run"
+            ),
+            {"p": document, "t": NOW},
+        )
+    run_migrations(empty_database)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT split, epoch, final, payload_json FROM run_evaluation"))
+        assert [(s, e, bool(f), p) for s, e, f, p in rows] == [("val", 7, True, document)]
+    command.downgrade(alembic_config(empty_database), "0009")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT payload_json FROM evaluation")).scalar() == document
+    run_migrations(empty_database)
+    engine.dispose()

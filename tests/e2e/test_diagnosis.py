@@ -55,7 +55,12 @@ def test_real_runs_are_diagnosed(api: httpx.Client, start_worker: Callable[[str]
     overfit = api.get("/runs", params={"verdict": "overfitting"}).json()["items"]
     assert ids["no-regularization"] in [r["id"] for r in overfit]
 
-    assert done["diverging"]["diagnosis"]["verdict"] == "diverged"
+    diverged = done["diverging"]["diagnosis"]
+    assert diverged["verdict"] == "diverged"
+    # Its evaluation names the last epoch whose losses were finite, not a best epoch of 0.
+    ev = api.get(f"/runs/{ids['diverging']}/evaluation").json()["evaluation"]
+    assert ev["last_finite_epoch"] == ((diverged["diverged_epoch"] or 0) - 1 or None)
+    assert ev["best_val_loss"] is None or ev["best_val_loss"] != "Infinity"
     # Issue 24: the worker posts the trainer's baseline; a run at chance and a finite blow-up
     # are named for what they are, with the numbers that decided it.
     chance = done["at-chance"]["diagnosis"]
@@ -79,3 +84,44 @@ def test_real_runs_are_diagnosed(api: httpx.Client, start_worker: Callable[[str]
     assert summary["evaluated_epoch"] == d["restored_epoch"]
     assert summary["val_accuracy"] == accuracy[d["restored_epoch"]]
     assert summary["final_val_accuracy"] == accuracy[d["epochs"]]
+
+
+def test_real_runs_show_per_class_onsets_a_test_split_and_an_early_stop(
+    api: httpx.Client, start_worker: Callable[[str], Worker]
+) -> None:
+    """Issue 24: the tiny-subset example overfits class by class; with a test split its
+    validation score is compared with data nothing was selected on; seed 001's early-stopping
+    example stops within its 30 epochs."""
+    start_worker("w-per-class")
+    tiny = example("overfit_tiny_subset")
+    held_out = {**tiny, "dataset": {**tiny["dataset"], "test_fraction": 0.2}}  # type: ignore[dict-item]
+    ids = {
+        name: api.post("/jobs", json={"spec": spec, "name": name}).json()["id"]
+        for name, spec in (
+            ("tiny", tiny),
+            ("held-out", held_out),
+            ("seed001-early-stopping", example("seed001_early_stopping")),
+        )
+    }
+    done = {
+        name: wait_for(partial(finished, api, run_id), 300, f"{name} to finish")
+        for name, run_id in ids.items()
+    }
+    assert all(run["status"] == "succeeded" for run in done.values())
+
+    table = api.get(f"/runs/{ids['tiny']}/per_class").json()
+    assert table["epochs"] == list(range(3, 31, 3)) and len(table["labels"]) == 10
+    onsets = [o["onset_epoch"] for o in table["onsets"]]
+    assert any(o is not None for o in onsets) and any(o is None for o in onsets), table["summary"]
+    assert done["tiny"]["diagnosis"]["per_class"] == table["onsets"]
+
+    d = done["held-out"]["diagnosis"]
+    test = api.get(f"/runs/{ids['held-out']}/evaluation", params={"split": "test"}).json()
+    assert test["evaluation"]["epoch"] == d["evaluated_epoch"] == 30
+    assert sum(c["support"] for c in test["evaluation"]["per_class"]) == 360  # 20% of 1,797
+    expected = d["at_evaluated"]["val_accuracy"] - test["evaluation"]["accuracy"]
+    assert abs(d["optimism"]["accuracy"] - expected) < 1e-9 and "loss" in d["optimism"]
+
+    stopped = done["seed001-early-stopping"]["diagnosis"]
+    assert stopped["early_stopped"] and stopped["epochs"] < 30, stopped["stop_reason"]
+    assert stopped["restored_epoch"] == stopped["evaluated_epoch"] < stopped["epochs"]

@@ -18,6 +18,7 @@ import pytest
 
 from stack import launch
 from stack.launch import free_port
+from tests.e2e.curves import assert_every_epoch_once as every_epoch_once
 from tests.e2e.servers import OwnPostgres, OwnRedis
 from tests.waits import wait_for
 from worker.client import ApiClient
@@ -107,9 +108,7 @@ def ended(http: httpx.Client, run_id: int) -> dict[str, Any] | None:
 
 
 def assert_every_epoch_once(http: httpx.Client, run_id: int, epochs: int) -> None:
-    for series in http.get(f"/runs/{run_id}/curves").json()["series"]:
-        assert series["steps"] == list(range(1, epochs + 1)), series["key"]
-        assert series["total_points"] == epochs
+    every_epoch_once(http.get(f"/runs/{run_id}/curves").json()["series"], epochs)
 
 
 def test_runs_queued_when_redis_restarts_empty_still_run(own_redis: OwnRedis) -> None:

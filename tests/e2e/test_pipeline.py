@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from tests.e2e.conftest import Worker, logged_tokens
+from tests.e2e.curves import assert_every_epoch_once
 from tests.waits import wait_for
 
 METRIC_KEYS = {"train_loss", "val_loss", "train_accuracy", "val_accuracy", "gap", "lr"}
@@ -44,8 +45,7 @@ def test_a_job_runs_end_to_end(api: httpx.Client, start_worker: Callable[[str], 
     series = api.get(f"/runs/{run['id']}/curves").json()["series"]
     by_key = {s["key"]: s for s in series}
     assert by_key.keys() >= METRIC_KEYS
-    for s in series:  # one point per epoch per key
-        assert s["steps"] == list(range(1, epochs + 1)), s["key"]
+    assert_every_epoch_once(series, epochs)  # one point per epoch per key
 
     index = api.get(f"/runs/{run['id']}/histograms").json()["params"]
     numel = {
@@ -65,6 +65,14 @@ def test_a_job_runs_end_to_end(api: httpx.Client, start_worker: Callable[[str], 
     evaluation = api.get(f"/runs/{run['id']}/evaluation").json()["evaluation"]
     assert sum(map(sum, evaluation["confusion_matrix"])) == 360  # 20% of 1,797 digits
     assert len(evaluation["roc"]) == 10 and evaluation["epoch"] == epochs
+    assert len(evaluation["pr"]) == 10 and evaluation["misclassified"]
+    # Per class, both splits, every epoch (a 4-epoch run is evaluated at each one).
+    table = api.get(f"/runs/{run['id']}/per_class").json()
+    assert table["epochs"] == list(range(1, epochs + 1)) and len(table["gap"]) == 10
+    assert [len(row) for row in table["gap"]] == [epochs] * 10
+    train = api.get(f"/runs/{run['id']}/evaluation", params={"split": "train"}).json()
+    assert train["evaluated"]["train"] == list(range(1, epochs + 1))
+    assert sum(c["support"] for c in train["evaluation"]["per_class"]) == 1437
 
 
 def test_a_killed_worker_leaves_an_honest_run(
@@ -87,8 +95,8 @@ def test_a_killed_worker_leaves_an_honest_run(
     assert done["status"] == "succeeded", done["failure_reason"]
     assert done["attempt"] == 2
     assert statuses(api, run_id) == ["queued", "running", "queued", "running", "succeeded"]
-    for s in api.get(f"/runs/{run_id}/curves").json()["series"]:
-        assert s["steps"] == list(range(1, epochs + 1)), s["key"]  # no duplicate epochs
+    # No duplicate epochs.
+    assert_every_epoch_once(api.get(f"/runs/{run_id}/curves").json()["series"], epochs)
 
 
 def test_cancelling_a_running_job_stops_its_worker(

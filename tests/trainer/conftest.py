@@ -17,7 +17,8 @@ class Recorder(Callback):
     def __init__(self) -> None:
         self.started: RunStarted | None = None
         self.epochs: list[EpochEnd] = []
-        self.evaluation: Evaluation | None = None
+        self.evaluation: Evaluation | None = None  # the validation split's final one
+        self.evaluations: list[Evaluation] = []
         self.ended: RunEnded | None = None
         self.order: list[str] = []
 
@@ -30,7 +31,9 @@ class Recorder(Callback):
         self.order.append(event.event)
 
     def on_evaluation(self, event: Evaluation) -> None:
-        self.evaluation = event
+        self.evaluations.append(event)
+        if event.split == "val":
+            self.evaluation = event
         self.order.append(event.event)
 
     def on_run_end(self, event: RunEnded) -> None:

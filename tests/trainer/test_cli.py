@@ -40,7 +40,13 @@ def test_cli_trains_prints_progress_and_writes_events(tmp_path: Path) -> None:
         "epoch",
         "epoch",
         "evaluation",
+        "evaluation",
         "run_ended",
+    ]
+    # The final evaluations: the validation split's in full, the training split's per class.
+    assert [(e.split, e.final) for e in events if e.event == "evaluation"] == [
+        ("val", True),
+        ("train", True),
     ]
 
 

@@ -137,7 +137,7 @@ def test_evaluation_adds_up() -> None:
         ("fc2.weight", [32, 64], 32, 64),
         ("fc3.weight", [10, 32], 10, 32),
     ]
-    assert rec.order == ["run_started"] + ["epoch"] * 8 + ["evaluation", "run_ended"]
+    assert rec.order == ["run_started"] + ["epoch"] * 8 + ["evaluation"] * 2 + ["run_ended"]
 
 
 def test_heatmaps_are_pooled_to_64x64() -> None:

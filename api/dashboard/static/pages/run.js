@@ -7,7 +7,9 @@ import { evaluation, events, histograms } from "./sections.js";
 const MAX_POINTS = 1000; // the API's min/max downsampling keeps long curves to this many
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
 // Which chart each metric goes on (the first pattern that matches; the rest: "other").
+// A per-batch curve (key ending "_batch") counts batches, not epochs: a chart of its own.
 const GROUPS = [
+  ["batch", "Training loss per batch", "loss", /_batch$/],
   ["loss", "Loss", "loss", /(^|_)loss(_|$)/],
   ["accuracy", "Accuracy", "accuracy", /accuracy$|acc$/],
   ["error", "RMSE / MAE", "error", /rmse|mae/],
@@ -80,10 +82,10 @@ export async function render(main, runId) {
       curveGrid.append(curveBoxes[name]);
       const values = members.flatMap(([, c]) => c.values).filter((v) => typeof v === "number" && v > 0);
       lines(name, curveBoxes[name], {
-        title, yName,
+        title, yName, xName: name === "batch" ? "batch" : "epoch",
         series: members.map(([key, c]) => ({ name: key, steps: c.steps, values: c.values,
           dashed: key.startsWith("train") || key.endsWith("running") })),
-        marks: name === "other" ? [] : marks(),
+        marks: name === "other" || name === "batch" ? [] : marks(),
         log: name === "lr" && values.length && Math.max(...values) / Math.min(...values) > 20,
         zoom: long ? zoomTo : null,
       });

@@ -45,5 +45,7 @@ class TrackingStore(StoreBase):
         # The one place a run's diagnosis is wired to its data: every write of metrics, events,
         # status or heartbeat calls it in its own transaction, under the run's lock.
         self.access.on_run_data_changed(self.diagnosis.refresh_diagnosis)
+        # ... and the one wire back: a status post's answer carries the diagnosis's onset.
+        self.lifecycle.on_status_answer(self.diagnosis.status_news)
         self.studies = StudyReads(self.projects, self.runs, self.lifecycle, self.metrics)
         self.streams = StreamReads(engine)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, Literal
 
 from fitlens.errors import FitlensError
 from fitlens.evaluation import evaluation_body
@@ -43,7 +43,11 @@ class LoggedRun:
         heartbeat_every: float | None = None,
         retry_for: float = 900.0,
         strict: bool = False,
+        stop_on: Literal["onset"] | None = None,
     ) -> None:
+        if stop_on not in (None, "onset"):
+            raise ValueError(f"stop_on: {stop_on!r} is not 'onset' or None")
+        self.stop_on = stop_on
         self.client = client
         self.data = data
         self.id = int(data["id"])
@@ -68,6 +72,21 @@ class LoggedRun:
 
     def __repr__(self) -> str:
         return f"<LoggedRun {self.id} {self.data['name']!r}>"
+
+    @property
+    def should_stop(self) -> bool:
+        """True once your loop should end: the run was cancelled or taken from this process,
+        or, started with ``stop_on="onset"``, the API's diagnosis found the onset of
+        overfitting (the heartbeats' answers say so; ``onset_epoch`` says after which
+        epoch). Keep the weights of that epoch, as early stopping does."""
+        if self.sender.gone.is_set():
+            return True
+        return self.stop_on == "onset" and self.sender.onset_epoch is not None
+
+    @property
+    def onset_epoch(self) -> int | None:
+        """The epoch the diagnosis found the onset of overfitting after, once it has."""
+        return self.sender.onset_epoch
 
     def __enter__(self) -> LoggedRun:
         return self

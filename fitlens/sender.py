@@ -119,6 +119,10 @@ class RunSender:
         self.error: FitlensError | None = None  # the last post refused for good
         self.gone = threading.Event()  # the run takes no more from this sender
         self.unsent: Counter[str] = Counter()  # what refused or lost posts did not deliver
+        # The epoch the API's diagnosis found the onset of overfitting after, as the last
+        # answer to a status post (an epoch's progress, a heartbeat) said; None: none yet.
+        self.onset_epoch: int | None = None
+        self.answers = 0  # status posts answered so far
         self._queue: queue.Queue[tuple[str, Any] | None] = queue.Queue(maxsize=queue_size)
         self._closed = threading.Event()
         self._threads = [
@@ -189,7 +193,9 @@ class RunSender:
             return
         method, path, params = self._route(what)
         try:
-            send(self.http, method, path, body, params, self.retry_for, self.backoff)
+            answer = send(self.http, method, path, body, params, self.retry_for, self.backoff)
+            if what == "status":
+                self._heard(answer)
         except Exception as exc:  # refused for good; the sender goes on (it must never die)
             self._refused(exc if isinstance(exc, FitlensError) else FitlensError(0, repr(exc)))
             self.unsent[label] += count
@@ -202,6 +208,13 @@ class RunSender:
             return "POST", f"{run}/status", None
         return "POST", f"{run}/{what}", {"attempt": self.attempt}
 
+    def _heard(self, answer: Any) -> None:
+        """Keep what a status post's answer says of the run's diagnosis."""
+        self.answers += 1
+        onset = answer.get("onset_epoch") if isinstance(answer, dict) else None
+        if isinstance(onset, int) and not isinstance(onset, bool) and onset > 0:
+            self.onset_epoch = onset
+
     def _refused(self, exc: FitlensError) -> None:
         self.error = exc
         if exc.status in GONE:
@@ -211,7 +224,9 @@ class RunSender:
         while not self._closed.wait(self.heartbeat_every) and not self.gone.is_set():
             beat = {"status": "heartbeat", "attempt": self.attempt, **self.progress()}
             try:  # one try: the next beat is the retry
-                send(self.http, "POST", f"/runs/{self.run_id}/status", beat, retry_for=0)
+                self._heard(
+                    send(self.http, "POST", f"/runs/{self.run_id}/status", beat, retry_for=0)
+                )
             except FitlensError as exc:
                 if exc.status in GONE:
                     self._refused(exc)

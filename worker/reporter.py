@@ -38,6 +38,10 @@ class ApiReporter(EventPoster):
     def should_stop(self) -> bool:
         return self.sender.gone.is_set()
 
+    def onset(self) -> int | None:
+        """The onset of overfitting the API's diagnosis found, as its last answer said."""
+        return self.sender.onset_epoch
+
     @property
     def reason(self) -> str:
         """Why the API stopped this attempt, once it has."""

@@ -88,7 +88,9 @@ def run_job(client: ApiClient, run_id: int, heartbeat_interval: float) -> str:
     with ApiReporter(client, run_id, attempt, spec.epochs, heartbeat_interval) as reporter:
         try:
             try:
-                result = train(spec, [reporter], should_stop=reporter.should_stop)
+                result = train(
+                    spec, [reporter], should_stop=reporter.should_stop, onset=reporter.onset
+                )
             finally:
                 reporter.close()  # every epoch posted (or the reason why not) before the end
         except RunGone as exc:  # cancelled (or taken over) while posting an epoch

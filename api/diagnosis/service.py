@@ -18,6 +18,7 @@ import math
 from collections.abc import Collection
 from dataclasses import asdict
 from datetime import UTC
+from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import Session, col
@@ -86,6 +87,14 @@ class DiagnosisStore(StoreBase):
             summary=summary(onsets),
             method=PER_CLASS_METHOD.format(rules=rules),
         )
+
+    def status_news(self, session: Session, run_id: int) -> dict[str, Any]:
+        """What a status post's answer tells the run's reporter: the stored onset (a listener of
+        RunLifecycle.on_status_answer, wired by api.store)."""
+        onset = session.execute(
+            select(col(RunDiagnosis.onset_epoch)).where(col(RunDiagnosis.run_id) == run_id)
+        ).scalar()
+        return {"onset_epoch": onset}
 
     def _class_curves(self, session: Session, run_id: int) -> ClassCurves | None:
         return class_curves(self.evaluations.class_payloads(session, run_id))

@@ -5,6 +5,7 @@ to the queue (the database is the source of truth; api.runs.delivery reconciles 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -53,12 +54,22 @@ def _due_for_delivery(cutoff: datetime) -> Any:
     )
 
 
+StatusNews = Callable[[Session, int], dict[str, Any]]
+
+
 class RunLifecycle(StoreBase):
     """A run's status after submission; built with the runs' access."""
 
     def __init__(self, access: RunAccess) -> None:
         super().__init__(access.engine)
         self.access = access
+        self._news: list[StatusNews] = []
+
+    def on_status_answer(self, news: StatusNews) -> None:
+        """Add what ``news`` says (fields of StatusOut) to every answer to a status post, read
+        in its transaction: what another domain tells a reporter (api.store wires the
+        diagnosis's onset here)."""
+        self._news.append(news)
 
     def set_status(self, run_id: int, update: StatusUpdate) -> StatusOut:
         """Worker-reported transitions. ``running`` starts a new attempt (from ``queued`` only);
@@ -90,6 +101,8 @@ class RunLifecycle(StoreBase):
             run.heartbeat_at = now
             run.revision += 1
             out = _status_out(run)
+            for news in self._news:
+                out = out.model_copy(update=news(session, run_id))
             session.commit()
             return out
 

@@ -247,6 +247,9 @@ class StatusOut(BaseModel):
     status: RunStatus
     attempt: int
     revision: int
+    # The stored diagnosis's onset of overfitting, if it found one: a reporter whose run stops
+    # at the onset (spec diagnosis.stop_on, the client's stop_on) learns it here.
+    onset_epoch: int | None = None
 
 
 # ---- events ----

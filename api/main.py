@@ -39,6 +39,8 @@ from api.store import TrackingStore
 from api.streams import views as streams
 from api.streams.hub import Hub
 from api.studies import views as studies
+from api.webhooks import views as webhooks
+from api.webhooks.sender import send_forever
 
 log = logging.getLogger("fitlens.api")
 
@@ -75,7 +77,8 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     )
     install_error_handlers(app)
     api = APIRouter(prefix=settings.api_prefix, route_class=GuardedRoute)
-    for module in (runs, metrics, histograms, evaluation, diagnosis, studies, streams, people):
+    domains = (runs, metrics, histograms, evaluation, diagnosis, studies, streams, people, webhooks)
+    for module in domains:
         api.include_router(module.router)
     api.include_router(session.router)
     app.include_router(api)
@@ -86,8 +89,9 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
 
 
 def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """What runs beside the server while it serves: the reconciler and reaper (under a
-    database lease, so one process of several does it) and the streams' watcher."""
+    """What runs beside the server while it serves: the reconciler and reaper and the
+    webhooks' sender (each under a database lease, so one process of several does it) and the
+    streams' watcher."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -107,15 +111,23 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
                 )
             )
         watcher = asyncio.create_task(app.state.hub.watch_forever())
+        hooks, hooks_lease = None, None
+        if settings.webhook_interval > 0:
+            ttl = max(3 * settings.webhook_interval, 3 * settings.webhook_timeout + 5, 5.0)
+            hooks_lease = LeaseHolder(app.state.store.engine, "webhooks", ttl=ttl)
+            hooks = asyncio.create_task(
+                send_forever(app.state.store.webhooks, settings, hooks_lease)
+            )
         yield
-        for task in (reaper, watcher):
+        for task in (reaper, watcher, hooks):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        if lease is not None:
-            with contextlib.suppress(Exception):  # the database may be gone: it expires anyway
-                lease.release()
+        for held in (lease, hooks_lease):
+            if held is not None:
+                with contextlib.suppress(Exception):  # the database may be gone: it expires
+                    held.release()
 
     return lifespan
 

@@ -11,6 +11,7 @@ from api.metrics.models import MetricPoint, MetricRollup, MetricSeries
 from api.people.models import ApiToken, Invitation, Membership, Project, Team, User
 from api.runs.models import Run, RunEvent, RunTag
 from api.studies.models import Study
+from api.webhooks.models import Webhook, WebhookDelivery
 
 __all__ = [
     "ApiToken",
@@ -30,4 +31,6 @@ __all__ = [
     "Study",
     "Team",
     "User",
+    "Webhook",
+    "WebhookDelivery",
 ]

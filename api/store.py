@@ -23,13 +23,15 @@ from api.runs.lifecycle import RunLifecycle
 from api.runs.service import RunStore
 from api.streams.reads import StreamReads
 from api.studies.reads import StudyReads
+from api.webhooks.service import WebhookStore
 
 __all__ = ["TrackingStore"]
 
 
 class TrackingStore(StoreBase):
     """people, projects -> access -> runs, lifecycle, metrics, histograms, evaluations ->
-    diagnosis (reads metrics) -> studies (runs, lifecycle, metrics) -> streams."""
+    diagnosis (reads metrics, evaluations) -> webhooks (people, access) -> studies (runs,
+    lifecycle, metrics) -> streams."""
 
     def __init__(self, engine: Engine, default_project: str = "default") -> None:
         super().__init__(engine)
@@ -47,5 +49,10 @@ class TrackingStore(StoreBase):
         self.access.on_run_data_changed(self.diagnosis.refresh_diagnosis)
         # ... and the one wire back: a status post's answer carries the diagnosis's onset.
         self.lifecycle.on_status_answer(self.diagnosis.status_news)
+        # Webhooks hear of a run's end and divergence (after its diagnosis: the body carries
+        # the final one) and of its onset; they queue deliveries, api.webhooks.sender sends.
+        self.webhooks = WebhookStore(self.people, self.access)
+        self.access.on_run_data_changed(self.webhooks.run_changed)
+        self.diagnosis.on_onset(self.webhooks.onset_found)
         self.studies = StudyReads(self.projects, self.runs, self.lifecycle, self.metrics)
         self.streams = StreamReads(engine)

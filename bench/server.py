@@ -15,14 +15,19 @@ from stack.launch import ROOT, free_port, start_api, stop, user_token, wait_heal
 
 @contextlib.contextmanager
 def api_server(
-    database_url: str | None = None, timeout: float = 60, workers: int = 1
+    database_url: str | None = None,
+    timeout: float = 60,
+    workers: int = 1,
+    settings: dict[str, str] | None = None,
 ) -> Iterator[tuple[httpx.Client, int]]:
     """A client of a freshly started, migrated API server, signed in as user "bench" (owner of
-    team "bench"), and the server's process id; the server stops afterwards."""
+    team "bench"), and the server's process id; the server stops afterwards. ``settings``:
+    more environment variables for the server (FITLENS_...)."""
     tmp = tempfile.mkdtemp(prefix="fitlens-bench-")
     url = database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
     # No queue: the benchmarks' runs are for reading and writing, not for any worker to train.
     env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT), "FITLENS_QUEUE": "none"}
+    env |= settings or {}
     port = free_port()
     proc = start_api(port, env, workers=workers)
     base = f"http://127.0.0.1:{port}"

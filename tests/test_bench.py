@@ -182,3 +182,25 @@ def test_suite_bench_prints_each_run_and_tells_green_from_red() -> None:
     assert proc.returncode == 1, proc.stdout
     assert re.search(r"1\. quiet .* RED \(exit 0\)\s+1 failed, 2 passed", proc.stdout), proc.stdout
     assert "failed: tests/x.py::t" in proc.stdout and "quiet: 0 of 1 green" in proc.stdout
+
+
+def test_webhooks_bench_times_posts_with_and_without_a_hanging_receiver() -> None:
+    out = run_module("bench.webhooks", "--rounds", "1", "--posts", "20")
+    held = re.search(r"hanging connections held by the receiver: (\d+)", out)
+    p50 = re.findall(r"(without|with) +a hanging webhook: p50 ([\d.]+) ms", out)
+    ratio = re.search(r"p50 ratio with / without: ([\d.]+)", out)
+    assert held and int(held.group(1)) >= 20, out  # the deliveries were really hanging
+    assert [name for name, _ in p50] == ["without", "with"] and ratio, out
+    without, with_ = (float(v) for _, v in p50)
+    assert abs(float(ratio.group(1)) - with_ / without) <= 0.05 * with_ / without
+
+
+def test_evaluation_cost_bench_prints_both_timings_and_their_ratio() -> None:
+    out = run_module("bench.evaluation_cost", "--rounds", "1", "--epochs", "3")
+    on = re.search(r"with per-class evaluation\s+: ([\d.]+) s per run", out)
+    off = re.search(r"without\s+: ([\d.]+) s per run", out)
+    ratio = re.search(r"ratio \(budget 1.20\)\s+: ([\d.]+)", out)
+    assert on and off and ratio, out
+    assert "per class at epochs [1, 2, 3]" in out
+    expected = float(on.group(1)) / float(off.group(1))
+    assert abs(float(ratio.group(1)) - expected) <= 0.05 * expected

@@ -18,6 +18,7 @@ DOMAINS = (
     "histograms",
     "evaluation",
     "diagnosis",
+    "webhooks",
     "studies",
     "streams",
     "dashboard",
@@ -37,6 +38,8 @@ ALLOWED: dict[str, set[str]] = {
     "histograms": {"api.core", "api.runs", "api.people.deps"},
     "evaluation": {"api.core", "api.runs", "api.people.deps"},
     "diagnosis": {"api.core", "api.runs", "api.metrics", "api.evaluation", "api.people.deps"},
+    # Webhooks hear of runs (their status, diagnosis) and ask people who owns a team.
+    "webhooks": {"api.core", "api.runs", "api.people", "api.diagnosis.models"},
     "studies": {"api.core", "api.runs", "api.metrics", "api.diagnosis.models", "api.people"},
     # Streams read every domain's tables (they tell of all of a run's data) and write none.
     "streams": {
@@ -178,6 +181,7 @@ def test_every_table_of_run_data_is_found() -> None:
         "run_evaluation",
         "run_event",
         "runtag",
+        "webhook_delivery",
     }
     assert {t.name for t in run_tables(attempt_data_only=True)} == {
         "histogram",

@@ -85,6 +85,17 @@ class Settings(BaseSettings):
     api_docs: bool = False
     # Answers of polled reads kept by ETag (api.core.cache), per process, in MiB; 0: none.
     answer_cache_mb: int = Field(default=64, ge=0, le=65_536)
+    # Webhooks (api.webhooks): whether a URL may resolve to a private, loopback or link-local
+    # address (no: the server's own network is not for anyone who registers a URL); each
+    # try's time limit (connect to answer, seconds); tries before a delivery fails, the wait
+    # before the second (doubling, at most an hour); how often the sender looks for due ones
+    # (0: never, deliveries wait); webhooks one team may have.
+    webhook_allow_private: bool = False
+    webhook_timeout: float = Field(default=5.0, gt=0, le=60)
+    webhook_max_tries: int = Field(default=6, ge=1, le=50)
+    webhook_backoff: float = Field(default=10.0, gt=0, le=3600)
+    webhook_interval: float = Field(default=1.0, ge=0, le=3600)
+    max_webhooks_per_team: int = Field(default=20, ge=1, le=1000)
 
 
 @lru_cache(maxsize=1)

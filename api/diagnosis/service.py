@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import asdict
 from datetime import UTC
 from typing import Any
@@ -64,6 +64,12 @@ class DiagnosisStore(StoreBase):
         self.access = access
         self.metrics = metrics
         self.evaluations = evaluations
+        self._onset_listeners: list[Callable[[Session, int], None]] = []
+
+    def on_onset(self, listener: Callable[[Session, int], None]) -> None:
+        """Call ``listener`` in the writer's transaction when a run's stored diagnosis first
+        finds an onset of overfitting (api.store wires the webhooks here)."""
+        self._onset_listeners.append(listener)
 
     def per_class(self, run_id: int, rules: DiagnosisRules | None = None) -> PerClassOut:
         """The class x epoch table of the run's per-class evaluations, with each class's
@@ -134,6 +140,7 @@ class DiagnosisStore(StoreBase):
         row = session.get(RunDiagnosis, run_id) or RunDiagnosis(
             run_id=run_id, verdict=out.verdict, epochs=out.epochs, detail_json=""
         )
+        onset_found = row.onset_epoch is None and out.onset_epoch is not None
         row.verdict, row.epochs = out.verdict, out.epochs
         row.best_epoch, row.min_val_loss = out.best_epoch, out.min_val_loss
         row.onset_epoch, row.gap_at_best = out.onset_epoch, out.gap_at_best
@@ -146,6 +153,10 @@ class DiagnosisStore(StoreBase):
         row.detail_json = out.model_dump_json()
         row.computed_at = utcnow()
         session.add(row)
+        if onset_found:
+            session.flush()  # the listeners read the diagnosis as it is now
+            for listener in self._onset_listeners:
+                listener(session, run_id)
 
     def _due(self, session: Session, run_id: int, kind: str) -> bool:
         """Whether new epochs should be judged now (see the module's docstring)."""

@@ -176,7 +176,20 @@ class PeopleStore(TokenStore):
             session.commit()
             return self._team_out(session, team_id)
 
-    def _lock_team_as_owner(self, session: Session, principal: Principal, team_id: int) -> None:
+    def require_owner(
+        self, session: Session, principal: Principal, team_id: int, what: str
+    ) -> None:
+        """Under the team's lock, that the caller owns it (404 for a team that is not theirs,
+        403 for a member who is not an owner: "only a team's owners {what}")."""
+        self._lock_team_as_owner(session, principal, team_id, what)
+
+    def _lock_team_as_owner(
+        self,
+        session: Session,
+        principal: Principal,
+        team_id: int,
+        what: str = "manage its members",
+    ) -> None:
         """Take the team's lock (a no-op write: the row lock in PostgreSQL, the write lock in
         SQLite), then check, under it, that the caller is still one of its owners: a role read
         at authentication may have changed since."""
@@ -191,7 +204,7 @@ class PeopleStore(TokenStore):
         if role is None:
             raise NotFound(f"team {team_id} not found")
         if role != "owner":
-            raise Forbidden("only a team's owners manage its members")
+            raise Forbidden(f"only a team's owners {what}")
 
     def _keep_an_owner(self, session: Session, team_id: int) -> None:
         owners = session.execute(

@@ -24,6 +24,8 @@ PG_ADMIN_URL = os.environ.get(
 )
 TABLES = (
     "api_token",
+    "webhook_delivery",
+    "webhook",
     "metric_rollup",
     "metric_series",
     "metric_point",

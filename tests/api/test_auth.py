@@ -25,6 +25,7 @@ from api.people.auth import Principal
 from api.people.models import ApiToken, User
 from api.runs.queue import RecordingQueue
 from api.store import TrackingStore
+from api.webhooks.schemas import WebhookIn
 from tests.api.conftest import API, TABLES, bearer
 
 USERS = ("owner", "member", "viewer", "outsider")
@@ -183,6 +184,14 @@ def _spare_token_of_vera(w: World, _: int) -> dict[str, Any]:
     return {"token": info.id}
 
 
+HOOK = {"url": "http://93.184.216.34/hook"}  # an address literal: nothing to resolve
+
+
+def _hook_in_lab(w: World, _: int) -> dict[str, Any]:
+    made = w.store.webhooks.create(w.principal("owner"), w.team_ids["lab"], WebhookIn(**HOOK))
+    return {"hook": made.id}
+
+
 def _vera_invited_to(team: str) -> Callable[[World, int], dict[str, Any]]:
     def prepare(w: World, _: int) -> dict[str, Any]:
         if team not in w.team_ids:  # olga's second team, made late: she files runs in "other"
@@ -282,6 +291,15 @@ CASES = [
     # zed is not in lab: an owner's PUT invites him (202), which grants nothing yet.
     Case("PUT", "/teams/{lab}/members", {**OWNER, "owner": 202}, {"user": "zed", "role": "viewer"}),
     Case("DELETE", "/teams/{lab}/members/zed", OWNER, prepare=_zed_in_lab),
+    Case("POST", "/teams/{lab}/webhooks", created(OWNER), HOOK),
+    Case("GET", "/teams/{lab}/webhooks", OWNER),
+    Case(
+        "DELETE",
+        "/teams/{lab}/webhooks/{hook}",
+        {k: 204 if v == 200 else v for k, v in OWNER.items()},
+        prepare=_hook_in_lab,
+    ),
+    Case("GET", "/teams/{lab}/webhooks/{hook}/deliveries", OWNER, prepare=_hook_in_lab),
     Case(
         "POST",
         "/users",
@@ -359,6 +377,7 @@ def test_the_matrix_covers_every_endpoint(client: TestClient) -> None:
         "/zed": "/{user}",
         "{token}": "{token_id}",
         "{study}": "{study_id}",
+        "{hook}": "{webhook_id}",
     }
     covered = set()
     for case in CASES:

@@ -28,6 +28,7 @@ def test_status_transitions_and_progress(client: TestClient) -> None:
         "status": "running",
         "attempt": 1,
         "revision": response.json()["revision"],
+        "onset_epoch": None,  # the diagnosis has found no onset (it has no epochs yet)
     }
     client.post(f"{API}/runs/{rid}/status", json={"status": "heartbeat", "epoch": 3, "epochs": 5})
     body = client.get(f"{API}/runs/{rid}").json()

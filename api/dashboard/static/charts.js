@@ -8,6 +8,13 @@ const PALETTE = ["#3056d3", "#e67e22", "#27ae60", "#8e44ad", "#c0392b", "#16a085
 
 export function chart(name, container) {
   const old = registry.get(name);
+  // Redrawn in place: disposing a chart whose zoom or render is still pending (a live run's
+  // redraws come every 150 ms) made ECharts fail on its disposed painter.
+  if (old && !old.isDisposed() && old.getDom() === container) {
+    old.off("datazoom");
+    old.clear();
+    return old;
+  }
   if (old) old.dispose();
   const instance = echarts.init(container, null, { renderer: "canvas" });
   registry.set(name, instance);

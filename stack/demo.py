@@ -202,7 +202,7 @@ def _table(http: httpx.Client, base: str, study: dict[str, Any]) -> None:
     width = max(len(r["name"] or "") for r in table["rows"])
     header = (
         f"{'configuration':<{width}}  {'min val loss':>17}  {'best epoch':>10}  "
-        f"{'val accuracy':>15}  {'final gap':>17}  verdicts"
+        f"{'val accuracy':>15}  {'final gap':>17}  {'onset':>5}  verdicts"
     )
     print(f"\nmean +- std over the folds\n{header}\n{'-' * len(header)}")
     for row in table["rows"]:
@@ -211,7 +211,8 @@ def _table(http: httpx.Client, base: str, study: dict[str, Any]) -> None:
         print(
             f"{row['name']:<{width}}  {_pm(v['min_val_loss'], '.4f'):>17}  "
             f"{_fmt(v['best_epoch']['mean'], '.1f'):>10}  {_pm(v['val_accuracy'], '.2%'):>15}  "
-            f"{_pm(v['final_gap'], '+.4f'):>17}  {verdicts}"
+            f"{_pm(v['final_gap'], '+.4f'):>17}  {_fmt(v['onset_epoch']['mean'], '.1f'):>5}  "
+            f"{verdicts}"
         )
     print(f"\neffect against {effects['baseline_name']} (paired over folds, 95% interval)")
     for config in effects["configs"]:
@@ -232,7 +233,11 @@ def _table(http: httpx.Client, base: str, study: dict[str, Any]) -> None:
     print('(every endpoint wants the header "Authorization: Bearer <token>"; see below)')
 
 
-EFFECTS = (("min_val_loss", "min val loss", "+.4f"), ("val_accuracy", "val accuracy", "+.2%"))
+EFFECTS = (
+    ("min_val_loss", "min val loss", "+.4f"),
+    ("val_accuracy", "val accuracy", "+.2%"),
+    ("final_gap", "final gap", "+.4f"),
+)
 
 
 def _pm(stat: dict[str, Any], spec: str) -> str:

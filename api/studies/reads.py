@@ -30,9 +30,10 @@ from api.studies.schemas import (
     StudyEffects,
     StudyTable,
     TableRow,
+    Winner,
 )
 from api.studies.service import StudyStore, varied
-from api.studies.stats import curve_bands, describe, paired_effect
+from api.studies.stats import curve_bands, describe, mean_interval, paired_effect
 
 # The summary values of a member (its diagnosis) that the table and the effects report.
 SUMMARIES = (
@@ -46,6 +47,16 @@ SUMMARIES = (
     "final_val_loss",
     "final_train_loss",
     "epochs",
+    "test_accuracy",  # with a test split (dataset.test_fraction), at the evaluated epoch
+    "optimism",  # val_accuracy - test_accuracy there
+)
+# A winner is chosen by the highest mean of these, the lowest of the others.
+HIGHER_IS_BETTER = frozenset({"val_accuracy", "test_accuracy"})
+WINNER_METHOD = (
+    "the configuration with the best mean {by} over its members (chosen on validation only); "
+    "for it, each member's val_accuracy and test_accuracy at its evaluated epoch, their "
+    "difference (optimism), and the mean difference's 95% interval from Student's t over "
+    "the members (folds or seeds; fold-overlap makes it somewhat narrow)"
 )
 # Learning curves: (name, where in the diagnosis, metric).
 LEARNING = (
@@ -167,6 +178,40 @@ class StudyReads(StudyStore):
             configs=out,
         )
 
+    def winner(self, study_id: int, by: str = "val_accuracy") -> Winner:
+        """The configuration with the best mean ``by``, and its optimism: how much better its
+        validation accuracy is than its test accuracy (the test split chose nothing)."""
+        if by not in SUMMARIES or by in ("test_accuracy", "optimism"):
+            raise Invalid("by", f"a summary value chosen on validation, not {by!r}")
+        with Session(self.engine) as session:
+            configs, design, members = self._load(session, study_id, diagnoses=True)
+        sign = 1.0 if by in HIGHER_IS_BETTER else -1.0
+        means = {
+            index: describe([_summary(m.diagnosis, by) for m in members if m.config == index])
+            for index in range(len(configs))
+        }
+        ranked = [(sign * d["mean"], -i) for i, d in means.items() if d["mean"] is not None]
+        best = -max(ranked)[1] if ranked else None
+        mine = [m.diagnosis for m in members if m.config == best and m.diagnosis is not None]
+
+        def stat(name: str) -> Stat:
+            return Stat(**describe([_summary(d, name) for d in mine]))
+
+        interval = mean_interval([_summary(d, "optimism") for d in mine])
+        return Winner(
+            study_id=study_id,
+            by=by,
+            config=best,
+            name=config_name(design, best) if best is not None else None,
+            val_accuracy=stat("val_accuracy"),
+            test_accuracy=stat("test_accuracy"),
+            optimism=stat("optimism"),
+            optimism_mean=interval["mean"],
+            optimism_ci_low=interval["ci_low"],
+            optimism_ci_high=interval["ci_high"],
+            method=WINNER_METHOD.format(by=by),
+        )
+
     def learning_curve(self, study_id: int) -> LearningCurve:
         with Session(self.engine) as session:
             configs, _, members = self._load(session, study_id, diagnoses=True)
@@ -273,6 +318,10 @@ def _summary(d: DiagnosisOut | None, name: str) -> Any:
         return d.final.get("val_loss")
     if name == "final_train_loss":
         return d.final.get("train_loss")
+    if name == "test_accuracy":
+        return d.at_evaluated.get("test_accuracy")
+    if name == "optimism":
+        return d.optimism.get("accuracy")
     return getattr(d, name)
 
 

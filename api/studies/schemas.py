@@ -129,3 +129,19 @@ class LearningCurve(_Out):
 
     study_id: int
     points: list[SizePoint]
+
+
+class Winner(_Out):
+    """The configuration validation chose, and what the test split says of that choice."""
+
+    study_id: int
+    by: str  # the summary value the winner has the best mean of
+    config: int | None  # null until a configuration has a value of it
+    name: str | None
+    val_accuracy: Stat  # at each member's evaluated epoch
+    test_accuracy: Stat  # on the test split, scored once at that epoch
+    optimism: Stat  # val_accuracy - test_accuracy, per member
+    optimism_mean: float | None
+    optimism_ci_low: float | None  # 95%, Student's t over the winner's folds or seeds
+    optimism_ci_high: float | None
+    method: str

@@ -90,3 +90,20 @@ def paired_effect(
         "ci_high": _clean(high),
         "p_value": _clean(test.pvalue),
     }
+
+
+def mean_interval(values: Sequence[float | None]) -> dict[str, Any]:
+    """The mean of the finite values and its 95% interval from Student's t (one sample:
+    the members are the folds or seeds of one configuration); null bounds under two values."""
+    import numpy as np
+    from scipy import stats
+
+    finite = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    n = int(finite.size)
+    if n == 0:
+        return {"n": 0, "mean": None, "ci_low": None, "ci_high": None}
+    mean = float(finite.mean())
+    if n < 2:
+        return {"n": n, "mean": mean, "ci_low": None, "ci_high": None}
+    low, high = stats.t.interval(CONFIDENCE, n - 1, loc=mean, scale=stats.sem(finite))
+    return {"n": n, "mean": mean, "ci_low": _clean(low), "ci_high": _clean(high)}

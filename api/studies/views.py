@@ -27,6 +27,7 @@ from api.studies.schemas import (
     StudyEffects,
     StudyOut,
     StudyTable,
+    Winner,
 )
 from trainer.spec import JobSpec
 
@@ -189,6 +190,23 @@ def study_table_csv(
             "ETag": tag,
             "Content-Disposition": f'attachment; filename="study-{study_id}.csv"',
         },
+    )
+
+
+@router.get("/studies/{study_id}/winner", response_model=Winner, responses={304: {}})
+async def study_winner(
+    study_id: StudyId,
+    request: Request,
+    store: StudiesDep,
+    answers: AnswersDep,
+    grant: StudyRead,
+    by: Annotated[str, Query(max_length=40, description="a summary value")] = "val_accuracy",
+) -> Winner | Response:
+    """The configuration validation picks (the best mean ``by``), and its optimism: its
+    validation accuracy minus its test accuracy (with ``dataset.test_fraction``), per member
+    and as a mean with a 95% interval over the folds or seeds."""
+    return await conditional_answer(
+        request, answers, grant.identity, grant.revision, lambda: store.winner(study_id, by)
     )
 
 

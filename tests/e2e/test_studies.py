@@ -153,3 +153,56 @@ def test_cancel_and_retry_reach_the_members_on_real_workers(
     assert {r["id"]: r["attempt"] for r in runs} == {
         r["id"]: 2 if r["id"] == first else 1 for r in runs
     }
+
+
+def test_the_winner_of_a_20_configuration_sweep_is_optimistic_on_validation(
+    api: httpx.Client, start_worker: Callable[[str], Worker]
+) -> None:
+    """Issue 24: 20 configurations whose learning rates differ by 1% steps (none is really
+    better than another: the winner is mostly chosen by noise), 3 folds of a 300-example
+    training subset, a held-out test split. The configuration validation picks scores higher
+    on validation than on the test split, by more than the sweep's configurations do on
+    average (the winner's luck), and the study says by how much, with an interval."""
+    start_worker("w-sweep-1")
+    start_worker("w-sweep-2")
+    body = {
+        "spec": {
+            "dataset": {"normalize": "unit", "train_subset": 300, "test_fraction": 0.2},
+            "model": {"hidden": [64]},
+            "epochs": 10,
+            "histograms": {"enabled": False},
+        },
+        "design": {
+            "sweep": {"optimizer.lr": [round(3e-3 * (1 + 0.01 * i), 7) for i in range(20)]},
+            "folds": {"k": 3},
+        },
+        "name": "sweep-20",
+    }
+    study = api.post("/studies", json=body).json()
+    assert study["members"] == 60, study
+    done = wait_for(lambda: finished_study(api, study["id"]), 600, "the sweep to finish")
+    assert done["status"] == {"succeeded": 60}
+    winner = api.get(f"/studies/{study['id']}/winner").json()
+    table = api.get(f"/studies/{study['id']}/table").json()
+    means = [r["values"]["val_accuracy"]["mean"] for r in table["rows"]]
+    assert winner["config"] == means.index(max(means)) and winner["by"] == "val_accuracy"
+    val, test = winner["val_accuracy"]["mean"], winner["test_accuracy"]["mean"]
+    assert val > test and winner["test_accuracy"]["n"] == 3
+    average = np.mean([r["values"]["optimism"]["mean"] for r in table["rows"]])
+    assert winner["optimism_mean"] > average
+    assert abs(winner["optimism_mean"] - (val - test)) < 1e-9
+    assert winner["optimism_ci_low"] < winner["optimism_mean"] < winner["optimism_ci_high"]
+    # Every member's test split is the same 360 examples, whatever its seed or fold.
+    runs = api.get("/runs", params={"study": study["id"], "limit": 100}).json()["items"]
+    sizes = {
+        sum(
+            map(
+                sum,
+                api.get(f"/runs/{r['id']}/evaluation", params={"split": "test"}).json()[
+                    "evaluation"
+                ]["confusion_matrix"],
+            )
+        )
+        for r in runs[:4]
+    }
+    assert sizes == {360}

@@ -62,6 +62,12 @@ def test_invalid_spec_is_422_naming_the_field(client: TestClient) -> None:
         assert field in response.json()["detail"]
     cross = client.post(f"{API}/jobs", json={"spec": {"task": "regression"}}).json()
     assert "task: regression needs a regression dataset" in cross["detail"]
+    # A test split that leaves a split fewer examples than classes, or fractions over 1.
+    for dataset in ({"test_fraction": 0.99}, {"test_fraction": 0.5, "train_fraction": 0.7}):
+        response = client.post(f"{API}/jobs", json={"spec": {"dataset": dataset}})
+        assert response.status_code == 422, dataset
+        assert "spec.dataset" in [e["field"] for e in response.json()["errors"]]
+        assert "test_fraction: " in response.json()["detail"]
     assert client.post(f"{API}/jobs", content=b"{not json").status_code == 422
 
 

@@ -101,6 +101,7 @@ def test_real_runs_show_per_class_onsets_a_test_split_and_an_early_stop(
             ("tiny", tiny),
             ("held-out", held_out),
             ("seed001-early-stopping", example("seed001_early_stopping")),
+            ("regression", {"task": "regression", "dataset": {"name": "diabetes"}, "epochs": 5}),
         )
     }
     done = {
@@ -121,6 +122,13 @@ def test_real_runs_show_per_class_onsets_a_test_split_and_an_early_stop(
     assert sum(c["support"] for c in test["evaluation"]["per_class"]) == 360  # 20% of 1,797
     expected = d["at_evaluated"]["val_accuracy"] - test["evaluation"]["accuracy"]
     assert abs(d["optimism"]["accuracy"] - expected) < 1e-9 and "loss" in d["optimism"]
+
+    # Regression: predicted against actual values and the residuals, as data to plot.
+    regression = api.get(f"/runs/{ids['regression']}/evaluation").json()["evaluation"]
+    p = regression["predictions"]
+    assert len(p["actual"]) == len(p["predicted"]) == len(p["residual"]) == 89  # 20% of 442
+    triples = zip(p["actual"], p["predicted"], p["residual"], strict=True)
+    assert all(abs(r - (b - a)) < 1e-9 for a, b, r in triples)
 
     stopped = done["seed001-early-stopping"]["diagnosis"]
     assert stopped["early_stopped"] and stopped["epochs"] < 30, stopped["stop_reason"]

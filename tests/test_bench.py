@@ -204,3 +204,12 @@ def test_evaluation_cost_bench_prints_both_timings_and_their_ratio() -> None:
     assert "per class at epochs [1, 2, 3]" in out
     expected = float(on.group(1)) / float(off.group(1))
     assert abs(float(ratio.group(1)) - expected) <= 0.05 * expected
+
+
+def test_optimism_bench_prints_the_winner_and_its_optimism() -> None:
+    out = run_module("bench.optimism", "--configs", "3", "--folds", "2", "--epochs", "2")
+    winner = re.search(r"val accuracy ([\d.]+)%  test accuracy ([\d.]+)%", out)
+    optimism = re.search(r"winner's optimism: ([+-][\d.]+)%  95% interval \[", out)
+    assert winner and optimism and "the sweep's average optimism" in out, out
+    difference = float(winner.group(1)) - float(winner.group(2))
+    assert abs(float(optimism.group(1)) - difference) <= 0.011  # the printed rounding

@@ -279,6 +279,7 @@ CASES = [
     Case("GET", "/studies/{study}/table", READ, prepare=_study(STUDY)),
     Case("GET", "/studies/{study}/table.csv", READ, prepare=_study(STUDY)),
     Case("GET", "/studies/{study}/effects", READ, prepare=_study({"sweep": {"epochs": [1, 2]}})),
+    Case("GET", "/studies/{study}/winner", READ, prepare=_study(STUDY)),
     Case(
         "GET",
         "/studies/{study}/learning_curve",

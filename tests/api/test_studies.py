@@ -247,3 +247,35 @@ def test_a_learning_curve_per_size(client: TestClient, queue: RecordingQueue) ->
     plain = create(client, {"seeds": [1]})
     missing = client.get(f"{API}/studies/{plain['id']}/learning_curve")
     assert missing.status_code == 422 and missing.json()["errors"][0]["field"] == "study"
+
+
+def test_the_winner_and_its_optimism_by_hand(client: TestClient, queue: RecordingQueue) -> None:
+    """Two configurations x 3 seeds; the second has the higher mean validation accuracy. Its
+    test accuracies at the evaluated (last) epoch make optimisms of 0.02, 0.04 and 0.06: mean
+    0.04, interval 0.04 +- t(0.975, 2) * 0.02 / sqrt(3)."""
+    study = create(client, {"sweep": {"optimizer.lr": [0.001, 0.002]}, "seeds": [0, 1, 2]})
+    for run in members(client, study["id"]):
+        config, seed = run["study_config"], run["study_replicate"]
+        val = 0.80 + 0.05 * config + 0.01 * seed
+        worker = bearer(queue.tokens[run["id"]])
+        url = f"{API}/runs/{run['id']}"
+        assert client.post(f"{url}/status", json={"status": "running"}, headers=worker).is_success
+        points = [
+            {"key": k, "step": step, "value": v}
+            for step, values in ((1, (1.0, 1.1, 0.5)), (2, (0.5, 0.6, val)))
+            for k, v in zip(("train_loss", "val_loss", "val_accuracy"), values, strict=True)
+        ]
+        points.append({"key": "test_accuracy", "step": 2, "value": val - 0.02 * (seed + 1)})
+        assert client.post(f"{url}/metrics", json={"points": points}, headers=worker).is_success
+        done = {"status": "succeeded", "attempt": 1}
+        assert client.post(f"{url}/status", json=done, headers=worker).is_success
+    winner = client.get(f"{API}/studies/{study['id']}/winner").json()
+    assert winner["config"] == 1 and winner["by"] == "val_accuracy"
+    assert winner["val_accuracy"]["mean"] == pytest.approx(0.86)
+    assert winner["test_accuracy"]["mean"] == pytest.approx(0.82)
+    assert winner["optimism_mean"] == pytest.approx(0.04)
+    half = stats.t.ppf(0.975, 2) * 0.02 / np.sqrt(3)
+    assert winner["optimism_ci_low"] == pytest.approx(0.04 - half)
+    assert winner["optimism_ci_high"] == pytest.approx(0.04 + half)
+    bad = client.get(f"{API}/studies/{study['id']}/winner", params={"by": "optimism"})
+    assert bad.status_code == 422 and "by" in bad.text

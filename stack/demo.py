@@ -214,7 +214,10 @@ def _table(http: httpx.Client, base: str, study: dict[str, Any]) -> None:
             f"{_pm(v['final_gap'], '+.4f'):>17}  {_fmt(v['onset_epoch']['mean'], '.1f'):>5}  "
             f"{verdicts}"
         )
-    print(f"\neffect against {effects['baseline_name']} (paired over folds, 95% interval)")
+    print(
+        f"\neffect against {effects['baseline_name']} (paired over folds, 95% interval of the "
+        "corrected resampled t-test; detectable: Holm-adjusted p below 0.05)"
+    )
     for config in effects["configs"]:
         parts = []
         for key, label, spec in EFFECTS:

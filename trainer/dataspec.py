@@ -178,6 +178,26 @@ class DataSpec(Strict):
                 f"train_subset {self.train_subset}"
             )
 
+    def split_sizes(self) -> tuple[int, int] | None:
+        """(training, validation) examples of a run, from the spec alone, as trainer.splits
+        draws them (to within an example); None where the data set's size is not known here
+        or an official split validates."""
+        size = DATASET_SIZES.get(self.name)
+        if self.name == "synthetic":
+            size = (self.synthetic or SyntheticSpec()).n_samples
+        if size is None or self.use_official_test or self.test_fraction == "official":
+            return None
+        rest = size - (math.ceil(size * self.test_fraction) if self.test_fraction else 0)
+        n_val = (
+            math.ceil(rest / self.folds.k) if self.folds else math.ceil(rest * self.val_fraction)
+        )
+        n_train = rest - n_val
+        if self.train_fraction is not None:
+            n_train = max(1, round(self.train_fraction * n_train))
+        if self.train_subset is not None:
+            n_train = min(self.train_subset, n_train)
+        return n_train, n_val
+
     def n_classes(self) -> int | None:
         """The data set's classes, known from the spec alone (None: regression)."""
         if self.name == "synthetic":

@@ -33,7 +33,8 @@ from api.studies.schemas import (
     Winner,
 )
 from api.studies.service import StudyStore, varied
-from api.studies.stats import curve_bands, describe, mean_interval, paired_effect
+from api.studies.stats import curve_bands, describe, holm, mean_interval, paired_effect
+from trainer.spec import JobSpec
 
 # The summary values of a member (its diagnosis) that the table and the effects report.
 SUMMARIES = (
@@ -50,6 +51,13 @@ SUMMARIES = (
     "test_accuracy",  # with a test split (dataset.test_fraction), at the evaluated epoch
     "optimism",  # val_accuracy - test_accuracy there
 )
+ALPHA = 0.05
+CORRECTED = (
+    "corrected resampled t-test (Nadeau and Bengio 2003): the folds' training sets overlap, so "
+    "the variance of the mean difference is s^2 * (1/J + n_test/n_train), J pairs, Student's t "
+    "with J - 1 degrees of freedom"
+)
+PLAIN = "paired t-test over matching seeds on one split (scipy.stats.ttest_rel's formula)"
 # A winner is chosen by the highest mean of these, the lowest of the others.
 HIGHER_IS_BETTER = frozenset({"val_accuracy", "test_accuracy"})
 WINNER_METHOD = (
@@ -141,6 +149,7 @@ class StudyReads(StudyStore):
     def study_effects(self, study_id: int, baseline: int | None) -> StudyEffects:
         with Session(self.engine) as session:
             configs, design, members = self._load(session, study_id, diagnoses=True)
+            inflation = self._inflation(session, members) if design.get("folds") else {}
         chosen = design.get("baseline", 0) if baseline is None else baseline
         if not 0 <= chosen < len(configs):
             raise Invalid("baseline", f"the study has configurations 0 to {len(configs) - 1}")
@@ -152,31 +161,59 @@ class StudyReads(StudyStore):
                 if m.config == config and m.diagnosis is not None
             }
 
-        out = []
-        for index, overrides in enumerate(configs):
-            if index == chosen:
-                continue
-            effects = {}
-            for name in SUMMARIES:
-                e = paired_effect(by_replicate(chosen, name), by_replicate(index, name))
-                low, high = e["ci_low"], e["ci_high"]
-                detectable = low is not None and high is not None and (low > 0 or high < 0)
-                effects[name] = Effect(**e, detectable=detectable)
-            out.append(
-                ConfigEffects(
-                    config=index,
-                    name=config_name(design, index),
-                    overrides=overrides,
-                    effects=effects,
-                )
+        found: list[tuple[int, str, dict[str, Any]]] = []
+        for index in range(len(configs)):
+            if index != chosen:
+                ratio = inflation.get(index) if design.get("folds") else None
+                for name in SUMMARIES:
+                    e = paired_effect(by_replicate(chosen, name), by_replicate(index, name), ratio)
+                    found.append((index, name, e))
+        adjusted = holm([e["p_value"] for _, _, e in found])
+        effects: dict[int, dict[str, Effect]] = defaultdict(dict)
+        for (index, name, e), p_holm in zip(found, adjusted, strict=True):
+            low, high = e["ci_low"], e["ci_high"]
+            excludes = low is not None and high is not None and (low > 0 or high < 0)
+            detectable = p_holm < ALPHA if p_holm is not None else excludes
+            effects[index][name] = Effect(**e, p_holm=p_holm, detectable=detectable)
+        out = [
+            ConfigEffects(
+                config=index,
+                name=config_name(design, index),
+                overrides=configs[index],
+                effects=effects[index],
             )
+            for index in range(len(configs))
+            if index != chosen
+        ]
+        tested = sum(p is not None for p in adjusted)
         return StudyEffects(
             study_id=study_id,
             baseline=chosen,
             baseline_name=config_name(design, chosen),
             baseline_overrides=configs[chosen],
             configs=out,
+            ci_method=CORRECTED if design.get("folds") else PLAIN,
+            adjustment=f"holm over the {tested} p-values of this read (configurations x "
+            f"summary values); detectable: adjusted p below {ALPHA}",
         )
+
+    def _inflation(self, session: Session, members: list[_Member]) -> dict[int, float]:
+        """Per configuration, n_test / n_train of its members (from their specs): the
+        correction's term for training sets that overlap across folds."""
+        first: dict[int, int] = {}
+        for m in members:
+            first.setdefault(m.config, m.id)
+        specs = dict(
+            session.execute(
+                select(col(Run.id), col(Run.spec_json)).where(col(Run.id).in_(first.values()))
+            ).all()
+        )
+        out = {}
+        for config, run_id in first.items():
+            sizes = JobSpec.model_validate_json(specs[run_id]).dataset.split_sizes()
+            if sizes is not None and sizes[0] > 0:
+                out[config] = sizes[1] / sizes[0]
+        return out
 
     def winner(self, study_id: int, by: str = "val_accuracy") -> Winner:
         """The configuration with the best mean ``by``, and its optimism: how much better its

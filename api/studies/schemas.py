@@ -96,10 +96,11 @@ class Effect(_Out):
 
     n: int
     mean: float | None
-    ci_low: float | None  # 95% confidence interval (Student's t on the paired differences)
+    ci_low: float | None  # 95% confidence interval (Student's t; StudyEffects.ci_method)
     ci_high: float | None
     p_value: float | None
-    detectable: bool  # the interval excludes zero
+    p_holm: float | None = None  # adjusted over the read's configurations x summary values
+    detectable: bool  # p_holm below 0.05 (without a p-value: the interval excludes zero)
 
 
 class ConfigEffects(_Out):
@@ -115,6 +116,8 @@ class StudyEffects(_Out):
     baseline_name: str | None
     baseline_overrides: dict[str, Any]
     configs: list[ConfigEffects]
+    ci_method: str = ""  # how the intervals and p-values were made
+    adjustment: str = ""  # how the p-values were adjusted for the number of tests
 
 
 class SizePoint(_Out):

@@ -68,3 +68,25 @@ def test_a_finite_blow_up_is_unstable_not_overfitting() -> None:
 def test_a_run_that_learns_is_neither() -> None:
     d, _ = diagnosed({"epochs": 4})
     assert d.verdict not in ("not learning", "unstable", "diverged"), d.why
+
+
+MEMORIZING = {
+    "epochs": 40,
+    "batch_size": 16,
+    "dataset": {"normalize": "unit", "train_subset": 300, "label_noise": 1.0},
+    "model": {"hidden": [1000]},
+    "optimizer": {"lr": 3e-3},
+    "histograms": {"enabled": False},
+}
+
+
+def test_a_wide_network_memorizes_random_labels_while_validation_stays_at_chance() -> None:
+    """Issue 25's control: every training label replaced by a random class. The 1000-unit
+    MLP fits them anyway (training accuracy above 0.9) while validation stays near 0.1: it
+    memorized the examples, and the diagnosis says when."""
+    d, chance = diagnosed(MEMORIZING)
+    assert d.final["train_accuracy"] > 0.9 and abs(d.final["val_accuracy"] - 0.1) < 0.06
+    assert d.verdict == "not learning", d.why
+    assert d.memorized_epoch is not None and 5 < d.memorized_epoch < 40
+    # The labels of validation were never touched: the baseline is the clean split's.
+    assert chance.val_accuracy is not None and chance.val_accuracy < 0.15

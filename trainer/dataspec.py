@@ -116,6 +116,11 @@ class DataSpec(Strict):
     # symmetric: [-1, 1] as Normalize((0.5,), (0.5,)) in seed 000; none: raw values.
     normalize: Literal["standard", "unit", "symmetric", "none"] = "standard"
     synthetic: SyntheticSpec | None = None
+    # A memorization control: this fraction of the training labels replaced by random classes
+    # (drawn with label_noise_seed), never a validation or test label. At 1.0 nothing is
+    # left to learn but the examples themselves: how fast the network memorizes noise.
+    label_noise: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    label_noise_seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
 
     @model_validator(mode="after")
     def _check(self) -> DataSpec:

@@ -64,7 +64,22 @@ def split(
     keep = training_subset(len(train.y), spec)
     if keep is not None:
         train = _take(train, keep)
+    if data.label_noise and classification:
+        train = Arrays(
+            train.x, noisy_labels(train.y, data.label_noise, data.label_noise_seed), train.index
+        )
     return Splits(train, val, test)
+
+
+def noisy_labels(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """``y`` with round(fraction * n) labels, chosen at random, replaced by classes drawn
+    uniformly from those ``y`` holds (a replaced label may come out as it was)."""
+    rng = np.random.default_rng(seed)
+    out = y.copy()
+    chosen = rng.permutation(len(y))[: round(fraction * len(y))]
+    classes = np.unique(y)
+    out[chosen] = rng.choice(classes, size=len(chosen))
+    return out
 
 
 def _take(arrays: Arrays, idx: np.ndarray) -> Arrays:

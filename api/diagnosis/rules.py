@@ -13,13 +13,16 @@ states them for users; in short, with the defaults of ``DiagnosisRules``:
   the best epoch.
 - **gap** (validation minus training loss) at the best epoch and at the end, and its **trend**:
   the least-squares slope per epoch over the last ``trend_window`` epochs.
+- **memorized epoch** (label-noise controls): the first epoch the training accuracy reached
+  ``memorized_at`` while the validation accuracy was at chance by that same binomial test.
 - **verdict**, the first that holds: ``diverged`` (a loss was not finite), ``unstable`` (a loss
   rose far without becoming non-finite: the validation loss above ``explode_factor`` times
   that of a model that learnt nothing, or, without that baseline, times its first epoch's; or
   the training loss above ``explode_factor`` times its first epoch's), ``not learning`` (with
-  the baseline: the best validation loss was not below the baseline's, or the best validation
-  accuracy was not significantly above that of always answering the most frequent class, by a
-  one-sided binomial test at ``chance_level``), ``overfitting`` (an onset was found),
+  the baseline: the best validation loss was not below the baseline's, or the validation
+  accuracy at the best epoch was not significantly above that of always answering the most
+  frequent class, by a one-sided binomial test at ``chance_level``), ``overfitting`` (an
+  onset was found),
   ``still improving`` (validation loss ended at its minimum, within ``tolerance``, and its
   least-squares line over the last ``trend_window`` epochs falls by more than ``tolerance``),
   ``underfitting`` (the training loss ended above ``underfit_fraction`` of where it started,
@@ -46,6 +49,7 @@ class DiagnosisRules:
     trend_window: int = 5  # epochs the gap's slope is fitted over
     explode_factor: float = 10.0  # a loss this many times its start is unstable
     chance_level: float = 0.05  # the binomial test's level: above chance only below it
+    memorized_at: float = 0.9  # training accuracy that counts as having memorized (noise)
     underfit_fraction: float = 0.5  # final train loss / first train loss above this: high
     underfit_gap: float = 0.1  # |final gap| / final train loss within this: small
 
@@ -93,6 +97,9 @@ class Diagnosis:
     # positive means validation looked better than the test split (``optimism``).
     optimism: dict[str, float] = field(default_factory=dict)
     per_class: list[Any] = field(default_factory=list)  # api.diagnosis.per_class.ClassOnset
+    # A memorization control (label noise): the first epoch training accuracy reached
+    # memorized_at while validation accuracy was still at chance.
+    memorized_epoch: int | None = None
 
 
 def diagnose(
@@ -137,7 +144,9 @@ def diagnose(
     d.at_evaluated = row(d.evaluated_epoch)
     d.optimism = optimism(d.at_evaluated)
     d.diverged_epoch = diverged_epoch
-    broken = _broken(d, epochs, t, v, rules, chance, curves.get("val_accuracy", {}))
+    accuracy = curves.get("val_accuracy", {})
+    d.memorized_epoch = _memorized(curves.get("train_accuracy", {}), accuracy, rules, chance)
+    broken = _broken(d, epochs, t, v, rules, chance, accuracy)
     d.verdict, d.why = broken or _verdict(d, epochs, t, v, rules)
     return d
 
@@ -284,8 +293,10 @@ def _not_learning(
             f"training split's class frequencies (best {d.min_val_loss:.4g}, epoch "
             f"{d.best_epoch})"
         )
-    best = max((x for x in accuracy.values() if math.isfinite(x)), default=None)
-    if best is None or chance.val_accuracy is None or chance.n_val < 1:
+    # One test, at the epoch of the lowest validation loss: the best accuracy over all the
+    # epochs would be the largest of many noisy scores, above chance by luck alone.
+    best = accuracy.get(d.best_epoch) if d.best_epoch is not None else None
+    if best is None or not math.isfinite(best) or chance.val_accuracy is None or chance.n_val < 1:
         return None
     # One-sided: how likely a model that always answers the most frequent class would score
     # at least this well on this many validation examples by luck alone.
@@ -294,10 +305,31 @@ def _not_learning(
     if p_value < rules.chance_level:
         return None
     return (
-        f"the best val_accuracy, {best:.1%}, is not above the {chance.val_accuracy:.1%} of "
+        f"val_accuracy at the best epoch ({d.best_epoch}), {best:.1%}, is not above the "
+        f"{chance.val_accuracy:.1%} of "
         f"always answering the most frequent class (one-sided binomial test on "
         f"{chance.n_val} examples: p = {p_value:.2g}, at least {rules.chance_level:g} is chance)"
     )
+
+
+def _memorized(
+    train: Mapping[int, float],
+    val: Mapping[int, float],
+    rules: DiagnosisRules,
+    chance: Chance | None,
+) -> int | None:
+    """The first epoch the training accuracy reached ``memorized_at`` while the validation
+    accuracy was not above chance (the one-sided binomial test of ``not learning``)."""
+    if chance is None or chance.val_accuracy is None or chance.n_val < 1:
+        return None
+    for epoch in sorted(set(train) & set(val)):
+        if not (math.isfinite(train[epoch]) and math.isfinite(val[epoch])):
+            continue
+        if train[epoch] >= rules.memorized_at:
+            hits = round(val[epoch] * chance.n_val)
+            at_chance = binomial_tail(hits, chance.n_val, chance.val_accuracy) >= rules.chance_level
+            return epoch if at_chance else None
+    return None
 
 
 def binomial_tail(k: int, n: int, p: float) -> float:

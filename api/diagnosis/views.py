@@ -44,6 +44,9 @@ async def diagnosis(
     chance_level: Annotated[
         float | None, Query(gt=0, lt=1, description="binomial test level for not learning")
     ] = None,
+    memorized_at: Annotated[
+        float | None, Query(gt=0, le=1, description="training accuracy that is memorized")
+    ] = None,
 ) -> DiagnosisOut | Response:
     """Best epoch, overfitting onset, gap and its trend, and a verdict with the numbers behind
     it. Any rule given in the query makes a fresh diagnosis with it (the others keep their
@@ -59,6 +62,7 @@ async def diagnosis(
             "underfit_fraction": underfit_fraction,
             "underfit_gap": underfit_gap,
             "chance_level": chance_level,
+            "memorized_at": memorized_at,
         }.items()
         if v is not None
     }

@@ -122,6 +122,9 @@ class DiagnosisOut(BaseModel):
     # validation flattered (empty without a test split).
     optimism: dict[str, float] = Field(default_factory=dict)
     per_class: list[ClassOnsetOut] = Field(default_factory=list)  # onset and gap per class
+    # Label-noise controls: the first epoch training accuracy reached 90% with validation at
+    # chance (how fast the network memorizes noise).
+    memorized_epoch: int | None = None
     rules: dict[str, float]  # the rules it was made with (defaults unless you asked)
 
 

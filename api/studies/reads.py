@@ -50,6 +50,7 @@ SUMMARIES = (
     "epochs",
     "test_accuracy",  # with a test split (dataset.test_fraction), at the evaluated epoch
     "optimism",  # val_accuracy - test_accuracy there
+    "memorization_epochs",  # label-noise controls: epochs to memorize (diagnosis)
 )
 ALPHA = 0.05
 CORRECTED = (
@@ -359,6 +360,8 @@ def _summary(d: DiagnosisOut | None, name: str) -> Any:
         return d.at_evaluated.get("test_accuracy")
     if name == "optimism":
         return d.optimism.get("accuracy")
+    if name == "memorization_epochs":
+        return d.memorized_epoch
     return getattr(d, name)
 
 

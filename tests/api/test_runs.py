@@ -50,6 +50,7 @@ def test_invalid_spec_is_422_naming_the_field(client: TestClient) -> None:
         "spec.dataset.name": {"spec": {"dataset": {"name": "imagenet"}}},
         "spec.model.mlp.dropout": {"spec": {"model": {"dropout": 1.5}}},
         "spec.epochs": {"spec": {"epochs": "many"}},
+        "spec.dataset.label_noise": {"spec": {"dataset": {"label_noise": 1.5}}},
         "tags.0": {"tags": ["a,b"]},
         "name": {"name": "nul\x00byte"},
         "surprise": {"surprise": 1},

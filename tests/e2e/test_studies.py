@@ -211,3 +211,33 @@ def test_the_winner_of_a_20_configuration_sweep_is_optimistic_on_validation(
         for r in runs[:4]
     }
     assert sizes == {360}
+
+
+def test_a_label_noise_control_reports_how_fast_the_network_memorizes(
+    api: httpx.Client, start_worker: Callable[[str], Worker]
+) -> None:
+    """Issue 25's memorization control, through a real worker: the same wide network on clean
+    labels and on random ones; only the random ones are memorized with validation at chance,
+    and the table says after how many epochs."""
+    start_worker("w-memorize")
+    body = {
+        "spec": {
+            "dataset": {"normalize": "unit", "train_subset": 300},
+            "model": {"hidden": [1000]},
+            "optimizer": {"lr": 3e-3},
+            "batch_size": 16,
+            "epochs": 40,
+            "histograms": {"enabled": False},
+        },
+        "design": {"overrides": [{}, {"dataset.label_noise": 1.0}], "names": ["clean", "noise"]},
+        "name": "memorization",
+    }
+    study = api.post("/studies", json=body).json()
+    done = wait_for(lambda: finished_study(api, study["id"]), 300, "the control to finish")
+    assert done["status"] == {"succeeded": 2}
+    rows = {r["name"]: r for r in api.get(f"/studies/{study['id']}/table").json()["rows"]}
+    noise = rows["noise"]["values"]
+    assert noise["memorization_epochs"]["n"] == 1 and 5 < noise["memorization_epochs"]["mean"] < 40
+    assert rows["noise"]["verdicts"] == {"not learning": 1}
+    assert rows["clean"]["values"]["memorization_epochs"]["n"] == 0  # it learnt instead
+    assert rows["clean"]["values"]["val_accuracy"]["mean"] > 0.8

@@ -154,3 +154,31 @@ def test_a_diverged_run_names_its_last_finite_epoch() -> None:
     ]
     assert ev.last_finite_epoch == (finite[-1] if finite else None)
     assert ev.best_val_loss is None or math.isfinite(ev.best_val_loss)
+
+
+def test_label_noise_replaces_that_share_of_training_labels_and_nothing_else() -> None:
+    def labels(noise: float, seed: int = 0) -> tuple[Any, Any, Any]:
+        spec = JobSpec.model_validate(
+            {
+                "device": "cpu",
+                "dataset": {
+                    "test_fraction": 0.2,
+                    "train_subset": 400,
+                    "label_noise": noise,
+                    "label_noise_seed": seed,
+                },
+            }
+        )
+        data = load_data(spec, torch.device("cpu"))
+        assert data.y_test is not None
+        return data.y_train.numpy(), data.y_val.numpy(), data.y_test.numpy()
+
+    clean, val, test = labels(0.0)
+    noisy, noisy_val, noisy_test = labels(0.5)
+    assert (noisy_val == val).all() and (noisy_test == test).all()  # never validation or test
+    changed = int((noisy != clean).sum())
+    # 200 labels redrawn uniformly over 10 classes: about a tenth come out as they were.
+    assert 150 <= changed <= 200
+    assert (labels(0.5, seed=1)[0] != noisy).any()  # its own seed
+    everything = labels(1.0)[0]
+    assert abs(float((everything == clean).mean()) - 0.1) < 0.05  # chance agreement only

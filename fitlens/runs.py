@@ -15,8 +15,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 CURVE_POINTS = 100_000  # at most this many points per key by /curves, else the CSV export
-# Curves whose step counts batches, not epochs (fitlens's trainer logs the per-batch loss).
-PER_BATCH_KEYS = ("train_loss_batch",)
+# A key ending so counts its steps in batches, not epochs (the API's rule; fitlens's trainer
+# logs "train_loss_batch").
+PER_BATCH_SUFFIX = "_batch"
 
 
 class Run:
@@ -86,7 +87,7 @@ class Run:
             keys=",".join(wanted) if wanted else None,
             max_points=CURVE_POINTS,
         )
-        series = [s for s in data["series"] if wanted or s["key"] not in PER_BATCH_KEYS]
+        series = [s for s in data["series"] if wanted or not s["key"].endswith(PER_BATCH_SUFFIX)]
         if any(s["downsampled"] for s in series):
             return self._curves_from_csv(wanted)
         columns = {
@@ -101,7 +102,7 @@ class Run:
         import pandas as pd
 
         long = pd.read_csv(io.StringIO(self.client.get(f"/runs/{self.id}/metrics.csv")))
-        kept = long["key"].isin(keys) if keys else ~long["key"].isin(PER_BATCH_KEYS)
+        kept = long["key"].isin(keys) if keys else ~long["key"].str.endswith(PER_BATCH_SUFFIX)
         long = long[kept]
         frame = long.pivot(index="step", columns="key", values="value").astype(float)
         frame.columns.name = None

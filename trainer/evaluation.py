@@ -15,8 +15,8 @@ from torch import nn
 
 from fitlens.scoring import classification_report
 from trainer.data import DataBundle
-from trainer.events import ClassReport, Evaluation, Misclassified, Predictions, WeightMatrix
-from trainer.measure import Scorer
+from trainer.events import Evaluation, Misclassified, Predictions, WeightMatrix
+from trainer.measure import Scorer, with_losses
 
 HEATMAP_MAX = 64
 MISCLASSIFIED_MAX = 32  # the most confident mistakes kept
@@ -43,10 +43,7 @@ def evaluate(
     probs = F.softmax(outputs.double(), dim=1)
     report = classification_report(y.cpu().numpy(), probs.cpu().numpy(), data.class_names)
     counts = scorer.class_counts(outputs, y, data.n_classes).tolist()
-    report["per_class"] = [
-        ClassReport(**row, loss=counts[c] / row["support"] if row["support"] else None)
-        for c, row in enumerate(report["per_class"])
-    ]
+    report["per_class"] = with_losses(report["per_class"], counts)
     if split == "val":
         report["misclassified"] = misclassified(x, y, probs, data)
     return Evaluation(**report, **common)

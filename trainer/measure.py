@@ -4,6 +4,8 @@ loss thinned to a few points; all of it packed into the epoch's one device->host
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
@@ -60,14 +62,19 @@ def split_evaluation(
     sums = counts[:k]
     confusion = np.rint(np.asarray(counts[k:])).astype(np.int64).reshape(k, k)
     report = confusion_report(confusion, labels)
-    support = confusion.sum(axis=1)
-    report["per_class"] = [
-        ClassReport(**row, loss=sums[c] / support[c] if support[c] else None)
-        for c, row in enumerate(report["per_class"])
-    ]
-    total = int(support.sum())
+    report["per_class"] = with_losses(report["per_class"], sums)
+    total = int(confusion.sum())
     loss = sum(sums) / total if total else None
     return Evaluation(epoch=epoch, split=split, final=final, loss=loss, **report)
+
+
+def with_losses(rows: list[dict[str, Any]], sums: list[float]) -> list[ClassReport]:
+    """fitlens.scoring's per-class rows, each with its class's mean loss (from the summed
+    losses of Scorer.class_counts; None for a class without examples)."""
+    return [
+        ClassReport(**row, loss=sums[c] / row["support"] if row["support"] else None)
+        for c, row in enumerate(rows)
+    ]
 
 
 def epoch_values(

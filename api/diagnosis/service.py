@@ -133,11 +133,17 @@ class DiagnosisStore(StoreBase):
         if kind in ("metrics", "heartbeat") and not self._due(session, run_id, kind):
             return
         rules = DiagnosisRules()
-        found = self._diagnose(session, run_id, rules, live=kind == "metrics")
+        stored = session.get(RunDiagnosis, run_id)
+        # Per-class onsets change only when evaluations arrive (or the run ends): an epoch's
+        # losses or a heartbeat carry them over instead of re-reading every evaluation.
+        carry = stored is not None and stored.detail_json and kind in ("metrics", "heartbeat")
+        found = self._diagnose(session, run_id, rules, live=kind == "metrics", classes=not carry)
         if found is None:
             return
+        if carry and stored is not None:
+            found.per_class = json.loads(stored.detail_json).get("per_class", [])
         out = _out(found, rules)
-        row = session.get(RunDiagnosis, run_id) or RunDiagnosis(
+        row = stored or RunDiagnosis(
             run_id=run_id, verdict=out.verdict, epochs=out.epochs, detail_json=""
         )
         onset_found = row.onset_epoch is None and out.onset_epoch is not None
@@ -185,7 +191,12 @@ class DiagnosisStore(StoreBase):
         return (utcnow() - judged).total_seconds() >= LIVE_INTERVAL
 
     def _diagnose(
-        self, session: Session, run_id: int, rules: DiagnosisRules, live: bool
+        self,
+        session: Session,
+        run_id: int,
+        rules: DiagnosisRules,
+        live: bool,
+        classes: bool = True,
     ) -> Diagnosis | None:
         series = {
             s.key: s
@@ -209,9 +220,9 @@ class DiagnosisStore(StoreBase):
         early_stop = _early_stop(_last_event(session, run_id, "early_stopped"))
         chance = _chance(_last_event(session, run_id, "baseline"))
         found = diagnose(curves, rules, early_stop, diverged, chance)
-        classes = self._class_curves(session, run_id)
-        if found is not None and classes is not None:
-            found.per_class = class_onsets(classes, rules)
+        per_class = self._class_curves(session, run_id) if classes else None
+        if found is not None and per_class is not None:
+            found.per_class = class_onsets(per_class, rules)
         return found
 
 

@@ -10,7 +10,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import Engine, create_engine, inspect, text
 from sqlmodel import SQLModel
 
 import api.models  # noqa: F401 - registers the tables
@@ -48,11 +48,10 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
     gen.close()
 
 
-def test_upgrading_a_database_from_before_teams_keeps_its_runs(empty_database: str) -> None:
-    """0001 -> 0002: projects made before teams existed go to team "default", whose runs a user
-    added to that team then sees; and the migration goes down and up again."""
-    run_migrations(empty_database, "0001")
-    engine = create_engine(empty_database)
+def _legacy_run(url: str) -> Engine:
+    """A database at revision 0001 holding one project, "old", and its run, "legacy"."""
+    run_migrations(url, "0001")
+    engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO project (name, created_at) VALUES ('old', :t)"), {"t": NOW})
         conn.execute(
@@ -67,6 +66,13 @@ def test_upgrading_a_database_from_before_teams_keeps_its_runs(empty_database: s
             ),
             {"t": NOW},
         )
+    return engine
+
+
+def test_upgrading_a_database_from_before_teams_keeps_its_runs(empty_database: str) -> None:
+    """0001 -> 0002: projects made before teams existed go to team "default", whose runs a user
+    added to that team then sees; and the migration goes down and up again."""
+    engine = _legacy_run(empty_database)
     run_migrations(empty_database)
     with engine.connect() as conn:
         owner = conn.execute(
@@ -94,22 +100,7 @@ def test_a_run_s_one_evaluation_becomes_its_final_validation_one_and_back(
 ) -> None:
     """0009 -> 0010: the one evaluation a run had is its final validation evaluation, at the
     epoch its document names; going down keeps the final validation one."""
-    run_migrations(empty_database, "0001")
-    engine = create_engine(empty_database)
-    with engine.begin() as conn:
-        conn.execute(text("INSERT INTO project (name, created_at) VALUES ('old', :t)"), {"t": NOW})
-        conn.execute(
-            text(
-                "INSERT INTO run (project_id, name, status, spec_json, spec_hash, notes, task, "
-                "dataset, model_kind, optimizer, lr, weight_decay, dropout, l1, l2, epochs, "
-                "batch_size, seed, early_stopping, lr_schedule, attempt, revision, created_at, "
-                "progress_epoch, progress_total) "
-                "SELECT id, 'legacy', 'succeeded', '{}', 'h', '', 'classification', 'digits', "
-                "'mlp', 'adam', 0.001, 0, 0, 0, 0, 1, 32, 0, false, 'none', 1, 1, :t, 1, 1 "
-                "FROM project"
-            ),
-            {"t": NOW},
-        )
+    engine = _legacy_run(empty_database)
     run_migrations(empty_database, "0009")
     document = '{"epoch": 7, "best_epoch": 7, "best_val_loss": 0.3, "accuracy": 0.9}'
     with engine.begin() as conn:

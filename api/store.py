@@ -22,7 +22,7 @@ from api.runs.access import RunAccess
 from api.runs.lifecycle import RunLifecycle
 from api.runs.service import RunStore
 from api.streams.reads import StreamReads
-from api.studies.reads import StudyReads
+from api.studies.answers import StudyAnswers
 from api.webhooks.service import WebhookStore
 
 __all__ = ["TrackingStore"]
@@ -54,5 +54,5 @@ class TrackingStore(StoreBase):
         self.webhooks = WebhookStore(self.people, self.access)
         self.access.on_run_data_changed(self.webhooks.run_changed)
         self.diagnosis.on_onset(self.webhooks.onset_found)
-        self.studies = StudyReads(self.projects, self.runs, self.lifecycle, self.metrics)
+        self.studies = StudyAnswers(self.projects, self.runs, self.lifecycle, self.metrics)
         self.streams = StreamReads(engine)

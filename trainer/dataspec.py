@@ -93,6 +93,16 @@ class FoldSpec(Strict):
         return self
 
 
+class AugmentationSpec(Strict):
+    """Random shifts, rotations and scaling of the training images (never validation or test),
+    drawn afresh for every example each epoch, on the device, with their own seed."""
+
+    shift: Annotated[float, Field(ge=0.0, le=0.5)] = 0.1  # up to this share of a side
+    rotate: Annotated[float, Field(ge=0.0, le=180.0)] = 10.0  # up to this many degrees
+    scale: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1  # zoom by up to 1 +- this
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
+
+
 class DataSpec(Strict):
     name: DatasetName = "digits"
     # Where torchvision data sets live, under the trainer's data directory; None: that directory.
@@ -121,6 +131,8 @@ class DataSpec(Strict):
     # left to learn but the examples themselves: how fast the network memorizes noise.
     label_noise: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     label_noise_seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
+    # Image data only: a fix for overfitting that makes more data of the data there is.
+    augmentation: AugmentationSpec | None = None
 
     @model_validator(mode="after")
     def _check(self) -> DataSpec:

@@ -184,6 +184,7 @@ class RunEnded(_Event):
     # After an early stop with restore_best: the epoch whose weights were restored (and
     # evaluated); None when the last epoch's weights were kept.
     restored_epoch: int | None = None
+    steps: int = 0  # optimizer steps taken (a learning curve's budget compares sizes by them)
 
 
 Event = Annotated[RunStarted | EpochEnd | Evaluation | RunEnded, Field(discriminator="event")]

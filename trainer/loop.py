@@ -17,6 +17,7 @@ from typing import Literal
 
 import torch
 
+from trainer.augment import Augmenter
 from trainer.baseline import baseline
 from trainer.callbacks import Callback
 from trainer.config import get_settings
@@ -107,6 +108,7 @@ def train(
             reason=reason,
             seconds=time.perf_counter() - started,
             restored_epoch=restored_epoch if status == "early_stopped" else None,
+            steps=epochs_run * len(run.starts),
         ),
     )
     result = RunResult(status, epochs_run, best_epoch, progress.history, evaluations=evaluations)
@@ -204,6 +206,8 @@ class _Training:
         torch.manual_seed(spec.seed)  # model init and dropout masks
         self.shuffle = torch.Generator(device=device).manual_seed(spec.seed)
         self.data = data = load_data(spec, device)
+        augmentation = spec.dataset.augmentation
+        self.augment = Augmenter(augmentation, device) if augmentation else None
         self.classification = data.n_classes is not None
         self.model = build_model(spec, data.input_shape, data.n_classes or 1).to(device)
         self.loss_fn = build_loss(spec)
@@ -250,7 +254,8 @@ class _Training:
         perm = torch.randperm(self.n_train, device=self.device, generator=self.shuffle)
         for i, start in enumerate(self.starts):
             idx = perm[start : start + batch]
-            out = self.model(data.x_train[idx])
+            inputs = data.x_train[idx]
+            out = self.model(self.augment(inputs) if self.augment else inputs)
             loss = self.loss_fn(out, data.y_train[idx])
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -255,6 +255,11 @@ class JobSpec(_Strict):
                 raise ValueError(f"{where}: regression has no {metric}")
             if classification and metric in REGRESSION_METRICS:
                 raise ValueError(f"{where}: classification has no {metric}")
+        if self.dataset.augmentation is not None and len(self.input_shape() or []) != 3:
+            raise ValueError(
+                "dataset.augmentation: only image data ([channels, height, width]) is "
+                f"augmented; dataset {name!r} gives {self.input_shape()}"
+            )
         if isinstance(self.model, CNNSpec):
             shape = self.input_shape()
             if shape is None or len(shape) != 3:

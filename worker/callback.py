@@ -61,6 +61,8 @@ class EventPoster(Callback):
             self.sender.log_points(points)
 
     def on_run_end(self, event: RunEnded) -> None:
+        steps = {"steps": event.steps, "epochs": event.epochs_run}
+        self.events("trained", [(event.epochs_run, steps)])
         # The trainer stopped at the epoch it diverged, or where its stopping rule fired.
         if event.status == "diverged":
             self.events("diverged", [(event.epochs_run, {"reason": event.reason})])

@@ -281,8 +281,10 @@ class EventIn(In):
     # early_stopped: the last epoch trained (payload: reason, restored_epoch when the best
     # epoch's weights were restored), which the diagnosis reports; baseline (step 0): what a
     # model that learnt nothing scores on the validation split (payload: n_val, val_loss,
-    # val_accuracy, n_classes), the diagnosis's bar for "not learning".
-    kind: Literal["lr_change", "diverged", "early_stopped", "baseline"]
+    # val_accuracy, n_classes), the diagnosis's bar for "not learning"; trained (step: the
+    # epochs run): the optimizer steps taken (payload: steps, epochs), a learning curve's
+    # steps_trained.
+    kind: Literal["lr_change", "diverged", "early_stopped", "baseline", "trained"]
     step: Step
     payload: Annotated[dict[str, Any], AfterValidator(_shallow)] = Field(default_factory=dict)
 

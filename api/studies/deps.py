@@ -9,11 +9,11 @@ from fastapi import Depends, Path
 
 from api.core.deps import MAX_ID, part
 from api.people.deps import UserDep
-from api.studies.reads import StudyReads
+from api.studies.answers import StudyAnswers
 from api.studies.service import StudyGrant
 
 StudyId = Annotated[int, Path(ge=1, le=MAX_ID)]
-StudiesDep = Annotated[StudyReads, part("studies")]
+StudiesDep = Annotated[StudyAnswers, part("studies")]
 
 
 def _grant(need: str) -> Any:

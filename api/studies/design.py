@@ -1,8 +1,9 @@
 """What a study asks, and the member specs that answer it (pure: no database).
 
 A study is a base spec and a design: configurations (a grid ``sweep`` over dotted spec paths,
-or an explicit list of ``overrides``), optionally crossed with learning-curve training-set
-``sizes``; and replicates of each configuration: ``folds`` (k-fold cross-validation: replicate
+an explicit list of ``overrides``, or a regularization ``path``: one spec path over a grid),
+optionally crossed with learning-curve training-set ``sizes`` (and their training budget); and
+replicates of each configuration: ``folds`` (k-fold cross-validation: replicate
 i validates on fold i) and ``seeds`` (run-to-run noise). Every member spec is validated as a
 whole JobSpec before anything is stored; a bad value is a 422 naming its path and the value.
 """
@@ -13,7 +14,6 @@ import copy
 import itertools
 import json
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -23,19 +23,20 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from api.core.exceptions import Invalid
 from api.core.schemas import In, Text
 from api.runs.schemas import Tag
+from api.studies.design_parts import (
+    SIZE_PATHS,
+    FoldDesign,
+    LearningCurveDesign,
+    PathDesign,
+    check_path,
+)
 from trainer.spec import JobSpec
 
-# A dotted spec path: "model.dropout", "optimizer.weight_decay", "regularization.l2".
-PATH = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*){0,5}$")
-# The paths a study sets itself on every member.
-RESERVED = ("seed", "dataset.folds", "dataset.train_subset", "dataset.train_fraction")
+# What a learning curve's budget sets on its members.
+BUDGET_PATHS = ("epochs", "early_stopping", "histograms.every", "evaluation.batch_points")
+MAX_EPOCHS = 10_000  # JobSpec's own limit
+EARLY_STOP = {"monitor": "val_loss", "patience": 10}  # budget early_stop, if the spec has none
 Value = Annotated[Any, Field(description="any JSON value the spec accepts at that path")]
-
-
-class FoldDesign(In):
-    k: int = Field(default=5, ge=2, le=50)
-    stratified: bool | None = None  # None: stratified when classifying
-    seed: int = Field(default=0, ge=0, le=2**32 - 1, description="which examples go in each fold")
 
 
 class Design(In):
@@ -56,12 +57,10 @@ class Design(In):
         default=None, min_length=1, max_length=100, description="repeats: one member per seed"
     )
     folds: FoldDesign | None = None
-    learning_curve: list[Annotated[float, Field(gt=0)]] | None = Field(
-        default=None,
-        min_length=1,
-        max_length=50,
-        description="training-set sizes: fractions of the training split (up to 1) or counts",
+    learning_curve: LearningCurveDesign | None = Field(
+        default=None, description="training-set sizes (a list, or {sizes, budget})"
     )
+    path: PathDesign | None = None
     # Names of the configurations, in order (with overrides: one per entry), for tables.
     names: list[Annotated[Text, Field(min_length=1, max_length=100)]] | None = Field(
         default=None, max_length=200
@@ -69,35 +68,44 @@ class Design(In):
     # The configuration the effects are measured against (index into the configurations).
     baseline: int = Field(default=0, ge=0)
 
+    @field_validator("learning_curve", mode="before")
+    @classmethod
+    def _sizes_alone(cls, value: Any) -> Any:
+        return {"sizes": value} if isinstance(value, list) else value  # a list: the sizes
+
     @field_validator("sweep", "overrides")
     @classmethod
     def _paths(cls, value: Any) -> Any:
         maps = [value] if isinstance(value, dict) else value or []
         for mapping in maps:
             for path in mapping:
-                if not PATH.match(path):
-                    raise ValueError(f"{path!r} is not a dotted spec path (e.g. model.dropout)")
-                # Its parent object would set it too ("dataset": {"folds": ...}).
-                if any(
-                    path == r or r.startswith(path + ".") or path.startswith(r + ".")
-                    for r in RESERVED
-                ):
-                    raise ValueError(f"{path!r} is set by the study itself (seeds, folds, sizes)")
+                check_path(path)
         return value
 
     @model_validator(mode="after")
     def _one_way(self) -> Design:
-        if self.sweep is not None and self.overrides is not None:
-            raise ValueError("overrides: give a sweep or a list of overrides, not both")
+        ways = [w for w in ("sweep", "overrides", "path") if getattr(self, w) is not None]
+        if len(ways) > 1:
+            raise ValueError(f"{ways[1]}: give one of a sweep, overrides or a path, not both")
+        if self.path is not None and self.learning_curve is not None:
+            raise ValueError("path: a path is not crossed with a learning curve")
+        if self.learning_curve is not None:
+            for mapping in [self.sweep or {}, *(self.overrides or [])]:
+                for path in mapping:
+                    try:
+                        check_path(path, sizes_too=True)
+                    except ValueError as exc:
+                        raise ValueError(f"learning_curve: {exc}") from None
         for path, values in (self.sweep or {}).items():
             if not values or len(values) > 100:
                 raise ValueError(f"sweep.{path}: from 1 to 100 values")
         if self.names is not None and len(self.names) != len(self.overrides or [None]):
             raise ValueError("names: one per entry of overrides")
-        for size in self.learning_curve or []:
-            if size > 1 and size != int(size):
-                raise ValueError(f"learning_curve: {size:g} is neither a fraction nor a count")
         return self
+
+    @property
+    def sizes(self) -> list[float]:
+        return self.learning_curve.sizes if self.learning_curve else []
 
 
 @dataclass(frozen=True)
@@ -121,9 +129,11 @@ def count_configs(design: Design) -> int:
     sweep of 8 paths x 100 values names 10^16 of them)."""
     if design.sweep:
         configs = math.prod(len(values) for values in design.sweep.values())
+    elif design.path:
+        configs = len(design.path.values or []) or design.path.count or 0
     else:
         configs = len(design.overrides or [{}])
-    return configs * (len(design.learning_curve or []) or 1)
+    return configs * (len(design.sizes) or 1)
 
 
 def expand(base: dict[str, Any], design: Design, max_members: int) -> Expansion:
@@ -142,10 +152,14 @@ def expand(base: dict[str, Any], design: Design, max_members: int) -> Expansion:
     configs = _configs(design)
     if design.baseline >= len(configs):
         raise Invalid("design.baseline", f"there are {len(configs)} configurations")
+    budget = design.learning_curve.budget if design.learning_curve else "epochs"
+    extras: list[dict[str, Any]] = [{} for _ in configs]
+    if budget != "epochs":
+        extras = _budgeted(base, design, configs, seeds[0])
     members = []
     for index, config in enumerate(configs):
         for (f, fold), (s, seed) in itertools.product(enumerate(folds), enumerate(seeds)):
-            overrides = dict(config)
+            overrides = {**config, **extras[index]}
             overrides["seed"] = seed
             if design.folds is not None and fold is not None:
                 overrides["dataset.folds"] = {**design.folds.model_dump(), "index": fold}
@@ -155,14 +169,73 @@ def expand(base: dict[str, Any], design: Design, max_members: int) -> Expansion:
     return Expansion(configs, members)
 
 
+def _budgeted(
+    base: dict[str, Any], design: Design, configs: list[dict[str, Any]], seed: int
+) -> list[dict[str, Any]]:
+    """A learning curve's step budget: each size of a configuration trains the whole epochs
+    that reach the optimizer steps of its largest size (``epochs`` goes into the
+    configuration, so tables show it); histograms and per-batch points are spread over those
+    epochs as over the spec's. With budget early_stop each member also stops early."""
+    assert design.learning_curve is not None
+    n_sizes, early = len(design.sizes), design.learning_curve.budget == "early_stop"
+    extras: list[dict[str, Any]] = []
+    for first in range(0, len(configs), n_sizes):
+        group = configs[first : first + n_sizes]
+        label = _labeller(design, first)
+        specs = [_spec(base, {**c, "seed": seed, **_fold0(design)}, c, label) for c in group]
+        batches = [_batches(spec) for spec in specs]
+        largest = max(range(n_sizes), key=lambda i: batches[i])
+        steps = specs[largest].epochs * batches[largest]
+        for config, spec, per_epoch in zip(group, specs, batches, strict=True):
+            epochs = math.ceil(steps / per_epoch)
+            if epochs > MAX_EPOCHS:
+                raise Invalid(
+                    "design.learning_curve.budget",
+                    f"{steps} steps take {epochs} epochs of {per_epoch} batches, over "
+                    f"{MAX_EPOCHS}: a larger smallest size, or budget epochs",
+                )
+            config["epochs"] = epochs
+            if early:
+                stopping = spec.early_stopping
+                config["early_stopping"] = stopping.model_dump() if stopping else EARLY_STOP
+            scale = epochs / spec.epochs
+            extras.append(
+                {
+                    "histograms.every": max(1, round(spec.histograms.every * scale)),
+                    "evaluation.batch_points": math.ceil(spec.evaluation.batch_points / scale),
+                }
+            )
+    return extras
+
+
+def _fold0(design: Design) -> dict[str, Any]:
+    return {"dataset.folds": {**design.folds.model_dump(), "index": 0}} if design.folds else {}
+
+
+def _batches(spec: JobSpec) -> int:
+    sizes = spec.dataset.split_sizes()
+    if sizes is None:
+        raise Invalid(
+            "design.learning_curve.budget",
+            f"the training-set sizes of {spec.dataset.name!r} with an official split are not "
+            "known from the spec: budget epochs",
+        )
+    return math.ceil(sizes[0] / spec.batch_size)
+
+
 def config_name(design: dict[str, Any], config: int) -> str | None:
     """A configuration's name from the stored design (learning-curve sizes share their base
     configuration's name), or None."""
     names = design.get("names")
     if not names:
         return None
-    sizes = len(design.get("learning_curve") or []) or 1
-    return str(names[config // sizes])
+    return str(names[config // (len(stored_sizes(design)) or 1)])
+
+
+def stored_sizes(design: dict[str, Any]) -> list[float]:
+    """A stored design's learning-curve sizes (stored as a list before budgets existed)."""
+    curve = design.get("learning_curve")
+    return list(curve.get("sizes", []) if isinstance(curve, dict) else curve or [])
 
 
 def _configs(design: Design) -> list[dict[str, Any]]:
@@ -172,12 +245,14 @@ def _configs(design: Design) -> list[dict[str, Any]]:
             dict(zip(paths, values, strict=True))
             for values in itertools.product(*design.sweep.values())
         ]
+    elif design.path:
+        configs = [{design.path.field: value} for value in design.path.grid()]
     else:
         configs = [dict(o) for o in design.overrides or [{}]]
-    if design.learning_curve:
+    if design.sizes:
         sized = []
         for config in configs:
-            for size in design.learning_curve:
+            for size in design.sizes:
                 key = "dataset.train_fraction" if size <= 1 else "dataset.train_subset"
                 sized.append({**config, key: size if size <= 1 else int(size)})
         configs = sized
@@ -186,13 +261,17 @@ def _configs(design: Design) -> list[dict[str, Any]]:
 
 def _labeller(design: Design, config: int) -> Callable[[str], str]:
     """Where a configuration's path was written in the request, for the 422's field."""
-    sizes = len(design.learning_curve or []) or 1
+    sizes = len(design.sizes) or 1
 
     def label(path: str) -> str:
-        if path in ("dataset.train_fraction", "dataset.train_subset"):
-            return "design.learning_curve"
+        if path in SIZE_PATHS:
+            return "design.learning_curve.sizes"
+        if path in BUDGET_PATHS:
+            return "design.learning_curve.budget"
         if design.sweep is not None:
             return f"design.sweep.{path}"
+        if design.path is not None:
+            return "design.path.values"
         return f"design.overrides.{config // sizes}.{path}"
 
     return label

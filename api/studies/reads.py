@@ -1,5 +1,6 @@
 """A study's answers, shaped for plotting and reading: per-configuration bands of every curve,
-the comparison table, effects against the baseline, and the learning curve. The statistics
+the comparison table, effects against the baseline, and the winner (api.studies.answers: the
+learning curve and the regularization path). The statistics
 are api.studies.stats; this module gathers the members' stored data for them."""
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ from api.studies.schemas import (
     ConfigCurves,
     ConfigEffects,
     Effect,
-    LearningCurve,
-    SizePoint,
     Stat,
     StudyCurves,
     StudyEffects,
@@ -53,6 +52,7 @@ SUMMARIES = (
     "memorization_epochs",  # label-noise controls: epochs to memorize (diagnosis)
 )
 ALPHA = 0.05
+RANKED = ("min_val_loss", "final_gap")  # what fixes for overfitting are ranked by
 CORRECTED = (
     "corrected resampled t-test (Nadeau and Bengio 2003): the folds' training sets overlap, so "
     "the variance of the mean difference is s^2 * (1/J + n_test/n_train), J pairs, Student's t "
@@ -67,23 +67,11 @@ WINNER_METHOD = (
     "difference (optimism), and the mean difference's 95% interval from Student's t over "
     "the members (folds or seeds; fold-overlap makes it somewhat narrow)"
 )
-# Learning curves: (name, where in the diagnosis, metric).
-LEARNING = (
-    ("final_train_loss", "final", "train_loss"),
-    ("final_val_loss", "final", "val_loss"),
-    ("best_train_loss", "at_best", "train_loss"),
-    ("best_val_loss", "at_best", "val_loss"),
-    ("final_train_accuracy", "final", "train_accuracy"),
-    ("final_val_accuracy", "final", "val_accuracy"),
-    ("best_train_accuracy", "at_best", "train_accuracy"),
-    ("best_val_accuracy", "at_best", "val_accuracy"),
-)
-SIZE_PATHS = ("dataset.train_fraction", "dataset.train_subset")
 MAX_RAW = 20_000  # longer member series are read downsampled, like a curve read
 MAX_KEYS = 50  # metrics in one aggregate read
 
 
-class _Member:
+class StudyMember:
     __slots__ = ("config", "diagnosis", "id", "replicate", "status")
 
     def __init__(self, run_id: int, config: int, replicate: int, status: str) -> None:
@@ -187,18 +175,20 @@ class StudyReads(StudyStore):
             if index != chosen
         ]
         tested = sum(p is not None for p in adjusted)
+        ranking = {name: _ranked(out, name) for name in RANKED}
         return StudyEffects(
             study_id=study_id,
             baseline=chosen,
             baseline_name=config_name(design, chosen),
             baseline_overrides=configs[chosen],
             configs=out,
+            ranking=ranking,
             ci_method=CORRECTED if design.get("folds") else PLAIN,
             adjustment=f"holm over the {tested} p-values of this read (configurations x "
             f"summary values); detectable: adjusted p below {ALPHA}",
         )
 
-    def _inflation(self, session: Session, members: list[_Member]) -> dict[int, float]:
+    def _inflation(self, session: Session, members: list[StudyMember]) -> dict[int, float]:
         """Per configuration, n_test / n_train of its members (from their specs): the
         correction's term for training sets that overlap across folds."""
         first: dict[int, int] = {}
@@ -250,42 +240,26 @@ class StudyReads(StudyStore):
             method=WINNER_METHOD.format(by=by),
         )
 
-    def learning_curve(self, study_id: int) -> LearningCurve:
-        with Session(self.engine) as session:
-            configs, _, members = self._load(session, study_id, diagnoses=True)
-        points = []
-        for index, overrides in enumerate(configs):
-            size = next((overrides[p] for p in SIZE_PATHS if p in overrides), None)
-            if size is None:
-                continue
-            diagnosed = [m.diagnosis for m in members if m.config == index and m.diagnosis]
-            values = {
-                name: Stat(**describe([getattr(d, where).get(metric) for d in diagnosed]))
-                for name, where, metric in LEARNING
-            }
-            points.append(SizePoint(size=size, config=index, values=values))
-        if not points:
-            raise Invalid("study", "this study has no learning curve (design.learning_curve)")
-        return LearningCurve(study_id=study_id, points=points)
-
     # ---- gathering ----
 
     def _load(
         self, session: Session, study_id: int, diagnoses: bool
-    ) -> tuple[list[dict[str, Any]], dict[str, Any], list[_Member]]:
+    ) -> tuple[list[dict[str, Any]], dict[str, Any], list[StudyMember]]:
         """The study's configurations, its design and its members (with their diagnoses)."""
         study = self._study(session, study_id)
         configs = json.loads(study.configs_json)
         members = self._members(session, study_id, diagnoses)
         return configs, json.loads(study.design_json), members
 
-    def _members(self, session: Session, study_id: int, diagnoses: bool = False) -> list[_Member]:
+    def _members(
+        self, session: Session, study_id: int, diagnoses: bool = False
+    ) -> list[StudyMember]:
         rows = session.execute(
             select(col(Run.id), col(Run.study_config), col(Run.study_replicate), col(Run.status))
             .where(col(Run.study_id) == study_id)
             .order_by(col(Run.id))
         ).all()
-        members = [_Member(int(i), int(c or 0), int(r or 0), s) for i, c, r, s in rows]
+        members = [StudyMember(int(i), int(c or 0), int(r or 0), s) for i, c, r, s in rows]
         if diagnoses and members:
             found: dict[int, str] = dict(
                 session.execute(
@@ -363,6 +337,13 @@ def _summary(d: DiagnosisOut | None, name: str) -> Any:
     if name == "memorization_epochs":
         return d.memorized_epoch
     return getattr(d, name)
+
+
+def _ranked(configs: list[ConfigEffects], name: str) -> list[int]:
+    """The configurations by their mean effect on ``name``, the largest fall first."""
+    having = [c for c in configs if c.effects[name].mean is not None]
+    having.sort(key=lambda c: (c.effects[name].mean, c.config))
+    return [c.config for c in having] + [c.config for c in configs if c not in having]
 
 
 def _sorted(rows: list[TableRow], sort: str) -> list[TableRow]:

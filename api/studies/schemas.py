@@ -39,6 +39,10 @@ class StudyOut(_Out):
     revision: str
 
 
+class FixStudyOut(StudyOut):
+    skipped: dict[str, str]  # the fixes left out, and why they do not apply to the run
+
+
 class Stat(_Out):
     mean: float | None
     std: float | None  # sample standard deviation (ddof=1); null under two values
@@ -116,6 +120,9 @@ class StudyEffects(_Out):
     baseline_name: str | None
     baseline_overrides: dict[str, Any]
     configs: list[ConfigEffects]
+    # Per summary value (min_val_loss, final_gap): the configurations from the largest mean
+    # fall against the baseline to the largest rise (those without an effect last).
+    ranking: dict[str, list[int]] = {}
     ci_method: str = ""  # how the intervals and p-values were made
     adjustment: str = ""  # how the p-values were adjusted for the number of tests
 
@@ -123,15 +130,64 @@ class StudyEffects(_Out):
 class SizePoint(_Out):
     size: float  # a fraction of the training split, or a count
     config: int
-    values: dict[str, Stat]
+    n_train: int | None  # training examples (from the members' specs)
+    values: dict[str, Stat]  # steps_trained among them: optimizer steps, from the runs
+
+
+class Interval(_Out):
+    value: float
+    ci_low: float | None  # 95%
+    ci_high: float | None
+
+
+class PowerLaw(_Out):
+    law: str  # e.g. "c + a * (n / n0)^(-b)"
+    n0: float | None  # the largest training-set size fitted
+    fitted: bool
+    params: dict[str, Interval]
+    dof: int | None = None
+    why: str  # what limits the fit, or ""
+
+
+class ExamplesNeeded(_Out):
+    target: float  # the gap asked for (x=)
+    examples: int | None  # training examples; null when the fit cannot tell
+    extrapolated: bool | None  # beyond the largest size measured
+    why: str
 
 
 class LearningCurve(_Out):
     """Per training-set size (and configuration, when the study sweeps too): final and best
-    train and validation loss and accuracy over the folds or seeds."""
+    train and validation loss and accuracy over the folds or seeds, the steps each size
+    trained, and power laws fitted to min_val_loss and final_gap against n_train."""
 
     study_id: int
+    budget: str  # steps, epochs or early_stop
     points: list[SizePoint]
+    fits: dict[str, PowerLaw]  # min_val_loss and final_gap, fitted over every member
+    examples_needed: ExamplesNeeded | None  # with x=
+    method: str
+
+
+class PathPoint(_Out):
+    value: float
+    config: int
+    members: int
+    values: dict[str, Stat]  # min_val_loss, final_gap, weight_l2, near_zero, onset_epoch
+
+
+class RegularizationPath(_Out):
+    """Per value of the path: the members' summaries and their weights; the values glmnet
+    and scikit-learn's path tools report."""
+
+    study_id: int
+    field: str
+    scale: str
+    points: list[PathPoint]
+    lambda_min: float | None  # the lowest mean min_val_loss
+    lambda_1se: float | None  # the largest value within one standard error of it
+    threshold: float | None  # that mean plus its standard error
+    method: str
 
 
 class Winner(_Out):

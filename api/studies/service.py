@@ -63,14 +63,17 @@ class StudyStore(StoreBase):
         expansion: Expansion,
         principal: Principal,
         team_budget_mb: int | None = None,
+        project_id: int | None = None,
     ) -> tuple[StudyOut, list[tuple[int, JobSpec, str]]]:
-        """Store the study and every member, queued; returns the study and, per member, what
-        the queue needs (run id, spec, worker token). A 422 if the team's runs would then store
-        more than ``team_budget_mb``."""
+        """Store the study and every member, queued, in ``project_id`` (already granted) or
+        the project the body names; returns the study and, per member, what the queue needs
+        (run id, spec, worker token). A 422 if the team's runs would then store more than
+        ``team_budget_mb``."""
         with Session(self.engine) as session:
-            project_id = self.projects.project_to_file_in(
-                session, body.project, principal, body.team
-            )
+            if project_id is None:
+                project_id = self.projects.project_to_file_in(
+                    session, body.project, principal, body.team
+                )
             study = Study(
                 project_id=project_id,
                 created_by_id=principal.user_id,
@@ -104,6 +107,16 @@ class StudyStore(StoreBase):
             check_team_budget(self.runs.team_storage(session, project_id), team_budget_mb, "design")
             session.commit()
             return self._study_out(session, study), handed
+
+    def run_to_fix(self, run_id: int) -> tuple[str, str, int]:
+        """A run's spec, name and project, for a fix study around it (its caller granted)."""
+        with Session(self.engine) as session:
+            row = session.execute(
+                select(col(Run.spec_json), col(Run.name), col(Run.project_id)).where(
+                    col(Run.id) == run_id
+                )
+            ).one()
+            return str(row[0]), str(row[1]), int(row[2])
 
     def get_study(self, study_id: int) -> StudyOut:
         with Session(self.engine) as session:

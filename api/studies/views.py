@@ -11,18 +11,30 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import ValidationError
 
-from api.core.deps import AnswersDep, SettingsDep, conditional_answer, csv_list, etag, not_modified
+from api.core.deps import (
+    AnswersDep,
+    RunId,
+    SettingsDep,
+    conditional_answer,
+    csv_list,
+    etag,
+    not_modified,
+)
 from api.core.exceptions import Invalid
-from api.core.http import GuardedRoute
+from api.core.http import GuardedRoute, before_body
 from api.people.deps import UserDep
 from api.runs.budget import check_budget
 from api.runs.delivery import deliver, hand_over
-from api.runs.deps import EnqueuerDep, LifecycleDep
+from api.runs.deps import EnqueuerDep, LifecycleDep, RunWrite
+from api.runs.guard import run_role
 from api.studies.deps import StudiesDep, StudyId, StudyRead, StudyWrite
 from api.studies.design import StudyCreate, expand
+from api.studies.fixes import FixStudyCreate, fix_study
 from api.studies.reads import SUMMARIES
 from api.studies.schemas import (
+    FixStudyOut,
     LearningCurve,
+    RegularizationPath,
     StudyCurves,
     StudyEffects,
     StudyOut,
@@ -45,18 +57,59 @@ def create_study(
     response: Response,
     principal: UserDep,
 ) -> StudyOut:
-    """A base spec and a design (sweep or overrides, seeds, folds, learning-curve sizes): every
-    member is validated as a whole spec, stored with the study, and handed to the queue."""
+    """A base spec and a design (sweep, overrides or a path; seeds, folds, learning-curve
+    sizes): every member is validated as a whole spec, stored with the study, and handed to
+    the queue."""
     try:
         JobSpec.model_validate(body.spec)
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
         where = ".".join(["spec", *(str(p) for p in error["loc"])])
         raise Invalid(where, error["msg"]) from None
+    return _start(body, store, lifecycle, enqueuer, settings, response, principal, None)
+
+
+@router.post("/runs/{run_id}/fix_study", status_code=201, response_model=FixStudyOut)
+@before_body(run_role("write"))
+def create_fix_study(
+    run_id: RunId,
+    body: FixStudyCreate,
+    store: StudiesDep,
+    lifecycle: LifecycleDep,
+    enqueuer: EnqueuerDep,
+    settings: SettingsDep,
+    response: Response,
+    principal: UserDep,
+    _: RunWrite,
+) -> FixStudyOut:
+    """A study of the usual fixes around the run's own spec, with k folds: the run itself
+    (the baseline), dropout, L1, L2, weight decay, ReduceLROnPlateau, early stopping, twice
+    the training data and augmentation where they apply, and a random-label control (409 for
+    a run logged from its own loop: it has no spec)."""
+    spec_json, run_name, project_id = store.run_to_fix(run_id)
+    study_body, skipped = fix_study(spec_json, run_name, body)
+    study = _start(
+        study_body, store, lifecycle, enqueuer, settings, response, principal, project_id
+    )
+    return FixStudyOut(**study.model_dump(), skipped=skipped)
+
+
+def _start(
+    body: StudyCreate,
+    store: StudiesDep,
+    lifecycle: LifecycleDep,
+    enqueuer: EnqueuerDep,
+    settings: SettingsDep,
+    response: Response,
+    principal: UserDep,
+    project_id: int | None,
+) -> StudyOut:
     expansion = expand(body.spec, body.design, settings.max_study_members)
     for member in expansion.members:
         check_budget(member.spec, settings)
-    study, handed = store.create_study(body, expansion, principal, settings.max_team_storage_mb)
+    study, handed = store.create_study(
+        body, expansion, principal, settings.max_team_storage_mb, project_id
+    )
     for run_id, spec, token in handed:  # committed first: a broker away only delays them
         hand_over(lifecycle, enqueuer, run_id, spec, token)
     response.headers["Location"] = f"{settings.api_prefix}/studies/{study.id}"
@@ -240,9 +293,39 @@ async def learning_curve(
     store: StudiesDep,
     answers: AnswersDep,
     grant: StudyRead,
+    x: Annotated[
+        float | None,
+        Query(gt=0, le=1e6, description="a gap: about how many examples bring it under x"),
+    ] = None,
 ) -> LearningCurve | Response:
     """Per training-set size: final and best train and validation loss and accuracy, mean and
-    std over the folds or seeds (422 for a study without design.learning_curve)."""
+    std over the folds or seeds, and the steps trained; power laws of min_val_loss and
+    final_gap against the training examples, and, with ``x``, about how many examples bring
+    the gap under x (422 for a study without design.learning_curve)."""
     return await conditional_answer(
-        request, answers, grant.identity, grant.revision, lambda: store.learning_curve(study_id)
+        request,
+        answers,
+        grant.identity,
+        grant.revision,
+        lambda: store.learning_curve(study_id, x),
+    )
+
+
+@router.get("/studies/{study_id}/path", response_model=RegularizationPath, responses={304: {}})
+async def regularization_path(
+    study_id: StudyId,
+    request: Request,
+    store: StudiesDep,
+    answers: AnswersDep,
+    grant: StudyRead,
+) -> RegularizationPath | Response:
+    """Per value of design.path: min_val_loss, final_gap, onset_epoch and the weights' L2 norm
+    and near-zero share (last histograms), mean and std over the folds or seeds; lambda_min
+    and lambda_1se (422 for a study without design.path)."""
+    return await conditional_answer(
+        request,
+        answers,
+        grant.identity,
+        grant.revision,
+        lambda: store.regularization_path(study_id),
     )

@@ -236,6 +236,7 @@ CASES = [
     Case("PATCH", "/runs/{run}", WRITE, {"notes": "checked"}),
     Case("DELETE", "/runs/{run}", {**OWNER, "owner": 204}),
     Case("POST", "/runs/{run}/cancel", WRITE),
+    Case("POST", "/runs/{run}/fix_study", created(WRITE), {"folds": 2, "fixes": ["l1"]}),
     # The run is cancelled first, so its own worker token has died with it (401).
     Case("POST", "/runs/{run}/retry", {**WRITE, "own_worker": 401}, prepare=_cancelled),
     Case("POST", "/runs/{run}/status", REPORT, {"status": "heartbeat", "attempt": 1}),
@@ -285,6 +286,14 @@ CASES = [
         "/studies/{study}/learning_curve",
         READ,
         prepare=_study({"learning_curve": [0.5, 1.0]}),
+    ),
+    Case(
+        "GET",
+        "/studies/{study}/path",
+        READ,
+        prepare=_study(
+            {"path": {"field": "model.dropout", "scale": "linear", "values": [0, 0.2, 0.4]}}
+        ),
     ),
     Case("GET", "/me", ANY_USER),
     Case("GET", "/teams", ANY_USER),

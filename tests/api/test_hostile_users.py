@@ -263,7 +263,8 @@ def test_a_spec_that_would_fill_the_disk_is_refused_at_submit(client: TestClient
     # Every bin every 100 epochs fits one run's budget, but 500 of them not the team's.
     sparse = {**MAXIMAL, "histograms": {"bins": 1024, "every": 100}}
     assert client.post(f"{API}/jobs", json={"spec": sparse}).status_code == 201
-    design = {"seeds": list(range(100)), "learning_curve": [0.5, 1.0]}  # 200 members
+    curve = {"sizes": [0.5, 1.0], "budget": "epochs"}
+    design = {"seeds": list(range(100)), "learning_curve": curve}  # 200 members
     refused = client.post(f"{API}/studies", json={"spec": sparse, "design": design})
     assert refused.status_code == 422, refused.text
     assert refused.json()["errors"][0]["field"] == "design"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -33,9 +34,13 @@ def members(client: TestClient, study_id: int) -> list[dict[str, Any]]:
 
 
 def feed(
-    client: TestClient, queue: RecordingQueue, run: dict[str, Any], curves: dict[str, list[float]]
+    client: TestClient,
+    queue: RecordingQueue,
+    run: dict[str, Any],
+    curves: dict[str, list[float]],
+    histograms: Sequence[dict[str, Any]] = (),
 ) -> None:
-    """What a worker posts: running, every epoch's metrics, succeeded."""
+    """What a worker posts: running, every epoch's metrics (and histograms), succeeded."""
     worker = bearer(queue.tokens[run["id"]])
     url = f"{API}/runs/{run['id']}"
     assert client.post(f"{url}/status", json={"status": "running"}, headers=worker).is_success
@@ -45,6 +50,9 @@ def feed(
         for step, value in enumerate(values, 1)
     ]
     assert client.post(f"{url}/metrics", json={"points": points}, headers=worker).is_success
+    if histograms:
+        sent = {"histograms": list(histograms)}
+        assert client.post(f"{url}/histograms?attempt=1", json=sent, headers=worker).is_success
     done = {"status": "succeeded", "attempt": 1}
     assert client.post(f"{url}/status", json=done, headers=worker).is_success
 
@@ -231,10 +239,37 @@ def test_study_reads_are_cached_until_a_member_changes(
     assert fresh.status_code == 200 and fresh.headers["etag"] != tag
 
 
+def test_effects_rank_the_configurations(client: TestClient, queue: RecordingQueue) -> None:
+    """fake_curves adds 0.1 a configuration to the validation loss: against configuration 0,
+    1 rises least; against 2, 0 falls most."""
+    study = create(client, {"sweep": {"model.dropout": [0, 0.2, 0.5]}, "seeds": [1, 2]})
+    for run in members(client, study["id"]):
+        feed(client, queue, run, fake_curves(run["study_config"], run["study_replicate"]))
+    url = f"{API}/studies/{study['id']}/effects"
+    assert client.get(url).json()["ranking"]["min_val_loss"] == [1, 2]
+    against_2 = client.get(url, params={"baseline": 2}).json()
+    assert against_2["ranking"]["min_val_loss"] == [0, 1]
+    assert set(against_2["ranking"]) == {"min_val_loss", "final_gap"}
+
+
 def test_a_learning_curve_per_size(client: TestClient, queue: RecordingQueue) -> None:
+    """The step budget (the default): 1437 examples in batches of 64 are 23 steps an epoch,
+    92 in 4 epochs; a quarter (359, 6 steps an epoch) trains ceil(92 / 6) = 16 epochs."""
     study = create(client, {"learning_curve": [0.25, 1.0], "seeds": [1, 2]})
     runs = members(client, study["id"])
     assert sorted(r["spec"]["dataset"]["train_fraction"] for r in runs) == [0.25, 0.25, 1, 1]
+    assert [(r["spec"]["dataset"]["train_fraction"], r["spec"]["epochs"]) for r in runs] == [
+        (0.25, 16),
+        (0.25, 16),
+        (1, 4),
+        (1, 4),
+    ]
+    for run in runs:
+        steps = {"steps": 96 if run["study_config"] == 0 else 92, "epochs": 4}
+        trained = {"events": [{"kind": "trained", "step": 4, "payload": steps}]}
+        worker = bearer(queue.tokens[run["id"]])
+        sent = client.post(f"{API}/runs/{run['id']}/events", json=trained, headers=worker)
+        assert sent.is_success, sent.text
     for run in runs:
         feed(client, queue, run, fake_curves(run["study_config"], run["study_replicate"]))
     curve = client.get(f"{API}/studies/{study['id']}/learning_curve").json()
@@ -247,9 +282,65 @@ def test_a_learning_curve_per_size(client: TestClient, queue: RecordingQueue) ->
         ]
         assert point["values"]["final_val_loss"]["mean"] == pytest.approx(np.mean(finals))
         assert point["values"]["final_val_loss"]["n"] == 2
+    assert [p["n_train"] for p in curve["points"]] == [359, 1437]
+    assert [p["values"]["steps_trained"]["mean"] for p in curve["points"]] == [96, 92]
+    assert curve["budget"] == "steps" and "steps" in curve["method"]
+    loss = curve["fits"]["min_val_loss"]  # three parameters, two sizes
+    assert not loss["fitted"] and "2 training-set sizes" in loss["why"]
+    asked = client.get(f"{API}/studies/{study['id']}/learning_curve", params={"x": 0.01}).json()
+    assert asked["examples_needed"]["target"] == 0.01 and curve["examples_needed"] is None
+    bad = client.get(f"{API}/studies/{study['id']}/learning_curve", params={"x": -1})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "x"
     plain = create(client, {"seeds": [1]})
     missing = client.get(f"{API}/studies/{plain['id']}/learning_curve")
     assert missing.status_code == 422 and missing.json()["errors"][0]["field"] == "study"
+    no_path = client.get(f"{API}/studies/{plain['id']}/path")
+    assert no_path.status_code == 422 and "design.path" in no_path.json()["errors"][0]["message"]
+
+
+def test_a_regularization_path_by_hand(client: TestClient, queue: RecordingQueue) -> None:
+    """Three L2 values x 2 seeds; min val losses 0.30/0.34, 0.29/0.37 and 0.40/0.42: the
+    lowest mean is 0.32 (1e-4; std 0.0283 over 2 seeds, standard error 0.02, bar 0.34);
+    1e-3's 0.33 is within it, 1e-2's 0.41 is not: lambda_1se = 1e-3. The weights: two
+    tensors of 3 and 1 values, ||w|| 3 and 4 at the last histogram (biases left out):
+    weight_l2 5, near_zero (1 + 1) / 4."""
+    grid = {"field": "regularization.l2", "values": [1e-2, 1e-4, 1e-3]}
+    study = create(client, {"path": grid, "seeds": [0, 1]})
+    assert [c["overrides"]["regularization.l2"] for c in study["configs"]] == [1e-4, 1e-3, 1e-2]
+    lows = {(0, 0): 0.30, (0, 1): 0.34, (1, 0): 0.29, (1, 1): 0.37, (2, 0): 0.40, (2, 1): 0.42}
+    for run in members(client, study["id"]):
+        low = lows[(run["study_config"], run["study_replicate"])]
+        hists = [
+            {
+                "param": p,
+                "step": step,
+                "edges": [-1, 0, 1],
+                "counts": [1, n - 1],
+                "numel": n,
+                "mean": 0,
+                "std": 1,
+                "min": -1,
+                "max": 1,
+                "l1": 1,
+                "l2": l2 * step,
+                "near_zero": z,
+            }
+            for step in (1, 2)
+            for p, n, l2, z in (("fc1.weight", 3, 1.5, 1 / 3), ("fc2.weight", 1, 2, 1.0))
+        ]
+        hists.append({**hists[0], "param": "fc1.bias", "l2": 100.0})
+        curves = {"train_loss": [0.5, 0.2], "val_loss": [low + 0.1, low]}
+        feed(client, queue, run, curves, hists)
+    path = client.get(f"{API}/studies/{study['id']}/path").json()
+    assert path["field"] == "regularization.l2" and path["scale"] == "log"
+    assert [p["value"] for p in path["points"]] == [1e-4, 1e-3, 1e-2]
+    first = path["points"][0]["values"]
+    assert first["min_val_loss"]["mean"] == pytest.approx(0.32)
+    assert first["weight_l2"]["mean"] == pytest.approx(5.0)
+    assert first["near_zero"]["mean"] == pytest.approx(0.5)
+    assert path["lambda_min"] == 1e-4 and path["lambda_1se"] == 1e-3
+    assert path["threshold"] == pytest.approx(0.34)
+    assert "glmnet" in path["method"]
 
 
 def test_the_winner_and_its_optimism_by_hand(client: TestClient, queue: RecordingQueue) -> None:

@@ -14,11 +14,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -36,9 +38,10 @@ GRID = {
 }
 
 
-def train_study(workers: int) -> float:
-    """Seconds from POST /studies until the 12 members have ended, with ``workers`` workers
-    (one process each) on an on-disk broker."""
+@contextlib.contextmanager
+def study_stack(workers: int) -> Iterator[httpx.Client]:
+    """A real API and ``workers`` Celery workers (one process each) on an on-disk broker and
+    a fresh SQLite database; yields a client of the API's /api/v1 with a user's token."""
     tmp = Path(tempfile.mkdtemp(prefix="fitlens-bench-study-"))
     port = launch.free_port()
     base = f"http://127.0.0.1:{port}"
@@ -64,20 +67,26 @@ def train_study(workers: int) -> float:
             base_url=f"{base}/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=60
         ) as http:
             time.sleep(5)  # let the workers finish starting: their start-up is not the study's
-            t0 = time.perf_counter()
-            study = http.post("/studies", json=GRID).raise_for_status().json()
-            while not http.get(f"/studies/{study['id']}").json()["done"]:
-                time.sleep(0.2)
-            seconds = time.perf_counter() - t0
-            status = http.get(f"/studies/{study['id']}").json()["status"]
-            assert status == {"succeeded": 12}, status
-            return seconds
+            yield http
     finally:
         for proc in procs:
             launch.stop(proc)
         launch.stop(api)
         for log in logs:
             log.close()
+
+
+def train_study(workers: int) -> float:
+    """Seconds from POST /studies until the 12 members have ended, with ``workers`` workers."""
+    with study_stack(workers) as http:
+        t0 = time.perf_counter()
+        study = http.post("/studies", json=GRID).raise_for_status().json()
+        while not http.get(f"/studies/{study['id']}").json()["done"]:
+            time.sleep(0.2)
+        seconds = time.perf_counter() - t0
+        status = http.get(f"/studies/{study['id']}").json()["status"]
+        assert status == {"succeeded": 12}, status
+        return seconds
 
 
 def feed_members(http: httpx.Client, study_id: int, epochs: int) -> None:

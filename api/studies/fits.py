@@ -41,7 +41,7 @@ def power_law(
     if distinct < len(names):
         out["why"] = f"{distinct} training-set sizes with values; this law needs {len(names)}"
         return out
-    n0 = max(n for n, _ in pairs)
+    n0 = out["n0"] = max(n for n, _ in pairs)
     x = np.array([n / n0 for n, _ in pairs])
     y = np.array([v for _, v in pairs])
 

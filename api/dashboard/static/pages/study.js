@@ -52,9 +52,9 @@ export async function render(main, studyId) {
       const series = [];
       for (const key of ["final_train_loss", "final_val_loss"]) {
         const pts = lc.points.filter((p) => p.values[key]);
-        series.push({ name: key, steps: pts.map((p) => p.size), values: pts.map((p) => num(p.values[key].mean)), dashed: key.includes("train") });
+        series.push({ name: key, steps: pts.map((p) => p.n_train ?? p.size), values: pts.map((p) => num(p.values[key].mean)), dashed: key.includes("train") });
       }
-      lines("learning-curve", learning, { title: "Loss against training-set size", xName: "training-set size", yName: "loss", series });
+      lines("learning-curve", learning, { title: "Loss against training-set size", xName: `training examples (budget: ${lc.budget})`, yName: "loss", series });
     }
   }
 

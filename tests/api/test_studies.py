@@ -97,6 +97,31 @@ def test_a_2x2_sweep_x_3_folds_makes_12_members_with_their_overrides(
         ({"design": {"sweep": {"seed": [1]}}}, "design.sweep"),
         ({"design": {"seeds": list(range(100)), "folds": {"k": 10}}}, "design"),
         ({"design": {"baseline": 5}}, "design.baseline"),
+        # Issue 25's: paths of 2 or 51 values, a log grid through 0, a budget without sizes,
+        # label noise outside [0, 1].
+        (
+            {"design": {"path": {"field": "model.dropout", "values": [0.1, 0.2]}}},
+            "design.path.values",
+        ),
+        (
+            {"design": {"path": {"field": "model.dropout", "values": [0.1] * 51}}},
+            "design.path.values",
+        ),
+        (
+            {"design": {"path": {"field": "regularization.l2", "values": [0, 1e-3, 1e-2]}}},
+            "design.path.values",
+        ),
+        (
+            {"design": {"path": {"field": "regularization.l2", "start": 0, "stop": 1, "count": 4}}},
+            "design.path.start",
+        ),
+        ({"design": {"learning_curve": {"budget": "steps"}}}, "design.learning_curve.sizes"),
+        (
+            {"design": {"learning_curve": {"sizes": [0.5], "budget": "days"}}},
+            "design.learning_curve.budget",
+        ),
+        ({"spec": {"dataset": {"label_noise": 1.5}}}, "spec.dataset.label_noise"),
+        ({"spec": {"dataset": {"label_noise": -0.1}}}, "spec.dataset.label_noise"),
     ],
 )
 def test_bad_studies_are_422s_naming_the_path(

@@ -35,6 +35,7 @@ from trainer.models import build_loss, build_model, build_optimizer, build_sched
 from trainer.spec import JobSpec, ReduceOnPlateauSpec
 from trainer.stats import histogram_width, pack_histograms, penalty, unpack_histograms
 from trainer.stopping import Stopping
+from trainer.weights import WeightWatch
 
 
 @dataclass
@@ -222,6 +223,7 @@ class _Training:
         self.penalised = [p for n, p in named if reg.apply_to == "all" or n.endswith("weight")]
         include = spec.histograms.include
         self.hist_params = [(n, p) for n, p in named if n.rsplit(".", 1)[-1] in include]
+        self.watch = WeightWatch(named)
         self.n_train, batch = len(data.y_train), spec.batch_size
         self.starts = range(0, self.n_train, batch)
         # Weight of each batch's mean loss in the epoch mean (the last batch may be short).
@@ -275,10 +277,15 @@ class _Training:
         if reg.l1 or reg.l2:
             names.append("reg_penalty")
             values.append(penalty(self.penalised, reg.l1, reg.l2, reg.l2_form))
+        moved, movement = self.watch.metrics()
+        names += moved
+        values += movement
         packed = [torch.stack([v.double() for v in values])]
         want_hist = hist.enabled and (epoch % hist.every == 0 or epoch == spec.epochs)
+        shown = self.watch.histogram_tensors(self.hist_params, hist.include) if want_hist else []
         if want_hist:
-            packed.append(pack_histograms(self.hist_params, hist.bins, hist.near_zero))
+            packed.append(pack_histograms(shown, hist.bins, hist.near_zero))
+        self.watch.advance()
         per_class = self.classification and epoch in self.evaluated_epochs
         labelled = {"train": self.data.y_train, "val": self.data.y_val}
         for split, y in labelled.items() if per_class else ():
@@ -293,10 +300,8 @@ class _Training:
             metrics["accuracy_gap"] = metrics["train_accuracy"] - metrics["val_accuracy"]
         measured = _Measured(metrics)
         if want_hist:
-            width = histogram_width(len(self.hist_params), hist.bins)
-            measured.histograms = unpack_histograms(
-                host.take(width), self.hist_params, hist.bins, epoch
-            )
+            width = histogram_width(len(shown), hist.bins)
+            measured.histograms = unpack_histograms(host.take(width), shown, hist.bins, epoch)
         labels = self.data.class_names or []
         for split in labelled if per_class else ():
             counts = host.take(class_counts_width(self.n_classes))

@@ -156,16 +156,28 @@ class EarlyStoppingSpec(_Strict):
     restore_best: bool = True
 
 
+HistogramPart = Literal["weight", "bias", "grad", "update"]
+
+
+def _weights_and_biases() -> list[HistogramPart]:
+    return ["weight", "bias"]
+
+
 class HistogramSpec(_Strict):
     enabled: bool = True
     bins: Annotated[int, Field(ge=2, le=1024)] = 64
-    include: list[Literal["weight", "bias"]] = Field(
-        default_factory=lambda: ["weight", "bias"],  # type: ignore[arg-type]
-        min_length=1,
-    )
+    # weight, bias: which tensors; grad, update: also their last batch's gradient and the
+    # epoch's update (W_t - W_(t-1)), as "grad/<name>" and "update/<name>".
+    include: list[HistogramPart] = Field(default_factory=_weights_and_biases, min_length=1)
     every: PositiveInt = 1
     # |w| below this counts as "near zero": the sparsity L1 is expected to produce.
     near_zero: Annotated[float, Field(gt=0.0)] = 1e-3
+
+    @model_validator(mode="after")
+    def _tensors(self) -> HistogramSpec:
+        if not {"weight", "bias"} & set(self.include):
+            raise ValueError("include: name weight or bias too (grad and update are theirs)")
+        return self
 
 
 class EvaluationSpec(_Strict):

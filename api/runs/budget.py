@@ -18,6 +18,7 @@ from trainer.spec import CNNSpec, JobSpec
 HISTOGRAM_BYTES_PER_BIN = 30
 HISTOGRAM_ROW_BYTES = 200
 METRICS_BYTES_PER_EPOCH = 1_600
+WEIGHT_METRICS_BYTES_PER_LAYER = 300  # three keys of trainer.weights, 100 bytes a point
 EVALUATION_BYTES = 100_000
 HEATMAP_BYTES = 64 * 64 * 20
 MiB = 1 << 20
@@ -30,13 +31,18 @@ def storage_estimate(spec: JobSpec) -> int:
     linear = len(model.hidden) + 1
     layers = linear + (len(model.channels) if isinstance(model, CNNSpec) else 0)
     histograms = 0
+    include = set(spec.histograms.include)
     if spec.histograms.enabled:
         logged = math.ceil(spec.epochs / spec.histograms.every) + 1
-        tensors = layers * len(spec.histograms.include)
+        # weight, bias pick the tensors; grad and update add a histogram to each.
+        tensors = (
+            layers * len(include & {"weight", "bias"}) * (1 + len(include - {"weight", "bias"}))
+        )
         per_row = HISTOGRAM_BYTES_PER_BIN * spec.histograms.bins + HISTOGRAM_ROW_BYTES
         histograms = logged * tensors * per_row
     evaluation = EVALUATION_BYTES + linear * HEATMAP_BYTES
-    return histograms + spec.epochs * METRICS_BYTES_PER_EPOCH + evaluation
+    movement = spec.epochs * layers * WEIGHT_METRICS_BYTES_PER_LAYER  # norm, drift, update ratio
+    return histograms + spec.epochs * METRICS_BYTES_PER_EPOCH + movement + evaluation
 
 
 def check_budget(spec: JobSpec, settings: Settings) -> None:

@@ -15,6 +15,9 @@ const GROUPS = [
   ["error", "RMSE / MAE", "error", /rmse|mae/],
   ["gap", "Generalization gap", "val − train", /gap/],
   ["lr", "Learning rate", "learning rate", /^lr$/],
+  ["norm", "Weight norms ||W||", "norm", /^weight_norm\//],
+  ["drift", "Drift from the start ||W − W₀|| / ||W₀||", "drift", /^drift\//],
+  ["update", "Update-to-weight ratio per epoch", "ratio", /^update_ratio\//],
   ["other", "Other metrics", "value", /./],
 ];
 
@@ -86,7 +89,7 @@ export async function render(main, runId) {
         series: members.map(([key, c]) => ({ name: key, steps: c.steps, values: c.values,
           dashed: key.startsWith("train") || key.endsWith("running") })),
         marks: name === "other" || name === "batch" ? [] : marks(),
-        log: name === "lr" && values.length && Math.max(...values) / Math.min(...values) > 20,
+        log: (name === "lr" || name === "update") && values.length && Math.max(...values) / Math.min(...values) > 20,
         zoom: long ? zoomTo : null,
       });
     }

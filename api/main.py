@@ -41,6 +41,7 @@ from api.streams.hub import Hub
 from api.studies import views as studies
 from api.webhooks import views as webhooks
 from api.webhooks.sender import send_forever
+from api.weights import views as weights
 
 log = logging.getLogger("fitlens.api")
 
@@ -60,7 +61,9 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     )
     engine = make_engine(settings.database_url)
     app.state.settings = settings
-    app.state.store = store = TrackingStore(engine, settings.default_project)
+    app.state.store = store = TrackingStore(
+        engine, settings.default_project, settings.max_run_storage_mb << 20
+    )
     app.state.enqueuer = enqueuer or make_enqueuer(settings)
     app.state.listening = Listening()
     app.state.hub = Hub(store.streams.revisions, settings.stream_interval)
@@ -77,7 +80,18 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     )
     install_error_handlers(app)
     api = APIRouter(prefix=settings.api_prefix, route_class=GuardedRoute)
-    domains = (runs, metrics, histograms, evaluation, diagnosis, studies, streams, people, webhooks)
+    domains = (
+        runs,
+        metrics,
+        histograms,
+        weights,
+        evaluation,
+        diagnosis,
+        studies,
+        streams,
+        people,
+        webhooks,
+    )
     for module in domains:
         api.include_router(module.router)
     api.include_router(session.router)

@@ -12,6 +12,7 @@ from api.people.models import ApiToken, Invitation, Membership, Project, Team, U
 from api.runs.models import Run, RunEvent, RunTag
 from api.studies.models import Study
 from api.webhooks.models import Webhook, WebhookDelivery
+from api.weights.models import WeightSnapshot
 
 __all__ = [
     "ApiToken",
@@ -33,4 +34,5 @@ __all__ = [
     "User",
     "Webhook",
     "WebhookDelivery",
+    "WeightSnapshot",
 ]

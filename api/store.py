@@ -24,16 +24,19 @@ from api.runs.service import RunStore
 from api.streams.reads import StreamReads
 from api.studies.answers import StudyAnswers
 from api.webhooks.service import WebhookStore
+from api.weights.service import WeightStore
 
 __all__ = ["TrackingStore"]
 
 
 class TrackingStore(StoreBase):
-    """people, projects -> access -> runs, lifecycle, metrics, histograms, evaluations ->
+    """people, projects -> access -> runs, lifecycle, metrics, histograms, evaluations, weights ->
     diagnosis (reads metrics, evaluations) -> webhooks (people, access) -> studies (runs,
     lifecycle, metrics) -> streams."""
 
-    def __init__(self, engine: Engine, default_project: str = "default") -> None:
+    def __init__(
+        self, engine: Engine, default_project: str = "default", max_run_bytes: int = 1 << 30
+    ) -> None:
         super().__init__(engine)
         self.people = PeopleStore(engine)
         self.projects = ProjectStore(engine, default_project)
@@ -43,6 +46,7 @@ class TrackingStore(StoreBase):
         self.metrics = MetricStore(self.access)
         self.histograms = HistogramStore(self.access)
         self.evaluations = EvaluationStore(self.access)
+        self.weights = WeightStore(self.access, max_run_bytes)
         self.diagnosis = DiagnosisStore(self.access, self.metrics, self.evaluations)
         # The one place a run's diagnosis is wired to its data: every write of metrics, events,
         # status or heartbeat calls it in its own transaction, under the run's lock.

@@ -37,6 +37,7 @@ ALLOWED: dict[str, set[str]] = {
     "metrics": {"api.core", "api.runs", "api.people.deps"},
     "histograms": {"api.core", "api.runs", "api.people.deps"},
     "evaluation": {"api.core", "api.runs", "api.people.deps"},
+    "weights": {"api.core", "api.runs", "api.people.deps"},
     "diagnosis": {"api.core", "api.runs", "api.metrics", "api.evaluation", "api.people.deps"},
     # Webhooks hear of runs (their status, diagnosis) and ask people who owns a team.
     "webhooks": {"api.core", "api.runs", "api.people", "api.diagnosis.models"},
@@ -189,6 +190,7 @@ def test_every_table_of_run_data_is_found() -> None:
         "run_event",
         "runtag",
         "webhook_delivery",
+        "weight_snapshot",
     }
     assert {t.name for t in run_tables(attempt_data_only=True)} == {
         "histogram",
@@ -197,4 +199,5 @@ def test_every_table_of_run_data_is_found() -> None:
         "metric_series",
         "run_diagnosis",
         "run_evaluation",
+        "weight_snapshot",
     }

@@ -127,6 +127,24 @@ class WeightMatrix(_Event):
     values: list[list[float]]
 
 
+SnapshotWhy = Literal["first", "every", "last", "best"]
+
+
+class WeightSnapshot(_Event):
+    """One weight tensor at one epoch, its values packed (base64 of little-endian, row-major
+    ``dtype``): whole, or average-pooled to ``shape`` from ``full_shape`` (``method``)."""
+
+    event: Literal["weight_snapshot"] = "weight_snapshot"
+    param: str
+    epoch: int
+    shape: list[int]  # of the values sent
+    full_shape: list[int]  # the tensor's own
+    dtype: Literal["float32", "float16"]
+    why: list[SnapshotWhy]
+    method: str  # "whole", or how it was downsampled
+    data: str
+
+
 class Evaluation(_Event):
     event: Literal["evaluation"] = "evaluation"
     epoch: int  # whose weights were evaluated
@@ -167,6 +185,7 @@ class EpochEnd(_Event):
     eta_seconds: float
     # At the epochs the spec evaluates per class: the training and validation splits'.
     evaluations: list[Evaluation] = Field(default_factory=list)
+    snapshots: list[WeightSnapshot] = Field(default_factory=list)
     # The per-batch training loss (train_loss_batch): (step, value), the step counting batches
     # since the run began, each value the mean of a run of consecutive batches.
     batch_losses: list[tuple[int, float]] = Field(default_factory=list)
@@ -185,6 +204,8 @@ class RunEnded(_Event):
     # evaluated); None when the last epoch's weights were kept.
     restored_epoch: int | None = None
     steps: int = 0  # optimizer steps taken (a learning curve's budget compares sizes by them)
+    # The best epoch's weights (and the last epoch's, when the run ended before its last).
+    snapshots: list[WeightSnapshot] = Field(default_factory=list)
 
 
 Event = Annotated[RunStarted | EpochEnd | Evaluation | RunEnded, Field(discriminator="event")]

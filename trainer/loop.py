@@ -32,6 +32,7 @@ from trainer.measure import (
     split_evaluation,
 )
 from trainer.models import build_loss, build_model, build_optimizer, build_scheduler
+from trainer.snapshots import Snapshots
 from trainer.spec import JobSpec, ReduceOnPlateauSpec
 from trainer.stats import histogram_width, pack_histograms, penalty, unpack_histograms
 from trainer.stopping import Stopping
@@ -110,6 +111,7 @@ def train(
             seconds=time.perf_counter() - started,
             restored_epoch=restored_epoch if status == "early_stopped" else None,
             steps=epochs_run * len(run.starts),
+            snapshots=run.snapshots.at_end(),
         ),
     )
     result = RunResult(status, epochs_run, best_epoch, progress.history, evaluations=evaluations)
@@ -130,6 +132,7 @@ def _train_epoch(run: _Training, epoch: int, progress: _Progress) -> EpochEnd:
     metrics["epoch_seconds"] = seconds
     metrics["samples_per_second"] = run.n_train / seconds if seconds > 0 else math.inf
     eta = progress.record(epoch, metrics)
+    snapshots = run.snapshots.after_epoch(epoch, progress.best_epoch == epoch)
     lr_changes = _step_scheduler(spec, run.scheduler, run.optimizer, metrics, epoch)
     return EpochEnd(
         epoch=epoch,
@@ -139,6 +142,7 @@ def _train_epoch(run: _Training, epoch: int, progress: _Progress) -> EpochEnd:
         lr_changes=lr_changes,
         eta_seconds=eta,
         evaluations=measured.evaluations,
+        snapshots=snapshots,
         batch_losses=measured.batch_losses,
     )
 
@@ -224,6 +228,7 @@ class _Training:
         include = spec.histograms.include
         self.hist_params = [(n, p) for n, p in named if n.rsplit(".", 1)[-1] in include]
         self.watch = WeightWatch(named)
+        self.snapshots = Snapshots(spec.snapshots, spec.epochs, named)
         self.n_train, batch = len(data.y_train), spec.batch_size
         self.starts = range(0, self.n_train, batch)
         # Weight of each batch's mean loss in the epoch mean (the last batch may be short).

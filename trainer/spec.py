@@ -180,6 +180,29 @@ class HistogramSpec(_Strict):
         return self
 
 
+class SnapshotSpec(_Strict):
+    """Weight matrices over epochs (api: ``GET /runs/{id}/weights``): the first epoch, every
+    ``every`` epochs, the last and the best, of each weight tensor (or of ``params``)."""
+
+    enabled: bool = True
+    # None: about five times over the run.
+    every: PositiveInt | None = None
+    params: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        default=None, max_length=64
+    )
+    # Values kept per tensor: a 128x784 fc1 (100,352) stays whole; a larger one is average-
+    # pooled down to fit (the answer says from what to what).
+    max_values: Annotated[int, Field(ge=16, le=1 << 20)] = 131_072
+    dtype: Literal["float32", "float16"] = "float32"
+
+    def epochs(self, epochs: int) -> frozenset[int]:
+        """The epochs snapshotted on schedule (the best and an early last one come on top)."""
+        if not self.enabled:
+            return frozenset()
+        every = self.every or max(1, math.ceil(epochs / 5))
+        return frozenset({1, *range(every, epochs + 1, every), epochs})
+
+
 class EvaluationSpec(_Strict):
     """The per-class evaluation of the training and validation splits while training (api:
     ``GET /runs/{id}/per_class``), from the outputs each epoch scores anyway."""
@@ -234,6 +257,7 @@ class JobSpec(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     histograms: HistogramSpec = Field(default_factory=HistogramSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    snapshots: SnapshotSpec = Field(default_factory=SnapshotSpec)
     diagnosis: DiagnosisSpec = Field(default_factory=DiagnosisSpec)
     # How train loss/accuracy are measured: "eval_pass" re-scores the training set in eval mode
     # after each epoch, so dropout does not inflate train loss and the gap is honest;

@@ -12,7 +12,7 @@ from typing import Any
 from fitlens.logger import LoggedRun
 from fitlens.sender import RunSender
 from trainer.callbacks import Callback
-from trainer.events import EpochEnd, Evaluation, RunEnded, RunStarted
+from trainer.events import EpochEnd, Evaluation, RunEnded, RunStarted, WeightSnapshot
 
 # The test split's scores, kept as metrics at the evaluated epoch (the diagnosis's optimism).
 TEST_METRICS = ("loss", "accuracy", "rmse", "mae")
@@ -51,6 +51,11 @@ class EventPoster(Callback):
             self.events("lr_change", payloads)
         for evaluation in event.evaluations:
             self.on_evaluation(evaluation)
+        self.snapshots(event.snapshots)
+
+    def snapshots(self, snapshots: list[WeightSnapshot]) -> None:
+        for snapshot in snapshots:
+            self.sender.post("weights", snapshot.model_dump(exclude={"event"}))
 
     def on_evaluation(self, event: Evaluation) -> None:
         self.sender.post("evaluation", event.model_dump(mode="json", exclude={"event"}))
@@ -63,6 +68,7 @@ class EventPoster(Callback):
     def on_run_end(self, event: RunEnded) -> None:
         steps = {"steps": event.steps, "epochs": event.epochs_run}
         self.events("trained", [(event.epochs_run, steps)])
+        self.snapshots(event.snapshots)
         # The trainer stopped at the epoch it diverged, or where its stopping rule fired.
         if event.status == "diverged":
             self.events("diverged", [(event.epochs_run, {"reason": event.reason})])

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.core.exceptions import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from api.core.exceptions import Conflict, Forbidden, Invalid, NotFound, TooLarge, Unauthorized
 
 log = logging.getLogger("fitlens.api")
 
@@ -101,6 +101,10 @@ def install_error_handlers(app: FastAPI) -> None:
         response = error(401, str(exc))
         response.headers["WWW-Authenticate"] = "Bearer"
         return response
+
+    @app.exception_handler(TooLarge)
+    async def _too_large(_: Request, exc: TooLarge) -> JSONResponse:
+        return error(413, str(exc), [{"field": exc.field, "message": exc.message}])
 
     @app.exception_handler(Invalid)
     async def _bad_param(_: Request, exc: Invalid) -> JSONResponse:

@@ -24,5 +24,9 @@ class Invalid(Exception):
         self.message = message
 
 
+class TooLarge(Invalid):
+    """Over a storage limit (answered 413); names the field and the limit."""
+
+
 class Unauthorized(Exception):
     """No usable token: answered 401 with WWW-Authenticate: Bearer."""

@@ -42,7 +42,18 @@ def storage_estimate(spec: JobSpec) -> int:
         histograms = logged * tensors * per_row
     evaluation = EVALUATION_BYTES + linear * HEATMAP_BYTES
     movement = spec.epochs * layers * WEIGHT_METRICS_BYTES_PER_LAYER  # norm, drift, update ratio
-    return histograms + spec.epochs * METRICS_BYTES_PER_EPOCH + movement + evaluation
+    metrics = spec.epochs * METRICS_BYTES_PER_EPOCH
+    return histograms + metrics + movement + evaluation + snapshot_estimate(spec)
+
+
+def snapshot_estimate(spec: JobSpec) -> int:
+    """The most bytes the run's weight snapshots take: every parameter (biases counted, to
+    be safe) at each scheduled epoch, the best and an early last one."""
+    snapshots = spec.snapshots
+    if not snapshots.enabled:
+        return 0
+    itemsize = 2 if snapshots.dtype == "float16" else 4
+    return (len(snapshots.epochs(spec.epochs)) + 2) * spec.resources().parameters * itemsize
 
 
 def check_budget(spec: JobSpec, settings: Settings) -> None:
@@ -74,6 +85,14 @@ def check_budget(spec: JobSpec, settings: Settings) -> None:
                 f"(FITLENS_MAX_{setting})",
             )
     stored = storage_estimate(spec)
+    snapshots = snapshot_estimate(spec)
+    if snapshots > settings.max_run_storage_mb * MiB:
+        raise Invalid(
+            "spec.snapshots",
+            f"weight snapshots would store up to {snapshots / MiB:,.0f} MiB (parameters x "
+            f"epochs kept); this server's budget is {settings.max_run_storage_mb:,} MiB a run "
+            "(FITLENS_MAX_RUN_STORAGE_MB): snapshots.every, snapshots.params, or float16",
+        )
     if stored > settings.max_run_storage_mb * MiB:
         raise Invalid(
             "spec.histograms",

@@ -30,6 +30,7 @@ TABLES = (
     "metric_series",
     "metric_point",
     "histogram",
+    "weight_snapshot",
     "run_evaluation",
     "run_event",
     "run_diagnosis",

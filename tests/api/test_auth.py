@@ -8,6 +8,7 @@ leak), a viewer's write is 403, a revoked, expired, missing or unknown token is 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import itertools
 from collections.abc import Callable
@@ -105,6 +106,16 @@ def sha256(token: str) -> str:
 POINT = {"points": [{"key": "val_loss", "step": 1, "value": 0.5}]}
 LOSSES = {"points": [{"key": k, "step": 1, "value": 0.5} for k in ("train_loss", "val_loss")]}
 HIST = {"histograms": [{"param": "w", "step": 1, "edges": [0, 1], "counts": [3]}]}
+# The default spec's fc1 (128 units x 64 inputs), zeros, as a worker posts a snapshot.
+SNAPSHOT = {
+    "param": "fc1.weight",
+    "epoch": 1,
+    "shape": [128, 64],
+    "full_shape": [128, 64],
+    "dtype": "float32",
+    "why": ["first"],
+    "data": base64.b64encode(bytes(128 * 64 * 4)).decode(),
+}
 EVALUATION = {
     "epoch": 1,
     "best_epoch": 1,
@@ -251,6 +262,14 @@ CASES = [
     Case("POST", "/runs/{run}/events?attempt=1", REPORT, EVENT),
     Case("GET", "/runs/{run}/curves", READ, prepare=_post("metrics", POINT)),
     Case("GET", "/runs/{run}/histograms", READ, prepare=_post("histograms", HIST)),
+    Case("POST", "/runs/{run}/weights?attempt=1", REPORT, SNAPSHOT),
+    Case("GET", "/runs/{run}/weights", READ, prepare=_post("weights", SNAPSHOT)),
+    Case(
+        "GET",
+        "/runs/{run}/weights/images?param=fc1.weight&epoch=1",
+        READ,
+        prepare=_post("weights", SNAPSHOT),
+    ),
     Case("GET", "/runs/{run}/evaluation", READ, prepare=_post("evaluation", EVALUATION)),
     Case("GET", "/runs/{run}/per_class", READ, prepare=_per_class),
     Case("GET", "/runs/{run}/events", READ),

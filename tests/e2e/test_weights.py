@@ -1,0 +1,45 @@
+"""Seed 003 through a real worker: the whole fc1 matrix at epochs 1 and 10, its change, and
+its 128 units as 8x8 images come back from the API; and the run's movement metrics."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from tests.e2e.conftest import Worker
+from tests.waits import wait_for
+
+SEED003 = Path(__file__).parents[2] / "examples" / "seed003_weight_heatmaps.json"
+
+
+def test_seed003_weights_over_epochs_through_a_worker(
+    api: httpx.Client, start_worker: Callable[[str], Worker]
+) -> None:
+    start_worker("w-weights")
+    spec = json.loads(SEED003.read_text())
+    run = api.post("/jobs", json={"spec": spec}).json()
+    wait_for(
+        lambda: api.get(f"/runs/{run['id']}").json()["status"] == "succeeded",
+        120,
+        "the seed 003 run to succeed",
+    )
+    index = api.get(f"/runs/{run['id']}/weights").json()["snapshots"]
+    epochs = {s["epoch"] for s in index if s["param"] == "fc1.weight"}
+    assert {1, 10} <= epochs
+    url = f"/runs/{run['id']}/weights"
+    first = np.array(api.get(url, params={"param": "fc1.weight", "epoch": 1}).json()["values"])
+    last = np.array(api.get(url, params={"param": "fc1.weight", "epoch": 10}).json()["values"])
+    assert first.shape == (128, 64) and not np.array_equal(first, last)
+    # N(0, 0.01) at the start (seed 003's init), one epoch of SGD in: still about 0.01.
+    assert 0.005 < first.std() < 0.02
+    diff = api.get(url, params={"param": "fc1.weight", "epoch": 10, "diff_from": 1}).json()
+    assert np.allclose(np.array(diff["values"]), last - first, atol=1e-6)
+    images = api.get(f"{url}/images", params={"param": "fc1.weight", "epoch": 10}).json()
+    assert len(images["tiles"]) == 128 and images["tile_shape"] == [8, 8]
+    curves = api.get(f"/runs/{run['id']}/curves", params={"keys": "drift/fc1.weight"}).json()
+    drift = curves["series"][0]["values"]
+    assert len(drift) == 10 and drift[-1] > drift[0] > 0

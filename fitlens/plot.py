@@ -5,6 +5,9 @@ plot.curves(run)                      # train/val loss, best epoch and onset mar
 plot.histogram_heatmap(run, "fc1.weight")
 plot.histogram_overlay([a, b], "fc1.weight", step=30)
 plot.confusion(run)
+plot.weights(run, "fc1.weight", epoch=10)                # seed 003: the whole matrix
+plot.weights(run, "fc1.weight", epoch=10, diff_from=1)   # how it changed
+plot.weight_images(run, "fc1.weight", epoch=10)          # each unit as an input image
 """
 
 from __future__ import annotations
@@ -98,3 +101,36 @@ def confusion(run: Run, ax: Any = None) -> Any:
     for (i, j), n in np.ndenumerate(matrix):
         ax.text(j, i, str(n), ha="center", va="center", fontsize=8)
     return ax
+
+
+def weights(run: Run, param: str, epoch: int, diff_from: int | None = None, ax: Any = None) -> Any:
+    """A weight matrix as an image (rows: units, columns: inputs), seed 003's ``imshow``; with
+    ``diff_from`` its change since that epoch, on a scale centred on zero."""
+    ax = _axes(ax)
+    values = run.weights(param, epoch, diff_from)
+    matrix = values.reshape(values.shape[0], -1)
+    top = float(abs(matrix).max()) or 1.0
+    image = ax.imshow(matrix, aspect="auto", cmap="RdBu_r", vmin=-top, vmax=top)
+    ax.figure.colorbar(image, ax=ax, label="change" if diff_from is not None else "weight")
+    since = f" - epoch {diff_from}" if diff_from is not None else ""
+    ax.set(xlabel="input", ylabel="unit", title=f"run {run.id}: {param}, epoch {epoch}{since}")
+    return ax
+
+
+def weight_images(
+    run: Run, param: str, epoch: int, columns: int = 16, input_shape: Sequence[int] | None = None
+) -> Any:
+    """Each unit's (class's, filter's) weights as an image of the input's shape, in a grid."""
+    import matplotlib.pyplot as plt
+
+    images, indices, kind = run.weight_images(param, epoch, input_shape)
+    rows = max(1, -(-len(images) // columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 0.8, rows * 0.8), squeeze=False)
+    top = float(abs(images).max()) or 1.0
+    for ax, image, index in zip(axes.flat, images, indices, strict=False):
+        ax.imshow(image, cmap="RdBu_r", vmin=-top, vmax=top)
+        ax.set_title(str(index), fontsize=6)
+    for ax in axes.flat:
+        ax.axis("off")
+    figure.suptitle(f"run {run.id}: {param} {kind}, epoch {epoch}")
+    return figure

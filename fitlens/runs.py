@@ -4,6 +4,7 @@ and following them until they end."""
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -120,6 +121,35 @@ class Run:
         counts = np.array([s["counts"] for s in data["steps"]], dtype=float)
         edges = np.array([s["edges"] for s in data["steps"]], dtype=float)
         return (edges[0] if shared_bins and len(edges) else edges), counts, steps
+
+    def snapshots(self) -> list[dict[str, Any]]:
+        """Every weight snapshot: param, epoch, shape, dtype, why kept, method."""
+        return list(self.client.get(f"/runs/{self.id}/weights")["snapshots"])
+
+    def weights(self, param: str, epoch: int, diff_from: int | None = None) -> np.ndarray:
+        """A weight tensor at ``epoch`` as kept (whole, or pooled: see ``snapshots()``), or its
+        change since ``diff_from``."""
+        import numpy as np
+
+        data = self.client.get(
+            f"/runs/{self.id}/weights", param=param, epoch=epoch, diff_from=diff_from
+        )
+        return np.array(data["values"], dtype=np.float32).reshape(data["shape"])
+
+    def weight_images(
+        self, param: str, epoch: int, input_shape: Sequence[int] | None = None
+    ) -> tuple[np.ndarray, list[int], str]:
+        """``images`` (tiles x height x width), each tile's unit, class or filter index, and
+        the kind ("units", "classes" or "filters"). ``input_shape`` (channels, height, width)
+        for a run logged from your own loop, whose spec the server does not know."""
+        import numpy as np
+
+        shape = ",".join(map(str, input_shape)) if input_shape else None
+        data = self.client.get(
+            f"/runs/{self.id}/weights/images", param=param, epoch=epoch, input_shape=shape
+        )
+        images = np.array([t["values"] for t in data["tiles"]], dtype=np.float32)
+        return images, [t["index"] for t in data["tiles"]], str(data["kind"])
 
     def histogram_params(self) -> dict[str, list[int]]:
         return dict(self.client.get(f"/runs/{self.id}/histograms")["params"])

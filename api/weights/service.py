@@ -125,15 +125,18 @@ class WeightStore(StoreBase):
             values=values.astype("float64").tolist(),
         )
 
-    def images(self, run_id: int, param: str, epoch: int) -> WeightImages:
-        """Units, class templates or filters, as the tensor's shape and the run's input say."""
+    def images(
+        self, run_id: int, param: str, epoch: int, input_shape: list[int] | None = None
+    ) -> WeightImages:
+        """Units, class templates or filters, as the tensor's shape and the run's input say
+        (``input_shape``: what a run without a spec was given)."""
         info, values = self.matrix(run_id, param, epoch)
         with Session(self.engine) as session:
             spec_json = session.execute(
                 select(col(Run.spec_json)).where(col(Run.id) == run_id)
             ).scalar_one()
         spec = JobSpec.model_validate_json(spec_json) if spec_json not in ("", "{}") else None
-        return _images(info, values, spec)
+        return _images(info, values, spec, input_shape)
 
     def _row(
         self, session: Session, run_id: int, param: str, epoch: int, field: str
@@ -176,7 +179,9 @@ def _array(row: WeightSnapshot) -> Any:
     return np.frombuffer(row.data, dtype=NUMPY[row.dtype]).reshape(json.loads(row.shape_json))
 
 
-def _images(info: SnapshotInfo, values: Any, spec: JobSpec | None) -> WeightImages:
+def _images(
+    info: SnapshotInfo, values: Any, spec: JobSpec | None, given: list[int] | None
+) -> WeightImages:
     """A 4-D convolution weight: each filter per input channel. A whole 2-D weight whose
     rows are as long as the input: each row as an image of the input's shape, a unit's (or,
     for the output layer of a model without hidden layers, a class's template)."""
@@ -189,7 +194,7 @@ def _images(info: SnapshotInfo, values: Any, spec: JobSpec | None) -> WeightImag
             for c in range(channels)
         ][:MAX_TILES]
         return WeightImages(kind="filters", tile_shape=[height, width], tiles=tiles, **common)
-    shape = spec.input_shape() if spec is not None else None
+    shape = spec.input_shape() if spec is not None else given
     if len(info.shape) != 2 or info.method != "whole" or not shape or len(shape) != 3:
         raise Invalid(
             "param",

@@ -116,14 +116,23 @@ async def weight_images(
     grant: RunRead,
     param: Annotated[str, Query(max_length=200, description="e.g. fc1.weight")],
     epoch: Annotated[int, Query(ge=0, le=MAX_ID)],
+    input_shape: Annotated[
+        str | None,
+        Query(
+            max_length=40,
+            pattern=r"^\d{1,5},\d{1,5},\d{1,5}$",
+            description="channels,height,width: for a run logged from your own loop",
+        ),
+    ] = None,
 ) -> WeightImages | Response:
     """A first linear layer on image data: each unit's row as an image of the input's shape
     (a model without hidden layers: one template per class); a convolution: its filters, per
     input channel (422 for any other tensor)."""
+    given = [int(n) for n in input_shape.split(",")] if input_shape else None
     return await conditional_answer(
         request,
         answers,
         grant.identity,
         str(grant.revision),
-        lambda: store.images(run_id, param, epoch),
+        lambda: store.images(run_id, param, epoch, given),
     )

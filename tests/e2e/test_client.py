@@ -248,6 +248,13 @@ def test_the_example_loop_and_the_trainer_callback_log_whole_runs(
     assert plot.histogram_heatmap(run, "0.weight").collections
     assert len(plot.histogram_overlay([run], "0.weight", step=3).patches) == 1
     assert plot.confusion(run).images
+    # Seed 003's figures of fitlens's own trainer's run: the matrix, its change, its units.
+    kept = {(s["param"], s["epoch"]) for s in trained.snapshots()}
+    assert {("fc1.weight", 1), ("fc1.weight", 3)} <= kept
+    assert trained.weights("fc1.weight", 3).shape == (128, 64)
+    assert plot.weights(trained, "fc1.weight", epoch=3, diff_from=1).images
+    grid = plot.weight_images(trained, "fc1.weight", epoch=3, input_shape=(1, 8, 8))
+    assert sum(bool(ax.images) for ax in grid.axes) == 128
 
 
 def test_a_lightning_trainer_logs_through_the_fitlens_logger(client: Client) -> None:

@@ -8,8 +8,9 @@ their raw ``data``/``targets`` arrays and skip the per-item PIL transforms.
 
 from __future__ import annotations
 
+import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import torch
 from trainer.config import get_settings
 from trainer.dataspec import DataSpec, SyntheticSpec
 from trainer.spec import JobSpec
-from trainer.splits import split
+from trainer.splits import Splits, split
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,9 @@ class DataBundle:
     y_test: torch.Tensor | None = None
     # Each validation example's position in the data set it came from (misclassified examples).
     val_index: np.ndarray | None = None
+    # SHA-256 of the data set (its examples and labels) and of each split (its examples'
+    # positions and labels as trained on): two runs that claim the same split can be checked.
+    fingerprints: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,11 @@ def load_data(spec: JobSpec, device: torch.device) -> DataBundle:
         [torch.as_tensor(p.x, dtype=torch.float32, device=device) for p in parts],
         data.normalize,
     )
-    common: dict[str, Any] = dict(input_shape=tuple(xs[0].shape[1:]), val_index=splits.val.index)
+    common: dict[str, Any] = dict(
+        input_shape=tuple(xs[0].shape[1:]),
+        val_index=splits.val.index,
+        fingerprints=fingerprints(raw, splits),
+    )
     if spec.task == "classification":
         n_classes = len(raw.class_names) if raw.class_names else int(raw.y.max()) + 1
         ys = [torch.as_tensor(p.y, dtype=torch.int64, device=device) for p in parts]
@@ -79,6 +87,27 @@ def load_data(spec: JobSpec, device: torch.device) -> DataBundle:
     if splits.test:
         common.update(x_test=xs[2], y_test=ys[2])
     return DataBundle(x_train=xs[0], y_train=ys[0], x_val=xs[1], y_val=ys[1], **common)
+
+
+def fingerprints(raw: _Raw, splits: Splits) -> dict[str, str]:
+    """SHA-256 of the data set and of each split (little-endian bytes, each array's shape and
+    dtype included), so the same data gives the same text on any machine."""
+    whole = [raw.x, raw.y, *([raw.x_test, raw.y_test] if raw.x_test is not None else [])]
+    out = {"dataset": _sha256(*whole)}
+    named = [("train", splits.train), ("val", splits.val), ("test", splits.test)]
+    for name, part in named:
+        if part is not None:
+            out[name] = _sha256(part.index.astype("<i8"), part.y)
+    return out
+
+
+def _sha256(*arrays: Any) -> str:
+    digest = hashlib.sha256()
+    for array in arrays:
+        little = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False)
+        digest.update(f"{little.shape}{little.dtype.str}".encode())
+        digest.update(little.data.cast("B"))
+    return digest.hexdigest()
 
 
 def _normalize(xs: list[torch.Tensor], how: str) -> list[torch.Tensor]:

@@ -9,6 +9,15 @@ import subprocess
 
 import torch
 
+from trainer.config import get_settings
+
+
+def use_configured_threads() -> None:
+    """FITLENS_TORCH_THREADS, applied before anything is measured or recorded: a record made
+    before would name the threads the run did not train with."""
+    if threads := get_settings().torch_threads:
+        torch.set_num_threads(threads)
+
 
 def environment(device: torch.device) -> dict[str, str]:
     """Python, PyTorch, torchvision, CUDA and cuDNN versions, the device, and on a GPU its
@@ -17,6 +26,7 @@ def environment(device: torch.device) -> dict[str, str]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "platform": platform.platform(terse=True),
+        "threads": str(torch.get_num_threads()),
     }
     try:
         import torchvision

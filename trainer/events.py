@@ -71,6 +71,8 @@ class RunStarted(_Event):
     input_shape: list[int]
     n_parameters: int
     baseline: Baseline | None = None
+    # SHA-256 of the data set and of each split (trainer.data.fingerprints).
+    fingerprints: dict[str, str] = Field(default_factory=dict)
 
 
 class ClassReport(_Event):

@@ -20,8 +20,8 @@ import torch
 from trainer.augment import Augmenter
 from trainer.baseline import baseline
 from trainer.callbacks import Callback
-from trainer.config import get_settings
 from trainer.data import load_data
+from trainer.environment import use_configured_threads
 from trainer.evaluation import evaluate
 from trainer.events import EpochEnd, Evaluation, LRChange, ParamHistogram, RunEnded, RunStarted
 from trainer.measure import (
@@ -204,8 +204,7 @@ class _Training:
     so that a spec always trains the same way; then one epoch's steps."""
 
     def __init__(self, spec: JobSpec) -> None:
-        if threads := get_settings().torch_threads:
-            torch.set_num_threads(threads)
+        use_configured_threads()
         self.spec = spec
         self.device = device = resolve_device(spec.device)
         torch.manual_seed(spec.seed)  # model init and dropout masks
@@ -251,6 +250,7 @@ class _Training:
             input_shape=list(data.input_shape),
             n_parameters=sum(p.numel() for p in self.params),
             baseline=baseline(self.loss_fn, data),
+            fingerprints=data.fingerprints,
         )
 
     def train_epoch(self) -> torch.Tensor:

@@ -34,6 +34,8 @@ class EventPoster(Callback):
     def on_run_start(self, event: RunStarted) -> None:
         if event.baseline is not None:  # the diagnosis's bar for "not learning"
             self.events("baseline", [(0, event.baseline.model_dump())])
+        sizes = {"n_train": event.n_train, "n_val": event.n_val}
+        self.events("data", [(0, {**event.fingerprints, **sizes})])
 
     def on_epoch_end(self, event: EpochEnd) -> None:
         for step, value in event.batch_losses:  # first: the epoch's own step is the last

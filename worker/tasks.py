@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from trainer.environment import environment
+from trainer.environment import environment, use_configured_threads
 from trainer.loop import device_name, resolve_device, train
 from trainer.spec import JobSpec
 from worker.celery_app import app
@@ -63,6 +63,7 @@ def run_job(client: ApiClient, run_id: int, heartbeat_interval: float) -> str:
     try:
         spec = JobSpec.model_validate(run["spec"])
         device = resolve_device(spec.device)
+        use_configured_threads()  # what the record says is what the run trains with
     except (ValidationError, RuntimeError) as exc:
         client.status(run_id, status="failed", reason=failure_reason(exc, "cannot start: "))
         return f"run {run_id} failed to start"

@@ -283,8 +283,9 @@ class EventIn(In):
     # model that learnt nothing scores on the validation split (payload: n_val, val_loss,
     # val_accuracy, n_classes), the diagnosis's bar for "not learning"; trained (step: the
     # epochs run): the optimizer steps taken (payload: steps, epochs), a learning curve's
-    # steps_trained.
-    kind: Literal["lr_change", "diverged", "early_stopped", "baseline", "trained"]
+    # steps_trained; data (step 0): SHA-256 fingerprints of the data set and of each split
+    # (payload: dataset, train, val, test, n_train, n_val).
+    kind: Literal["lr_change", "diverged", "early_stopped", "baseline", "trained", "data"]
     step: Step
     payload: Annotated[dict[str, Any], AfterValidator(_shallow)] = Field(default_factory=dict)
 

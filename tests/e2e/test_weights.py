@@ -27,6 +27,12 @@ def test_seed003_weights_over_epochs_through_a_worker(
         120,
         "the seed 003 run to succeed",
     )
+    # The record names the threads the run trained with (the workers here take one each)
+    # and the data it trained on.
+    record = api.get(f"/runs/{run['id']}").json()
+    assert record["environment"]["threads"] == "1" and "1 threads" in record["device"]
+    data = api.get(f"/runs/{run['id']}/events", params={"kind": "data"}).json()
+    assert len(data[0]["payload"]["train"]) == 64 and data[0]["payload"]["n_val"] == 360
     index = api.get(f"/runs/{run['id']}/weights").json()["snapshots"]
     epochs = {s["epoch"] for s in index if s["param"] == "fc1.weight"}
     assert {1, 10} <= epochs

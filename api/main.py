@@ -16,7 +16,10 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
+from api.checkpoints import views as checkpoints
+from api.checkpoints.service import Budgets
 from api.core import health
+from api.core.artifacts import artifact_store
 from api.core.cache import AnswerCache
 from api.core.config import Settings, get_settings
 from api.core.db import make_engine
@@ -62,7 +65,11 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     engine = make_engine(settings.database_url)
     app.state.settings = settings
     app.state.store = store = TrackingStore(
-        engine, settings.default_project, settings.max_run_storage_mb << 20
+        engine,
+        settings.default_project,
+        settings.max_run_storage_mb << 20,
+        artifact_store(settings),
+        Budgets(settings.max_run_checkpoint_mb << 20, settings.max_team_checkpoint_mb << 20),
     )
     app.state.enqueuer = enqueuer or make_enqueuer(settings)
     app.state.listening = Listening()
@@ -85,6 +92,7 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
         metrics,
         histograms,
         weights,
+        checkpoints,
         evaluation,
         diagnosis,
         studies,

@@ -3,6 +3,7 @@ migrations with. The tables themselves live with their domain (``api/<domain>/mo
 
 from __future__ import annotations
 
+from api.checkpoints.models import RunCheckpoint
 from api.core.lease import Lease
 from api.diagnosis.models import RunDiagnosis
 from api.evaluation.models import Evaluation
@@ -26,6 +27,7 @@ __all__ = [
     "MetricSeries",
     "Project",
     "Run",
+    "RunCheckpoint",
     "RunDiagnosis",
     "RunEvent",
     "RunTag",

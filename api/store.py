@@ -9,8 +9,12 @@ operator's CLI, the reconciler, tests) takes this container.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import Engine
 
+from api.checkpoints.service import Budgets, CheckpointStore
+from api.core.artifacts import ArtifactStore, LocalArtifacts
 from api.core.store import StoreBase
 from api.diagnosis.service import DiagnosisStore
 from api.evaluation.service import EvaluationStore
@@ -27,6 +31,7 @@ from api.webhooks.service import WebhookStore
 from api.weights.service import WeightStore
 
 __all__ = ["TrackingStore"]
+DEFAULT_BUDGETS = Budgets(run_bytes=256 << 20, team_bytes=4 << 30)  # api.core.config's
 
 
 class TrackingStore(StoreBase):
@@ -35,7 +40,12 @@ class TrackingStore(StoreBase):
     lifecycle, metrics) -> streams."""
 
     def __init__(
-        self, engine: Engine, default_project: str = "default", max_run_bytes: int = 1 << 30
+        self,
+        engine: Engine,
+        default_project: str = "default",
+        max_run_bytes: int = 1 << 30,
+        artifacts: ArtifactStore | None = None,
+        checkpoint_budgets: Budgets = DEFAULT_BUDGETS,
     ) -> None:
         super().__init__(engine)
         self.people = PeopleStore(engine)
@@ -47,6 +57,9 @@ class TrackingStore(StoreBase):
         self.histograms = HistogramStore(self.access)
         self.evaluations = EvaluationStore(self.access)
         self.weights = WeightStore(self.access, max_run_bytes)
+        kept = artifacts or LocalArtifacts(Path(".fitlens/artifacts"))
+        self.checkpoints = CheckpointStore(self.access, kept, checkpoint_budgets)
+        self.runs.on_run_deleted(self.checkpoints.forget_run)
         self.diagnosis = DiagnosisStore(self.access, self.metrics, self.evaluations)
         # The one place a run's diagnosis is wired to its data: every write of metrics, events,
         # status or heartbeat calls it in its own transaction, under the run's lock.

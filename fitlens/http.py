@@ -65,6 +65,13 @@ class Http:
             return response.json()
         return response.text
 
+    def download(self, path: str) -> tuple[bytes, httpx.Headers]:
+        """A file's bytes and the answer's headers; FitlensError with the API's message."""
+        response = self.http.get(path)
+        if response.status_code >= 400:
+            raise error_of(response)
+        return response.content, response.headers
+
     def get(self, path: str, **params: Any) -> Any:
         return self.call("GET", path, params={k: v for k, v in params.items() if v is not None})
 

@@ -151,6 +151,23 @@ class Run:
         images = np.array([t["values"] for t in data["tiles"]], dtype=np.float32)
         return images, [t["index"] for t in data["tiles"]], str(data["kind"])
 
+    def checkpoints(self) -> list[dict[str, Any]]:
+        """The run's kept state_dicts: name (best, last), epoch, why, size, SHA-256."""
+        return list(self.client.get(f"/runs/{self.id}/checkpoints")["checkpoints"])
+
+    def load_state_dict(self, name: str = "best") -> dict[str, Any]:
+        """A checkpoint, checked against its SHA-256, ready for ``model.load_state_dict``
+        (needs torch; loaded with ``weights_only=True``: tensors, no code)."""
+        import hashlib
+
+        import torch
+
+        data, headers = self.client.download(f"/runs/{self.id}/checkpoints/{name}")
+        expected = headers.get("x-checkpoint-sha256")
+        if expected and hashlib.sha256(data).hexdigest() != expected:
+            raise ValueError(f"checkpoint {name!r} of run {self.id} arrived damaged")
+        return dict(torch.load(io.BytesIO(data), weights_only=True))
+
     def histogram_params(self) -> dict[str, list[int]]:
         return dict(self.client.get(f"/runs/{self.id}/histograms")["params"])
 

@@ -23,6 +23,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -38,6 +39,12 @@ MAX_WAIT = 10.0  # seconds: the back-off's cap
 Point = tuple[str, int, float, float]  # key, step, value, wall time
 
 
+@dataclass(frozen=True)
+class Upload:
+    data: bytes
+    params: dict[str, Any]
+
+
 def send(
     http: httpx.Client,
     method: str,
@@ -51,11 +58,15 @@ def send(
     (0: one try); FitlensError for an answer it should not retry, or once time is up."""
     deadline = time.monotonic() + retry_for
     wait, tries = backoff, 0
-    content = None if body is None else json_safe(body)
+    raw = body if isinstance(body, bytes) else None  # a file, as is (a checkpoint)
+    content = None if body is None or raw is not None else json_safe(body)
+    headers = {"content-type": "application/octet-stream"} if raw is not None else None
     while True:
         tries += 1
         try:
-            response = http.request(method, path, params=params, json=content)
+            response = http.request(
+                method, path, params=params, json=content, content=raw, headers=headers
+            )
         except httpx.HTTPError as exc:  # unreachable, timed out, the connection dropped...
             problem = f"{type(exc).__name__}: {exc}"
         else:
@@ -142,6 +153,10 @@ class RunSender:
         them) or "params" (a client run's params, merged)."""
         self._queue.put((what, body))
 
+    def upload(self, what: str, data: bytes, params: dict[str, Any]) -> None:
+        """A file posted as is (``what``: e.g. "checkpoints/best"), ``params`` in the query."""
+        self._queue.put((what, Upload(data, params)))
+
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything logged so far was sent (or refused); False on timeout."""
         done = threading.Event()
@@ -192,6 +207,8 @@ class RunSender:
             self.unsent[label] += count
             return
         method, path, params = self._route(what)
+        if isinstance(body, Upload):
+            params, body = {**(params or {}), **body.params}, body.data
         try:
             answer = send(self.http, method, path, body, params, self.retry_for, self.backoff)
             if what == "status":

@@ -193,6 +193,21 @@ class EpochEnd(_Event):
     batch_losses: list[tuple[int, float]] = Field(default_factory=list)
 
 
+CheckpointName = Literal["best", "last"]
+
+
+class Checkpoint(_Event):
+    """A state_dict as torch.save writes it, base64-packed, with its size and SHA-256."""
+
+    event: Literal["checkpoint"] = "checkpoint"
+    name: CheckpointName
+    epoch: int
+    why: str
+    size: int
+    sha256: str
+    data: str
+
+
 class RunEnded(_Event):
     event: Literal["run_ended"] = "run_ended"
     # completed: ran every epoch; early_stopped: the stopping rule fired; cancelled: asked to stop;
@@ -208,6 +223,7 @@ class RunEnded(_Event):
     steps: int = 0  # optimizer steps taken (a learning curve's budget compares sizes by them)
     # The best epoch's weights (and the last epoch's, when the run ended before its last).
     snapshots: list[WeightSnapshot] = Field(default_factory=list)
+    checkpoints: list[Checkpoint] = Field(default_factory=list)
 
 
 Event = Annotated[RunStarted | EpochEnd | Evaluation | RunEnded, Field(discriminator="event")]

@@ -20,6 +20,7 @@ import torch
 from trainer.augment import Augmenter
 from trainer.baseline import baseline
 from trainer.callbacks import Callback
+from trainer.checkpoints import Checkpoints
 from trainer.data import load_data
 from trainer.environment import use_configured_threads
 from trainer.evaluation import evaluate
@@ -96,6 +97,7 @@ def train(
 
     evaluations: list[Evaluation] = []
     restored_epoch: int | None = None
+    run.checkpoints.training_ended(len(progress.history), run.model)  # before any restore
     if status != "cancelled":
         evaluations, restored_epoch = _final_evaluation(run, progress, stopping)
         for evaluation in evaluations:
@@ -112,6 +114,7 @@ def train(
             restored_epoch=restored_epoch if status == "early_stopped" else None,
             steps=epochs_run * len(run.starts),
             snapshots=run.snapshots.at_end(),
+            checkpoints=run.checkpoints.kept() if status != "cancelled" else [],
         ),
     )
     result = RunResult(status, epochs_run, best_epoch, progress.history, evaluations=evaluations)
@@ -132,7 +135,9 @@ def _train_epoch(run: _Training, epoch: int, progress: _Progress) -> EpochEnd:
     metrics["epoch_seconds"] = seconds
     metrics["samples_per_second"] = run.n_train / seconds if seconds > 0 else math.inf
     eta = progress.record(epoch, metrics)
-    snapshots = run.snapshots.after_epoch(epoch, progress.best_epoch == epoch)
+    best = progress.best_epoch == epoch
+    snapshots = run.snapshots.after_epoch(epoch, best)
+    run.checkpoints.after_epoch(epoch, metrics["val_loss"], best, run.model)
     lr_changes = _step_scheduler(spec, run.scheduler, run.optimizer, metrics, epoch)
     return EpochEnd(
         epoch=epoch,
@@ -228,6 +233,7 @@ class _Training:
         self.hist_params = [(n, p) for n, p in named if n.rsplit(".", 1)[-1] in include]
         self.watch = WeightWatch(named)
         self.snapshots = Snapshots(spec.snapshots, spec.epochs, named)
+        self.checkpoints = Checkpoints(spec.checkpoints)
         self.n_train, batch = len(data.y_train), spec.batch_size
         self.starts = range(0, self.n_train, batch)
         # Weight of each batch's mean loss in the epoch mean (the last batch may be short).

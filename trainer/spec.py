@@ -203,6 +203,17 @@ class SnapshotSpec(_Strict):
         return frozenset({1, *range(every, epochs + 1, every), epochs})
 
 
+def _best_and_last() -> list[Literal["best", "last"]]:
+    return ["best", "last"]
+
+
+class CheckpointSpec(_Strict):
+    """Which state_dicts the run keeps (api: ``GET /runs/{id}/checkpoints``): the best epoch's
+    (lowest val_loss) and the last trained epoch's; [] keeps none."""
+
+    keep: list[Literal["best", "last"]] = Field(default_factory=_best_and_last, max_length=2)
+
+
 class EvaluationSpec(_Strict):
     """The per-class evaluation of the training and validation splits while training (api:
     ``GET /runs/{id}/per_class``), from the outputs each epoch scores anyway."""
@@ -258,6 +269,7 @@ class JobSpec(_Strict):
     histograms: HistogramSpec = Field(default_factory=HistogramSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     snapshots: SnapshotSpec = Field(default_factory=SnapshotSpec)
+    checkpoints: CheckpointSpec = Field(default_factory=CheckpointSpec)
     diagnosis: DiagnosisSpec = Field(default_factory=DiagnosisSpec)
     # How train loss/accuracy are measured: "eval_pass" re-scores the training set in eval mode
     # after each epoch, so dropout does not inflate train loss and the gap is honest;

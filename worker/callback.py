@@ -6,6 +6,7 @@ of the trainer to the client; it needs torch."""
 
 from __future__ import annotations
 
+import base64
 import time
 from typing import Any
 
@@ -71,6 +72,10 @@ class EventPoster(Callback):
         steps = {"steps": event.steps, "epochs": event.epochs_run}
         self.events("trained", [(event.epochs_run, steps)])
         self.snapshots(event.snapshots)
+        for checkpoint in event.checkpoints:
+            meta = {k: getattr(checkpoint, k) for k in ("epoch", "size", "sha256", "why")}
+            data = base64.b64decode(checkpoint.data)
+            self.sender.upload(f"checkpoints/{checkpoint.name}", data, meta)
         # The trainer stopped at the epoch it diverged, or where its stopping rule fired.
         if event.status == "diverged":
             self.events("diverged", [(event.epochs_run, {"reason": event.reason})])

@@ -96,6 +96,15 @@ class Settings(BaseSettings):
     webhook_backoff: float = Field(default=10.0, gt=0, le=3600)
     webhook_interval: float = Field(default=1.0, ge=0, le=3600)
     max_webhooks_per_team: int = Field(default=20, ge=1, le=1000)
+    # Checkpoints (api.checkpoints): where they are kept: a folder ("" means .fitlens/
+    # artifacts beside the database's working directory) or s3://bucket/prefix on an
+    # S3-compatible server (s3_endpoint_url for one that is not AWS; credentials and region
+    # from the usual AWS_* variables); and how much one run and one team's runs may keep, in
+    # MiB (413 beyond). One checkpoint also fits in max_body_bytes.
+    artifacts: str = ""
+    s3_endpoint_url: str | None = None
+    max_run_checkpoint_mb: int = Field(default=256, gt=0)
+    max_team_checkpoint_mb: int = Field(default=4096, gt=0)
 
 
 @lru_cache(maxsize=1)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -72,6 +72,12 @@ class RunStore(StoreBase):
         super().__init__(access.engine)
         self.access = access
         self.projects = projects
+        self._deleted: list[Callable[[int], None]] = []
+
+    def on_run_deleted(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(run_id)`` once a run's deletion is committed (files kept outside
+        the database: checkpoints)."""
+        self._deleted.append(listener)
 
     def create_run(
         self,
@@ -304,6 +310,8 @@ class RunStore(StoreBase):
                 session.execute(delete(table).where(table.c.run_id == run_id))
             session.execute(delete(Run).where(col(Run.id) == run_id))
             session.commit()
+        for listener in self._deleted:
+            listener(run_id)
 
     def add_events(
         self, run_id: int, events: Sequence[EventIn], attempt: int | None = None

@@ -31,6 +31,7 @@ TABLES = (
     "metric_point",
     "histogram",
     "weight_snapshot",
+    "run_checkpoint",
     "run_evaluation",
     "run_event",
     "run_diagnosis",

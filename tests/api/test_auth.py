@@ -162,6 +162,7 @@ class Case:
     body: Any = None
     # Puts the world in the state the call needs; gets the run id, returns path values.
     prepare: Callable[[World, int], dict[str, Any]] | None = None
+    raw: bytes | None = None  # a body sent as is (a checkpoint's file), instead of ``body``
 
 
 def _post(what: str, body: Any) -> Callable[[World, int], dict[str, Any]]:
@@ -173,6 +174,21 @@ def _post(what: str, body: Any) -> Callable[[World, int], dict[str, Any]]:
         return {}
 
     return prepare
+
+
+ABC_SHA256 = hashlib.sha256(b"abc").hexdigest()
+
+
+def _checkpoint(w: World, run_id: int) -> dict[str, Any]:
+    """The run's worker uploads a (three-byte) last checkpoint."""
+    response = w.http.post(
+        f"{API}/runs/{run_id}/checkpoints/last",
+        params={"epoch": 1, "size": 3, "sha256": ABC_SHA256},
+        content=b"abc",
+        headers=bearer(w.queue.tokens[run_id]),
+    )
+    assert response.status_code == 200, response.text
+    return {}
 
 
 def _cancelled(w: World, run_id: int) -> dict[str, Any]:
@@ -264,6 +280,14 @@ CASES = [
     Case("GET", "/runs/{run}/histograms", READ, prepare=_post("histograms", HIST)),
     Case("POST", "/runs/{run}/weights?attempt=1", REPORT, SNAPSHOT),
     Case("GET", "/runs/{run}/weights", READ, prepare=_post("weights", SNAPSHOT)),
+    Case(
+        "POST",
+        f"/runs/{{run}}/checkpoints/last?attempt=1&epoch=1&size=3&sha256={ABC_SHA256}",
+        REPORT,
+        raw=b"abc",
+    ),
+    Case("GET", "/runs/{run}/checkpoints", READ),
+    Case("GET", "/runs/{run}/checkpoints/last", READ, prepare=_checkpoint),
     Case(
         "GET",
         "/runs/{run}/weights/images?param=fc1.weight&epoch=1",
@@ -374,7 +398,11 @@ def _call(w: World, case: Case, credential: str) -> int:
     headers = bearer(tokens[credential]) if credential != "missing" else {}
     body = _fill(case.body, values)
     response = w.http.request(
-        case.method, f"{API}{_fill(case.path, values)}", json=body, headers=headers
+        case.method,
+        f"{API}{_fill(case.path, values)}",
+        json=body if case.raw is None else None,
+        content=case.raw,
+        headers=headers,
     )
     w.http.cookies.clear()  # POST /session sets a cookie: the next credential must not send it
     return response.status_code
@@ -407,6 +435,7 @@ def test_the_matrix_covers_every_endpoint(client: TestClient) -> None:
         "{token}": "{token_id}",
         "{study}": "{study_id}",
         "{hook}": "{webhook_id}",
+        "/checkpoints/last": "/checkpoints/{name}",
     }
     covered = set()
     for case in CASES:

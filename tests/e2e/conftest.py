@@ -44,6 +44,7 @@ def pipeline_env() -> Iterator[dict[str, str]]:
         "FITLENS_REAPER_INTERVAL": "0.5",
         "FITLENS_MAX_ATTEMPTS": "2",
         "FITLENS_TMP": tmp,
+        "FITLENS_ARTIFACTS": str(Path(tmp) / "artifacts"),
         # The API, the workers and pytest share this machine: one core's threads per run.
         "FITLENS_TORCH_THREADS": "1",
     }

@@ -255,6 +255,11 @@ def test_the_example_loop_and_the_trainer_callback_log_whole_runs(
     assert plot.weights(trained, "fc1.weight", epoch=3, diff_from=1).images
     grid = plot.weight_images(trained, "fc1.weight", epoch=3, input_shape=(1, 8, 8))
     assert sum(bool(ax.images) for ax in grid.axes) == 128
+    # The best epoch's weights, taken home (checked against their SHA-256), load strictly.
+    from trainer.models import build_model
+
+    assert [c["name"] for c in trained.checkpoints()] == ["best", "last"]
+    build_model(spec, (1, 8, 8), 10).load_state_dict(trained.load_state_dict("best"))
 
 
 def test_a_lightning_trainer_logs_through_the_fitlens_logger(client: Client) -> None:

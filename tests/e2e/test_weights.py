@@ -49,3 +49,50 @@ def test_seed003_weights_over_epochs_through_a_worker(
     curves = api.get(f"/runs/{run['id']}/curves", params={"keys": "drift/fc1.weight"}).json()
     drift = curves["series"][0]["values"]
     assert len(drift) == 10 and drift[-1] > drift[0] > 0
+
+
+def test_a_workers_checkpoints_load_into_the_model(
+    api: httpx.Client, start_worker: Callable[[str], Worker]
+) -> None:
+    """The best and last state_dicts of a run that stopped early, uploaded by its worker,
+    load strictly into the spec's model; the best one scores the best epoch's val_loss."""
+    import io
+
+    import torch
+
+    from trainer.data import load_data
+    from trainer.measure import Scorer
+    from trainer.models import build_loss, build_model
+    from trainer.spec import JobSpec
+
+    start_worker("w-checkpoints")
+    spec = {  # a small subset and a wide layer: overfits, and stops early, within seconds
+        "dataset": {"train_subset": 100},
+        "model": {"hidden": [512]},
+        "optimizer": {"lr": 3e-3},
+        "batch_size": 16,
+        "epochs": 80,
+        "early_stopping": {"patience": 3},
+    }
+    run = api.post("/jobs", json={"spec": spec}).json()
+    wait_for(
+        lambda: api.get(f"/runs/{run['id']}").json()["status"] == "succeeded",
+        120,
+        "the run to succeed",
+    )
+    listed = api.get(f"/runs/{run['id']}/checkpoints").json()["checkpoints"]
+    assert [c["name"] for c in listed] == ["best", "last"]
+    best_epoch = api.get(f"/runs/{run['id']}").json()["diagnosis"]["best_epoch"]
+    assert listed[0]["epoch"] == best_epoch and listed[1]["epoch"] > best_epoch
+    job = JobSpec.model_validate(spec)
+    data = load_data(job, torch.device("cpu"))
+    model = build_model(job, data.input_shape, data.n_classes or 1)
+    body = api.get(f"/runs/{run['id']}/checkpoints/best").content
+    model.load_state_dict(torch.load(io.BytesIO(body), weights_only=True))  # strict
+    scorer = Scorer(model, build_loss(job), True)
+    model.eval()
+    with torch.no_grad():
+        loss = float(build_loss(job)(scorer.outputs(data.x_val), data.y_val))
+    val = api.get(f"/runs/{run['id']}/curves", params={"keys": "val_loss"}).json()
+    by_epoch = dict(zip(val["series"][0]["steps"], val["series"][0]["values"], strict=True))
+    assert abs(loss - by_epoch[best_epoch]) < 1e-4

@@ -146,3 +146,33 @@ def test_cifar10_python_pickles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert (rec.started.n_train, rec.started.n_val) == (100, 30)
     assert rec.started.input_shape == [3, 32, 32]
     assert rec.started.class_names == names
+
+
+def test_seed003s_fc1_on_mnist_files_is_kept_whole_and_shows_28x28_units(tmp_path: Path) -> None:
+    """Seed 003's 784-128-64-10 MLP, N(0, 0.01): its 128 x 784 fc1 (100,352 values) is kept
+    whole at epochs 1 and 3, and each unit reads as a 28 x 28 image."""
+    import base64
+    import json as json_module
+
+    from api.weights.schemas import SnapshotInfo
+    from api.weights.service import _images
+    from trainer.spec import JobSpec
+
+    write_mnist(tmp_path, "MNIST", n_train=100, n_test=20)
+    spec = {
+        "dataset": {"name": "mnist", "use_official_test": True, "normalize": "unit"},
+        "model": {"hidden": [128, 64], "init": {"scheme": "normal", "std": 0.01}},
+        "optimizer": {"name": "sgd", "lr": 0.01},
+        "epochs": 3,
+    }
+    _, rec = run(spec)
+    fc1 = {s.epoch: s for e in rec.epochs for s in e.snapshots if s.param == "fc1.weight"}
+    assert sorted(fc1) == [1, 2, 3]
+    last = fc1[3]
+    assert last.shape == [128, 784] and last.method == "whole" and last.dtype == "float32"
+    values = np.frombuffer(base64.b64decode(last.data), dtype="<f4").reshape(128, 784)
+    assert 0.005 < values.std() < 0.02  # still about N(0, 0.01) after 3 epochs of SGD
+    info = SnapshotInfo(**{**json_module.loads(last.model_dump_json()), "full_shape": last.shape})
+    images = _images(info, values, JobSpec.model_validate(spec), None)
+    assert images.tile_shape == [28, 28] and len(images.tiles) == 128
+    assert np.ravel(images.tiles[7].values) == pytest.approx(values[7])

@@ -357,3 +357,17 @@ def test_a_session_lives_no_longer_than_its_token_and_renews_only_by_cookie(
     laptop = next(t for t in browser.get(f"{API}/tokens").json() if t["name"] == "laptop")
     assert browser.delete(f"{API}/tokens/{laptop['id']}").status_code == 200
     assert fresh.get(f"{API}/me").status_code == 401
+
+
+def test_weight_snapshots_over_the_run_budget_are_refused_at_submit(client: TestClient) -> None:
+    """A 3072-4096-4096-10 MLP (29.4 M parameters) snapshotted every epoch of 100 takes
+    102 x 29.4 M x 4 bytes, 12 GB: refused, naming the field and the budget. Every 50 epochs
+    in float16 (5 snapshots, 294 MB) fits the 512 MiB a run may store."""
+    big = {"dataset": {"name": "cifar10"}, "model": {"hidden": [4096, 4096]}, "epochs": 100}
+    refused = client.post(f"{API}/jobs", json={"spec": {**big, "snapshots": {"every": 1}}})
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["errors"][0]
+    assert error["field"] == "spec.snapshots" and "FITLENS_MAX_RUN_STORAGE_MB" in error["message"]
+    assert client.get(f"{API}/runs").json()["items"] == []
+    fits = {**big, "snapshots": {"every": 50, "dtype": "float16"}, "histograms": {"every": 10}}
+    assert client.post(f"{API}/jobs", json={"spec": fits}).status_code == 201

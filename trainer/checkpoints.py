@@ -35,8 +35,12 @@ class Checkpoints:
             why = f"the last epoch trained ({epoch})"
             self.last = _checkpoint("last", epoch, why, model.state_dict())
 
-    def kept(self) -> list[Checkpoint]:
+    def kept(self, onset: tuple[int, dict[str, torch.Tensor]] | None = None) -> list[Checkpoint]:
+        """best, last and (when the diagnosis found it and its weights were kept) onset."""
         out = [self.last] if self.last else []
+        if onset is not None and "onset" in self.keep:
+            why = f"the onset of overfitting the API's diagnosis found, after epoch {onset[0]}"
+            out.append(_checkpoint("onset", onset[0], why, onset[1]))
         if self.best is not None:
             why = f"the lowest val_loss, {self.best_val_loss:.6g} at epoch {self.best_epoch}"
             out.insert(0, _checkpoint("best", self.best_epoch, why, self.best))

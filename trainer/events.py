@@ -129,7 +129,7 @@ class WeightMatrix(_Event):
     values: list[list[float]]
 
 
-SnapshotWhy = Literal["first", "every", "last", "best"]
+SnapshotWhy = Literal["first", "every", "last", "best", "onset"]
 
 
 class WeightSnapshot(_Event):
@@ -193,7 +193,7 @@ class EpochEnd(_Event):
     batch_losses: list[tuple[int, float]] = Field(default_factory=list)
 
 
-CheckpointName = Literal["best", "last"]
+CheckpointName = Literal["best", "last", "onset"]
 
 
 class Checkpoint(_Event):

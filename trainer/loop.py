@@ -33,6 +33,7 @@ from trainer.measure import (
     split_evaluation,
 )
 from trainer.models import build_loss, build_model, build_optimizer, build_scheduler
+from trainer.recent import RecentStates, State
 from trainer.snapshots import Snapshots
 from trainer.spec import JobSpec, ReduceOnPlateauSpec
 from trainer.stats import histogram_width, pack_histograms, penalty, unpack_histograms
@@ -86,10 +87,17 @@ def train(
     emit("on_run_start", run.started_event())
     progress = _Progress(spec.epochs)
     stopping = Stopping(spec, should_stop, onset)
+    recent = RecentStates(run.model) if onset is not None else None
+    at_onset: tuple[int, State] | None = None  # the onset epoch's weights, once known
     status, reason = "completed", f"ran all {spec.epochs} epochs"
     for epoch in range(1, spec.epochs + 1):
         ended = _train_epoch(run, epoch, progress)
         emit("on_epoch_end", ended)
+        if recent is not None:
+            recent.push(epoch, run.model)
+            found = stopping.onset_epoch() if at_onset is None else None
+            state = recent.get(found) if found is not None else None
+            at_onset = (found, state) if found is not None and state is not None else at_onset
         stop = stopping.reason(epoch, ended.metrics, run.model)
         if stop is not None:
             status, reason = stop
@@ -113,8 +121,8 @@ def train(
             seconds=time.perf_counter() - started,
             restored_epoch=restored_epoch if status == "early_stopped" else None,
             steps=epochs_run * len(run.starts),
-            snapshots=run.snapshots.at_end(),
-            checkpoints=run.checkpoints.kept() if status != "cancelled" else [],
+            snapshots=run.snapshots.at_end(at_onset),
+            checkpoints=run.checkpoints.kept(at_onset) if status != "cancelled" else [],
         ),
     )
     result = RunResult(status, epochs_run, best_epoch, progress.history, evaluations=evaluations)

@@ -57,12 +57,17 @@ class Snapshots:
             why.append("best")  # the best so far: an earlier best may follow at the end
         return [self._snapshot(n, p, epoch, why) for n, p in self.params]
 
-    def at_end(self) -> list[WeightSnapshot]:
-        """The best epoch's weights, and the last epoch's when it was not on schedule (an
-        early stop, a cancel)."""
+    def at_end(
+        self, onset: tuple[int, dict[str, torch.Tensor]] | None = None
+    ) -> list[WeightSnapshot]:
+        """The best epoch's weights, the last epoch's when it was not on schedule (an early
+        stop, a cancel), and the onset epoch's (its state_dict) when it was kept."""
         if not self.best:
             return []
         out = []
+        if onset is not None:
+            epoch, state = onset
+            out += [self._snapshot(n, state[n], epoch, ["onset"]) for n, _ in self.params]
         if self.latest_epoch and self.latest_epoch not in self.sent:
             out += [
                 self._snapshot(n, t, self.latest_epoch, ["last"])

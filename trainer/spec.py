@@ -203,15 +203,18 @@ class SnapshotSpec(_Strict):
         return frozenset({1, *range(every, epochs + 1, every), epochs})
 
 
-def _best_and_last() -> list[Literal["best", "last"]]:
-    return ["best", "last"]
+def _best_last_and_onset() -> list[Literal["best", "last", "onset"]]:
+    return ["best", "last", "onset"]
 
 
 class CheckpointSpec(_Strict):
     """Which state_dicts the run keeps (api: ``GET /runs/{id}/checkpoints``): the best epoch's
-    (lowest val_loss) and the last trained epoch's; [] keeps none."""
+    (lowest val_loss), the last trained epoch's, and the onset's (when the API's diagnosis
+    finds one while the run trains: a worker's or a client's run); [] keeps none."""
 
-    keep: list[Literal["best", "last"]] = Field(default_factory=_best_and_last, max_length=2)
+    keep: list[Literal["best", "last", "onset"]] = Field(
+        default_factory=_best_last_and_onset, max_length=3
+    )
 
 
 class EvaluationSpec(_Strict):

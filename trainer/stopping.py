@@ -106,6 +106,10 @@ class Stopping:
     def _onset(self) -> int | None:
         return self.onset() if self.onset is not None else None
 
+    def onset_epoch(self) -> int | None:
+        """The epoch the diagnosis found the onset after, once it is known (else None)."""
+        return self._onset()
+
     def restore(self) -> tuple[State, int] | None:
         """The weights the run keeps, if not its last epoch's, and their epoch: those of the
         stopper that fired, else early stopping's best (its restore_best)."""

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from api.core.schemas import Step
 
-CheckpointName = Literal["best", "last"]
+CheckpointName = Literal["best", "last", "onset"]
 
 
 class CheckpointIn(BaseModel):

@@ -18,7 +18,7 @@ from api.runs.guard import run_role
 
 router = APIRouter(route_class=GuardedRoute)
 StoreDep = Annotated[CheckpointStore, part("checkpoints")]
-Name = Annotated[CheckpointName, Path(description="best or last")]
+Name = Annotated[CheckpointName, Path(description="best, last or onset")]
 
 
 @router.post(

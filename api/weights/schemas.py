@@ -14,7 +14,7 @@ from api.core.schemas import In, Step, Text
 
 ITEMSIZE = {"float32": 4, "float16": 2}
 MAX_VALUES = 1 << 20  # the trainer's largest snapshot (trainer.spec.SnapshotSpec.max_values)
-Why = Literal["first", "every", "last", "best"]
+Why = Literal["first", "every", "last", "best", "onset"]
 Dim = Field(ge=1, le=MAX_VALUES)
 
 
@@ -24,7 +24,7 @@ class SnapshotIn(In):
     shape: list[int] = Field(min_length=1, max_length=4)
     full_shape: list[int] = Field(min_length=1, max_length=4)
     dtype: Literal["float32", "float16"]
-    why: list[Why] = Field(min_length=1, max_length=4)
+    why: list[Why] = Field(min_length=1, max_length=5)
     method: Text = Field(default="whole", max_length=300)
     data: str = Field(max_length=4 * MAX_VALUES * 4 // 3 + 8)
 

@@ -71,3 +71,38 @@ def test_after_each_plateau_cut_the_update_ratio_falls_by_about_the_cut() -> Non
 def test_grad_and_update_histograms_need_their_tensors() -> None:
     with pytest.raises(ValueError, match="weight or bias too"):
         JobSpec.model_validate({"histograms": {"include": ["grad"]}})
+
+
+def test_the_onset_epochs_weights_are_kept_when_the_news_comes_later() -> None:
+    """The diagnosis names epoch 4 as the onset only after epoch 7 (its patience): the run
+    still sends epoch 4's weights, a snapshot and a checkpoint, equal to what epoch 4 had."""
+    import base64
+    import io
+
+    import torch
+
+    recorder = Recorder()
+    spec = JobSpec.model_validate({**SPEC, "epochs": 10})
+    train(spec, [recorder], onset=lambda: 4 if len(recorder.epochs) >= 7 else None)
+    assert recorder.ended is not None
+    onset = [s for s in recorder.ended.snapshots if "onset" in s.why]
+    assert {s.epoch for s in onset} == {4} and {s.param for s in onset} == {
+        "fc1.weight",
+        "fc2.weight",
+    }
+    scheduled = next(
+        s for e in recorder.epochs for s in e.snapshots if (s.param, s.epoch) == ("fc1.weight", 4)
+    )
+    fc1 = next(s for s in onset if s.param == "fc1.weight")
+    assert fc1.data == scheduled.data
+    checkpoint = next(c for c in recorder.ended.checkpoints if c.name == "onset")
+    state = torch.load(io.BytesIO(base64.b64decode(checkpoint.data)), weights_only=True)
+    values = torch.frombuffer(bytearray(base64.b64decode(fc1.data)), dtype=torch.float32)
+    assert checkpoint.epoch == 4 and torch.equal(state["fc1.weight"].flatten(), values)
+
+
+def test_without_a_diagnosis_there_is_no_onset_to_keep() -> None:
+    recorder = run({**SPEC, "epochs": 3})
+    assert recorder.ended is not None
+    assert [c.name for c in recorder.ended.checkpoints] == ["best", "last"]
+    assert not any("onset" in s.why for s in recorder.ended.snapshots)

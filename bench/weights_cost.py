@@ -18,9 +18,9 @@ import argparse
 import base64
 import json
 import statistics
-import time
 from typing import Any
 
+from bench.evaluation_cost import seconds
 from trainer.callbacks import Callback
 from trainer.events import EpochEnd, RunEnded
 from trainer.loop import train
@@ -41,12 +41,6 @@ class SnapshotBytes(Callback):
     def _add(self, snapshots: list[Any]) -> None:
         self.count += len(snapshots)
         self.bytes += sum(len(base64.b64decode(s.data)) for s in snapshots)
-
-
-def seconds(spec: JobSpec) -> float:
-    started = time.perf_counter()
-    train(spec)
-    return time.perf_counter() - started
 
 
 def main() -> None:

@@ -33,7 +33,7 @@ from trainer.measure import (
     split_evaluation,
 )
 from trainer.models import build_loss, build_model, build_optimizer, build_scheduler
-from trainer.recent import RecentStates, State
+from trainer.recent import BestState, RecentStates
 from trainer.snapshots import Snapshots
 from trainer.spec import JobSpec, ReduceOnPlateauSpec
 from trainer.stats import histogram_width, pack_histograms, penalty, unpack_histograms
@@ -88,16 +88,12 @@ def train(
     progress = _Progress(spec.epochs)
     stopping = Stopping(spec, should_stop, onset)
     recent = RecentStates(run.model) if onset is not None else None
-    at_onset: tuple[int, State] | None = None  # the onset epoch's weights, once known
     status, reason = "completed", f"ran all {spec.epochs} epochs"
     for epoch in range(1, spec.epochs + 1):
         ended = _train_epoch(run, epoch, progress)
         emit("on_epoch_end", ended)
         if recent is not None:
-            recent.push(epoch, run.model)
-            found = stopping.onset_epoch() if at_onset is None else None
-            state = recent.get(found) if found is not None else None
-            at_onset = (found, state) if found is not None and state is not None else at_onset
+            recent.after_epoch(epoch, run.model, stopping.onset_epoch())
         stop = stopping.reason(epoch, ended.metrics, run.model)
         if stop is not None:
             status, reason = stop
@@ -105,7 +101,11 @@ def train(
 
     evaluations: list[Evaluation] = []
     restored_epoch: int | None = None
-    run.checkpoints.training_ended(len(progress.history), run.model)  # before any restore
+    last_epoch = len(progress.history)
+    run.checkpoints.training_ended(last_epoch, run.model)  # before any restore
+    run.snapshots.training_ended(last_epoch, run.model)
+    at_onset = recent.onset if recent is not None else None
+    best = run.best.kept() if run.best is not None else None
     if status != "cancelled":
         evaluations, restored_epoch = _final_evaluation(run, progress, stopping)
         for evaluation in evaluations:
@@ -121,8 +121,8 @@ def train(
             seconds=time.perf_counter() - started,
             restored_epoch=restored_epoch if status == "early_stopped" else None,
             steps=epochs_run * len(run.starts),
-            snapshots=run.snapshots.at_end(at_onset),
-            checkpoints=run.checkpoints.kept(at_onset) if status != "cancelled" else [],
+            snapshots=run.snapshots.at_end(best, at_onset),
+            checkpoints=run.checkpoints.kept(run.best, at_onset) if status != "cancelled" else [],
         ),
     )
     result = RunResult(status, epochs_run, best_epoch, progress.history, evaluations=evaluations)
@@ -144,8 +144,9 @@ def _train_epoch(run: _Training, epoch: int, progress: _Progress) -> EpochEnd:
     metrics["samples_per_second"] = run.n_train / seconds if seconds > 0 else math.inf
     eta = progress.record(epoch, metrics)
     best = progress.best_epoch == epoch
+    if best and run.best is not None:
+        run.best.update(epoch, metrics["val_loss"], run.model)
     snapshots = run.snapshots.after_epoch(epoch, best)
-    run.checkpoints.after_epoch(epoch, metrics["val_loss"], best, run.model)
     lr_changes = _step_scheduler(spec, run.scheduler, run.optimizer, metrics, epoch)
     return EpochEnd(
         epoch=epoch,
@@ -242,6 +243,9 @@ class _Training:
         self.watch = WeightWatch(named)
         self.snapshots = Snapshots(spec.snapshots, spec.epochs, named)
         self.checkpoints = Checkpoints(spec.checkpoints)
+        # One copy of the best epoch's weights, for its snapshot and its checkpoint.
+        wanted = spec.snapshots.enabled or "best" in spec.checkpoints.keep
+        self.best = BestState() if wanted else None
         self.n_train, batch = len(data.y_train), spec.batch_size
         self.starts = range(0, self.n_train, batch)
         # Weight of each batch's mean loss in the epoch mean (the last batch may be short).

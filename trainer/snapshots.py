@@ -1,7 +1,6 @@
 """Weight snapshots over epochs (seed 003's figure: the whole fc1 matrix, and how it changes):
-on schedule the tensors come to the host (one copy at those epochs only), and copies of the
-best and of the latest epoch's weights stay on the device until the run ends, when the best
-(and an early last epoch) are sent too."""
+on schedule the tensors come to the host (one copy at those epochs only); at the end the
+best epoch's, the onset's (trainer.recent keeps both) and an early last epoch's are sent."""
 
 from __future__ import annotations
 
@@ -11,8 +10,10 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from trainer.events import SnapshotWhy, WeightSnapshot
+from trainer.recent import State
 from trainer.spec import SnapshotSpec
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
@@ -30,24 +31,13 @@ class Snapshots:
         ]
         self.scheduled = spec.epochs(epochs)
         self.last_epoch = epochs
-        keep = spec.enabled and bool(self.params)
-        self.best = [p.detach().clone() for _, p in self.params] if keep else []
-        self.latest = [p.detach().clone() for _, p in self.params] if keep else []
-        self.best_epoch = self.latest_epoch = 0
+        self.enabled = spec.enabled and bool(self.params)
         self.sent: set[int] = set()
+        self.last: list[WeightSnapshot] = []
 
     def after_epoch(self, epoch: int, is_best: bool) -> list[WeightSnapshot]:
-        """The epoch's snapshots when it is on schedule; keeps the best and the latest."""
-        if not self.best:
-            return []
-        if is_best:
-            for copy, (_, param) in zip(self.best, self.params, strict=True):
-                copy.copy_(param.detach())
-            self.best_epoch = epoch
-        for copy, (_, param) in zip(self.latest, self.params, strict=True):
-            copy.copy_(param.detach())
-        self.latest_epoch = epoch
-        if epoch not in self.scheduled:
+        """The epoch's snapshots when it is on schedule."""
+        if not self.enabled or epoch not in self.scheduled:
             return []
         self.sent.add(epoch)
         why: list[SnapshotWhy] = (
@@ -57,28 +47,26 @@ class Snapshots:
             why.append("best")  # the best so far: an earlier best may follow at the end
         return [self._snapshot(n, p, epoch, why) for n, p in self.params]
 
+    def training_ended(self, epoch: int, model: nn.Module) -> None:
+        """The last epoch's weights when it was not on schedule (an early stop, a cancel),
+        taken before a stopping rule restores the best ones."""
+        if self.enabled and epoch and epoch not in self.sent:
+            state = model.state_dict()
+            self.last = [self._snapshot(n, state[n], epoch, ["last"]) for n, _ in self.params]
+
     def at_end(
-        self, onset: tuple[int, dict[str, torch.Tensor]] | None = None
+        self, best: tuple[int, State] | None, onset: tuple[int, State] | None
     ) -> list[WeightSnapshot]:
-        """The best epoch's weights, the last epoch's when it was not on schedule (an early
-        stop, a cancel), and the onset epoch's (its state_dict) when it was kept."""
-        if not self.best:
+        """The onset epoch's weights (when they were kept), the last epoch's (when not on
+        schedule) and the best epoch's."""
+        if not self.enabled:
             return []
-        out = []
-        if onset is not None:
-            epoch, state = onset
-            out += [self._snapshot(n, state[n], epoch, ["onset"]) for n, _ in self.params]
-        if self.latest_epoch and self.latest_epoch not in self.sent:
-            out += [
-                self._snapshot(n, t, self.latest_epoch, ["last"])
-                for (n, _), t in zip(self.params, self.latest, strict=True)
-            ]
-        if self.best_epoch:
-            out += [
-                self._snapshot(n, t, self.best_epoch, ["best"])
-                for (n, _), t in zip(self.params, self.best, strict=True)
-            ]
-        return out
+        onset_epoch = self._each(onset, "onset") if onset is not None else []
+        return onset_epoch + self.last + (self._each(best, "best") if best is not None else [])
+
+    def _each(self, kept: tuple[int, State], why: SnapshotWhy) -> list[WeightSnapshot]:
+        epoch, state = kept
+        return [self._snapshot(n, state[n], epoch, [why]) for n, _ in self.params]
 
     def _snapshot(
         self, name: str, tensor: torch.Tensor, epoch: int, why: list[SnapshotWhy]

@@ -92,7 +92,7 @@ class Stopping:
                 f"for {early.patience} epochs after epoch {early.best_epoch}"
             )
         at_onset = self.at_onset
-        if at_onset is not None and at_onset.update(epoch, metrics, model, self._onset()):
+        if at_onset is not None and at_onset.update(epoch, metrics, model, self.onset_epoch()):
             self.fired = at_onset
             return "early_stopped", (
                 f"the diagnosis found the onset of overfitting after epoch {at_onset.onset} "
@@ -103,12 +103,9 @@ class Stopping:
             return "cancelled", f"cancelled after epoch {epoch}"
         return None
 
-    def _onset(self) -> int | None:
-        return self.onset() if self.onset is not None else None
-
     def onset_epoch(self) -> int | None:
         """The epoch the diagnosis found the onset after, once it is known (else None)."""
-        return self._onset()
+        return self.onset() if self.onset is not None else None
 
     def restore(self) -> tuple[State, int] | None:
         """The weights the run keeps, if not its last epoch's, and their epoch: those of the

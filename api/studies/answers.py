@@ -14,11 +14,11 @@ from sqlmodel import Session, col
 
 from api.core.exceptions import Invalid
 from api.histograms.models import Histogram
-from api.runs.models import Run, RunEvent
+from api.runs.models import RunEvent
 from api.studies.design import stored_sizes
 from api.studies.design_parts import SIZE_PATHS
-from api.studies.fits import examples_for_gap, path_choice, power_law
-from api.studies.reads import StudyMember, StudyReads
+from api.studies.fits import GAP_LAW, VAL_LOSS_LAW, examples_for_gap, path_choice, power_law
+from api.studies.reads import StudyReads
 from api.studies.schemas import (
     ExamplesNeeded,
     LearningCurve,
@@ -29,7 +29,6 @@ from api.studies.schemas import (
     Stat,
 )
 from api.studies.stats import describe
-from trainer.spec import JobSpec
 
 # Learning curves: (name, where in the diagnosis, metric).
 LEARNING = (
@@ -68,7 +67,7 @@ class StudyAnswers(StudyReads):
     def learning_curve(self, study_id: int, target_gap: float | None = None) -> LearningCurve:
         with Session(self.engine) as session:
             configs, design, members = self._load(session, study_id, diagnoses=True)
-            n_train = self._n_train(session, members)
+            split_sizes = self._split_sizes(session, members)
             steps = self._steps(session, [m.id for m in members])
         if not stored_sizes(design):
             raise Invalid("study", "this study has no learning curve (design.learning_curve)")
@@ -82,10 +81,10 @@ class StudyAnswers(StudyReads):
                 for name, where, metric in LEARNING
             }
             values["steps_trained"] = Stat(**describe([steps.get(m.id) for m in mine]))
-            first = next((n_train.get(m.id) for m in members if m.config == index), None)
-            points.append(SizePoint(size=size, config=index, n_train=first, values=values))
+            n = split_sizes[index][0] if index in split_sizes else None
+            points.append(SizePoint(size=size, config=index, n_train=n, values=values))
             for m in mine:
-                if (n := n_train.get(m.id)) is not None and m.diagnosis is not None:
+                if n is not None and m.diagnosis is not None:
                     sizes.append(float(n))
                     val_loss.append(m.diagnosis.min_val_loss)
                     gap.append(m.diagnosis.final_gap)
@@ -108,8 +107,8 @@ class StudyAnswers(StudyReads):
             method=CURVE_METHOD.format(
                 budget=budget,
                 budget_words=BUDGET_WORDS[budget],
-                val_law="c + a * (n / n0)^(-b)",
-                gap_law="a * (n / n0)^(-b)",
+                val_law=VAL_LOSS_LAW,
+                gap_law=GAP_LAW,
             ),
         )
 
@@ -143,20 +142,6 @@ class StudyAnswers(StudyReads):
         )
 
     # ---- gathering ----
-
-    def _n_train(self, session: Session, members: list[StudyMember]) -> dict[int, int]:
-        """Each member's training examples, from its spec, as trainer.splits draws them."""
-        if not members:
-            return {}
-        rows = session.execute(
-            select(col(Run.id), col(Run.spec_json)).where(col(Run.id).in_([m.id for m in members]))
-        ).all()
-        out = {}
-        for run_id, spec_json in rows:
-            sizes = JobSpec.model_validate_json(spec_json).dataset.split_sizes()
-            if sizes is not None:
-                out[int(run_id)] = sizes[0]
-        return out
 
     def _steps(self, session: Session, run_ids: list[int]) -> dict[int, float]:
         """The optimizer steps each member trained (its worker's "trained" event)."""

@@ -13,7 +13,7 @@ from api.core.exceptions import Conflict, Invalid
 from api.core.schemas import In, Text
 from api.studies.design import Design, StudyCreate
 from api.studies.design_parts import check_path
-from trainer.dataspec import DATASET_SIZES, IMAGE_SHAPES
+from trainer.dataspec import DATASET_SIZES
 from trainer.spec import JobSpec
 
 Fix = Literal[
@@ -51,10 +51,8 @@ def _more_data(spec: JobSpec) -> dict[str, Any] | str:
 
 
 def _augmentation(spec: JobSpec) -> dict[str, Any] | str:
-    if spec.input_shape() is None or len(spec.input_shape() or []) != 3:
+    if len(spec.input_shape() or []) != 3:  # what JobSpec accepts augmentation for
         return "augmentation shifts, rotates and scales images; this data set has none"
-    if spec.dataset.name not in IMAGE_SHAPES and spec.dataset.name != "synthetic":
-        return "not an image data set"
     return {"dataset.augmentation": {"shift": 0.1, "rotate": 10.0, "scale": 0.1}}
 
 

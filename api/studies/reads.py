@@ -189,8 +189,19 @@ class StudyReads(StudyStore):
         )
 
     def _inflation(self, session: Session, members: list[StudyMember]) -> dict[int, float]:
-        """Per configuration, n_test / n_train of its members (from their specs): the
-        correction's term for training sets that overlap across folds."""
+        """Per configuration, n_test / n_train of its members: the correction's term for
+        training sets that overlap across folds."""
+        return {
+            config: n_val / n_train
+            for config, (n_train, n_val) in self._split_sizes(session, members).items()
+            if n_train > 0
+        }
+
+    def _split_sizes(
+        self, session: Session, members: list[StudyMember]
+    ) -> dict[int, tuple[int, int]]:
+        """Per configuration, its members' (training, validation) examples, from the first
+        member's spec (folds and seeds do not change them), where the spec tells."""
         first: dict[int, int] = {}
         for m in members:
             first.setdefault(m.config, m.id)
@@ -202,8 +213,8 @@ class StudyReads(StudyStore):
         out = {}
         for config, run_id in first.items():
             sizes = JobSpec.model_validate_json(specs[run_id]).dataset.split_sizes()
-            if sizes is not None and sizes[0] > 0:
-                out[config] = sizes[1] / sizes[0]
+            if sizes is not None:
+                out[config] = sizes
         return out
 
     def winner(self, study_id: int, by: str = "val_accuracy") -> Winner:

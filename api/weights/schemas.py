@@ -8,7 +8,7 @@ import binascii
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from api.core.schemas import In, Step, Text
 
@@ -27,6 +27,7 @@ class SnapshotIn(In):
     why: list[Why] = Field(min_length=1, max_length=5)
     method: Text = Field(default="whole", max_length=300)
     data: str = Field(max_length=4 * MAX_VALUES * 4 // 3 + 8)
+    _packed: bytes = PrivateAttr(default=b"")
 
     @model_validator(mode="after")
     def _sizes(self) -> SnapshotIn:
@@ -37,18 +38,20 @@ class SnapshotIn(In):
             raise ValueError(f"shape: {values} values; a snapshot holds at most {MAX_VALUES}")
         if values > math.prod(self.full_shape):
             raise ValueError("shape: more values than full_shape holds")
-        if len(self.packed()) != values * ITEMSIZE[self.dtype]:
+        try:
+            self._packed = base64.b64decode(self.data, validate=True)  # decoded once, here
+        except (binascii.Error, ValueError):
+            raise ValueError("data: not base64") from None
+        if len(self._packed) != values * ITEMSIZE[self.dtype]:
             raise ValueError(
-                f"data: {len(self.packed())} bytes; shape {self.shape} of {self.dtype} takes "
+                f"data: {len(self._packed)} bytes; shape {self.shape} of {self.dtype} takes "
                 f"{values * ITEMSIZE[self.dtype]}"
             )
         return self
 
     def packed(self) -> bytes:
-        try:
-            return base64.b64decode(self.data, validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("data: not base64") from None
+        """The values' bytes, as the validator decoded them."""
+        return self._packed
 
 
 class SnapshotInfo(BaseModel):

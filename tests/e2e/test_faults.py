@@ -130,13 +130,17 @@ def test_runs_queued_when_redis_restarts_empty_still_run(own_redis: OwnRedis) ->
 
 
 def test_redis_down_during_a_submit_and_a_requeue_loses_nothing(own_redis: OwnRedis) -> None:
-    stack = Stack(sqlite_url(), own_redis.url, FITLENS_HEARTBEAT_TIMEOUT="2")
+    # A short timeout finds the killed worker fast; on a busy machine it may also judge the next
+    # worker lost once (a slow heartbeat), hence a third attempt to spare.
+    stack = Stack(
+        sqlite_url(), own_redis.url, FITLENS_HEARTBEAT_TIMEOUT="2", FITLENS_MAX_ATTEMPTS="3"
+    )
     try:
         stack.start_api()
         stack.start_worker()
         with stack.http() as http:
             # A longer run; its worker dies mid-run while Redis is down, so the reaper's requeue
-            # cannot be sent (attempt 2 below shows it died before it ended).
+            # cannot be sent (an attempt after the first below shows it died before it ended).
             long_run = http.post("/jobs", json={"spec": {"epochs": 80}}).json()["id"]
             wait_for(lambda: run_of(http, long_run)["progress"]["epoch"] >= 2, 60, "training")
             own_redis.stop()
@@ -164,7 +168,8 @@ def test_redis_down_during_a_submit_and_a_requeue_loses_nothing(own_redis: OwnRe
             done, again = ended(http, submitted.json()["id"]), ended(http, long_run)
             assert done is not None and again is not None
             assert (done["status"], done["attempt"]) == ("succeeded", 1), done
-            assert (again["status"], again["attempt"]) == ("succeeded", 2), again
+            assert again["status"] == "succeeded", again["failure_reason"]
+            assert again["attempt"] >= 2, again
             assert_every_epoch_once(http, long_run, 80)
     finally:
         stack.close()

@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlmodel import Session, col
 
 from api.core.db import utcnow
@@ -32,6 +32,7 @@ from api.runs.filters import (
     order_and_after,
     parse_where,
     sort_column,
+    where_needs_results,
 )
 from api.runs.lifecycle import run_tables
 from api.runs.models import FINISHED, Run, RunEvent, RunTag
@@ -217,7 +218,7 @@ class RunStore(StoreBase):
             raise Invalid("sort", f"must be one of {sorted(SORTS)}")
         field = sort.lstrip("-")
         query = select(Run, sort_column(field)).join(Project, col(Project.id) == Run.project_id)
-        if filters.verdicts or field in SUMMARY_SORTS:
+        if filters.verdicts or field in SUMMARY_SORTS or where_needs_results(filters.where):
             query = query.outerjoin(RunDiagnosis, col(RunDiagnosis.run_id) == Run.id)
         if filters.verdicts:
             query = query.where(col(RunDiagnosis.verdict).in_(filters.verdicts))
@@ -247,7 +248,9 @@ class RunStore(StoreBase):
             query = query.where(col(Run.created_at) < filters.created_before)
         if filters.spec_hash:
             query = query.where(col(Run.spec_hash) == filters.spec_hash)
-        for clause in parse_where(filters.where):
+        if filters.text:
+            query = query.where(_text_matches(filters.text))
+        for clause in parse_where(filters.where, self.engine.dialect.name):
             query = query.where(clause)
         order, after = order_and_after(field, sort.startswith("-"), cursor)
         query = query.where(*after).order_by(*order).limit(limit + 1)
@@ -359,3 +362,21 @@ class RunStore(StoreBase):
                 )
                 for r in rows
             ]
+
+
+def _text_matches(text: str) -> Any:
+    """A run whose name, notes or one of its tags holds ``text`` (case-insensitive)."""
+    needle = text.lower()
+    tagged = (
+        select(col(RunTag.run_id))
+        .where(
+            col(RunTag.run_id) == col(Run.id),
+            func.lower(RunTag.tag).contains(needle, autoescape=True),
+        )
+        .exists()
+    )
+    return or_(
+        func.lower(Run.name).contains(needle, autoescape=True),
+        func.lower(Run.notes).contains(needle, autoescape=True),
+        tagged,
+    )

@@ -114,6 +114,10 @@ def list_runs(
         list[str] | None, Query(description="repeat for several; all must match")
     ] = None,
     name: Annotated[str | None, Query(description="case-insensitive substring")] = None,
+    q: Annotated[
+        str | None,
+        Query(description="free text: in the name, the notes or a tag", max_length=200),
+    ] = None,
     created_after: UtcDatetime | None = None,
     created_before: UtcDatetime | None = None,
     spec_hash: str | None = None,
@@ -121,7 +125,9 @@ def list_runs(
     where: Annotated[
         str | None,
         Query(
-            description="spec filters, comma-separated: dataset=digits,dropout>0,l2>=1e-4",
+            description="comma-separated tests, all must hold: spec columns (dropout>0), "
+            "dotted spec paths (optimizer.name=adam, model.hidden_dropout>=0.2) and results "
+            "(val_accuracy>0.95, verdict=overfitting, onset_epoch<10)",
             max_length=1000,
         ),
     ] = None,
@@ -145,6 +151,7 @@ def list_runs(
         created_before=created_before,
         spec_hash=spec_hash,
         where=where,
+        text=q,
         created_by=created_by,
         teams=principal.teams(),  # every project the caller's teams own, and nothing else
         verdicts=verdict or (),

@@ -223,13 +223,53 @@ def _batches(spec: JobSpec) -> int:
     return math.ceil(sizes[0] / spec.batch_size)
 
 
-def config_name(design: dict[str, Any], config: int) -> str | None:
-    """A configuration's name from the stored design (learning-curve sizes share their base
-    configuration's name), or None."""
+def config_name(design: dict[str, Any], configs: list[dict[str, Any]], config: int) -> str:
+    """A configuration's name: the design's (learning-curve sizes share their base
+    configuration's name, and add the size), else the values that vary between
+    configurations ("dropout 0.5, 5% of the training set"), never a bare index."""
     names = design.get("names")
-    if not names:
-        return None
-    return str(names[config // (len(stored_sizes(design)) or 1)])
+    values = configs[config] if 0 <= config < len(configs) else {}
+    sized = bool(stored_sizes(design))
+    paths = [p for p in varied_paths(configs) if not names or (sized and p in SIZE_PATHS)]
+    leaves = [p.rsplit(".", 1)[-1] for p in paths]
+    parts = [
+        _describe(p if leaves.count(p.rsplit(".", 1)[-1]) > 1 else p.rsplit(".", 1)[-1], v)
+        for p in paths
+        if (v := values.get(p)) is not None
+    ]
+    if names:
+        parts.insert(0, str(names[config // (len(stored_sizes(design)) or 1)]))
+    return ", ".join(parts) or "base spec"
+
+
+def member_name(study: str, design: Design, configs: list[dict[str, Any]], m: Member) -> str:
+    """A member's run name: its study, its configuration's name, and its fold or seed."""
+    replicate = []
+    if design.folds is not None and m.fold is not None:
+        replicate.append(f"fold {m.fold}")
+    if len(design.seeds or []) > 1:
+        replicate.append(f"seed {m.seed}")
+    label = config_name(design.model_dump(), configs, m.config)
+    return ", ".join([f"{study[:80]} · {label}"[:180], *replicate])
+
+
+def varied_paths(configs: list[dict[str, Any]]) -> list[str]:
+    """The paths whose values differ between configurations, in the order first seen."""
+    paths = list(dict.fromkeys(p for c in configs for p in c))
+    return [p for p in paths if len({json.dumps(c.get(p), sort_keys=True) for c in configs}) > 1]
+
+
+def _describe(key: str, value: Any) -> str:
+    if key == "train_fraction" and isinstance(value, int | float):
+        return f"{value * 100:g}% of the training set"
+    if key == "train_subset":
+        return f"{value} training examples"
+    if isinstance(value, dict):  # a sub-spec: its kind says most (lr_schedule, model)
+        inner = value.get("kind") or json.dumps(value, sort_keys=True)[:40]
+        return f"{key} {inner}"
+    if isinstance(value, float):
+        return f"{key} {value:g}"
+    return f"{key} {json.dumps(value) if isinstance(value, list) else value}"
 
 
 def stored_sizes(design: dict[str, Any]) -> list[float]:

@@ -18,7 +18,7 @@ from api.diagnosis.models import RunDiagnosis
 from api.metrics.models import MetricSeries
 from api.runs.models import Run
 from api.runs.schemas import DiagnosisOut
-from api.studies.design import config_name
+from api.studies.design import config_name, varied_paths
 from api.studies.schemas import (
     Band,
     ConfigCurves,
@@ -31,7 +31,7 @@ from api.studies.schemas import (
     TableRow,
     Winner,
 )
-from api.studies.service import StudyStore, varied
+from api.studies.service import StudyStore
 from api.studies.stats import curve_bands, describe, holm, mean_interval, paired_effect
 from trainer.spec import JobSpec
 
@@ -96,7 +96,7 @@ class StudyReads(StudyStore):
             out.append(
                 ConfigCurves(
                     config=index,
-                    name=config_name(design, index),
+                    name=config_name(design, configs, index),
                     overrides=overrides,
                     members=len(mine),
                     curves=bands,
@@ -114,7 +114,7 @@ class StudyReads(StudyStore):
             rows.append(
                 TableRow(
                     config=index,
-                    name=config_name(design, index),
+                    name=config_name(design, configs, index),
                     overrides=overrides,
                     members=len(mine),
                     status=dict(Counter(m.status for m in mine)),
@@ -129,7 +129,7 @@ class StudyReads(StudyStore):
             rows = _sorted(rows, sort)
         return StudyTable(
             study_id=study_id,
-            varied=varied(configs),
+            varied=varied_paths(configs),
             summaries=list(SUMMARIES),
             baseline=design.get("baseline", 0),
             rows=rows,
@@ -167,7 +167,7 @@ class StudyReads(StudyStore):
         out = [
             ConfigEffects(
                 config=index,
-                name=config_name(design, index),
+                name=config_name(design, configs, index),
                 overrides=configs[index],
                 effects=effects[index],
             )
@@ -179,7 +179,7 @@ class StudyReads(StudyStore):
         return StudyEffects(
             study_id=study_id,
             baseline=chosen,
-            baseline_name=config_name(design, chosen),
+            baseline_name=config_name(design, configs, chosen),
             baseline_overrides=configs[chosen],
             configs=out,
             ranking=ranking,
@@ -241,7 +241,7 @@ class StudyReads(StudyStore):
             study_id=study_id,
             by=by,
             config=best,
-            name=config_name(design, best) if best is not None else None,
+            name=config_name(design, configs, best) if best is not None else None,
             val_accuracy=stat("val_accuracy"),
             test_accuracy=stat("test_accuracy"),
             optimism=stat("optimism"),

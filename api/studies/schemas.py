@@ -39,6 +39,33 @@ class StudyOut(_Out):
     revision: str
 
 
+class BestConfig(_Out):
+    config: int
+    name: str
+    min_val_loss: float  # the mean over its members with a diagnosis so far
+
+
+class StudySummary(_Out):
+    """A study in the list: what it varies, how far its members are, its best so far."""
+
+    id: int
+    project: str
+    name: str
+    created_by: str | None
+    created_at: datetime
+    configs: int
+    varied: list[str]
+    members: int
+    status: dict[str, int]  # members per status
+    done: bool
+    best: BestConfig | None  # lowest mean minimum validation loss; None before any diagnosis
+
+
+class StudyPage(_Out):
+    items: list[StudySummary]
+    next_before: int | None  # pass as ``before`` for the next page; None: the last page
+
+
 class FixStudyOut(StudyOut):
     skipped: dict[str, str]  # the fixes left out, and why they do not apply to the run
 

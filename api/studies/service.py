@@ -26,9 +26,10 @@ from api.runs.budget import check_team_budget
 from api.runs.lifecycle import RunLifecycle
 from api.runs.models import FINISHED, Run
 from api.runs.service import RunStore
-from api.studies.design import Expansion, StudyCreate, config_name
+from api.studies.design import Expansion, StudyCreate, config_name, member_name, varied_paths
+from api.studies.listing import list_studies
 from api.studies.models import Study
-from api.studies.schemas import StudyConfig, StudyOut
+from api.studies.schemas import StudyConfig, StudyOut, StudyPage
 from trainer.spec import JobSpec
 
 
@@ -93,7 +94,7 @@ class StudyStore(StoreBase):
                     session,
                     project_id,
                     m.spec,
-                    f"{study.name[:170]} c{m.config} r{m.replicate}",
+                    member_name(study.name, body.design, expansion.configs, m),
                     body.tags,
                     "",
                     principal,
@@ -117,6 +118,17 @@ class StudyStore(StoreBase):
                 )
             ).one()
             return str(row[0]), str(row[1]), int(row[2])
+
+    def list_studies(
+        self,
+        principal: Principal,
+        project: str | None,
+        name: str | None,
+        before: int | None,
+        limit: int,
+    ) -> StudyPage:
+        """The studies of every team the caller is in, newest first (api.studies.listing)."""
+        return list_studies(self.engine, principal.teams(), project, name, before, limit)
 
     def get_study(self, study_id: int) -> StudyOut:
         with Session(self.engine) as session:
@@ -217,22 +229,16 @@ class StudyStore(StoreBase):
             spec=json.loads(study.spec_json),
             design=design,
             configs=[
-                StudyConfig(index=i, name=config_name(design, i), overrides=c)
+                StudyConfig(index=i, name=config_name(design, configs, i), overrides=c)
                 for i, c in enumerate(configs)
             ],
-            varied=varied(configs),
+            varied=varied_paths(configs),
             baseline=design.get("baseline", 0),
             members=members,
             status=dict(status),
             done=members > 0 and sum(status[s] for s in FINISHED) == members,
             revision=f"{study.revision}.{count}.{total or 0}",
         )
-
-
-def varied(configs: list[dict[str, Any]]) -> list[str]:
-    """The paths whose values differ between configurations, in the order first seen."""
-    paths = list(dict.fromkeys(p for c in configs for p in c))
-    return [p for p in paths if len({json.dumps(c.get(p), sort_keys=True) for c in configs}) > 1]
 
 
 # Built once: they run on every study request (ETag checks included).

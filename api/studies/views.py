@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import ValidationError
 
 from api.core.deps import (
+    MAX_ID,
     AnswersDep,
     RunId,
     SettingsDep,
@@ -38,6 +39,7 @@ from api.studies.schemas import (
     StudyCurves,
     StudyEffects,
     StudyOut,
+    StudyPage,
     StudyTable,
     Winner,
 )
@@ -114,6 +116,22 @@ def _start(
         hand_over(lifecycle, enqueuer, run_id, spec, token)
     response.headers["Location"] = f"{settings.api_prefix}/studies/{study.id}"
     return study
+
+
+@router.get("/studies", response_model=StudyPage)
+def list_studies(
+    store: StudiesDep,
+    principal: UserDep,
+    project: str | None = None,
+    name: Annotated[str | None, Query(description="case-insensitive substring")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="the page's next_before")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> StudyPage:
+    """The studies of the caller's teams, newest first: members per status and the best
+    configuration so far (lowest mean minimum validation loss)."""
+    return store.list_studies(principal, project, name, before, limit)
 
 
 @router.get("/studies/{study_id}", response_model=StudyOut, responses={304: {}})

@@ -258,6 +258,7 @@ def _unique_name(w: World, _: int) -> dict[str, Any]:
 CASES = [
     Case("POST", "/jobs", created(WRITE), {"project": "vision", "team": "lab"}),
     Case("GET", "/runs", ANY_USER),
+    Case("GET", "/studies", ANY_USER),
     Case("POST", "/runs", created(WRITE), {"project": "vision", "team": "lab"}),
     Case("GET", "/runs/{run}", {**READ, "own_worker": 200, "other_worker": 404}),
     Case("PATCH", "/runs/{run}", WRITE, {"notes": "checked"}),

@@ -106,6 +106,56 @@ def test_runs_filter_by_verdict_and_sort_by_summary_values(client: TestClient) -
     assert client.get(f"{API}/runs", params={"verdict": "bad"}).status_code == 422
 
 
+def test_where_tests_results_dotted_spec_paths_and_free_text(client: TestClient) -> None:
+    overfit = run_with(client, OVERFIT, "overfit")
+    flat = run_with(client, FLAT, "flat")
+    adam_cnn = submit(client, {"model": {"kind": "cnn"}}, name="conv", notes="Tried a CNN")["id"]
+    sgd = submit(client, {"optimizer": {"name": "sgd", "momentum": 0.9}}, tags=["Momentum"])
+    client.patch(f"{API}/runs/{flat}", json={"notes": "the 100% baseline"}).raise_for_status()
+
+    def ids(where: str = "", **params: Any) -> list[int]:
+        response = client.get(f"{API}/runs", params={"where": where, **params})
+        assert response.status_code == 200, response.text
+        return sorted(r["id"] for r in response.json()["items"])
+
+    # The runs filter box's own example (a 422 before), and results (val_accuracy was 0.8
+    # at overfit's best epoch, the flat run logged none).
+    assert ids("optimizer.name=adam") == sorted([overfit, flat, adam_cnn])
+    assert ids("optimizer.name=sgd,optimizer.momentum>=0.5") == [sgd["id"]]
+    assert ids("model.kind=cnn") == [adam_cnn]
+    assert ids("verdict=overfitting") == [overfit]
+    assert ids("onset_epoch<10") == [overfit]
+    assert ids("min_val_loss<0.5") == [flat]
+    assert ids("val_accuracy>0.95") == [] and ids("val_accuracy>0.6") == [overfit]
+    assert ids("early_stopped=false") == sorted([overfit, flat])
+    assert ids(q="cnn") == [adam_cnn]  # notes, case-insensitive
+    assert ids(q="momentum") == [sgd["id"]]  # a tag
+    assert ids(q="100%") == [flat]  # LIKE's wildcards are plain text here
+    for where, says in [
+        ("optimizer.colour=red", "no field 'colour'"),
+        ("model.hidden=1", "not a single value"),
+        ("optimizer=1,optimizer.lr=fast", "needs a number"),
+        ("verdict>overfitting", "= or != only"),
+        ("optimizer.nesterov=maybe", "true or false"),
+    ]:
+        response = client.get(f"{API}/runs", params={"where": where})
+        assert response.status_code == 422, where
+        assert response.json()["errors"][0]["field"] == "where" and says in response.text
+
+
+def test_an_unknown_query_parameter_is_a_422_naming_it(client: TestClient) -> None:
+    run_id = run_with(client, FLAT)
+    for path, params in [
+        ("/runs", {"verdicts": "overfitting"}),  # a misspelt filter no longer lists everything
+        (f"/runs/{run_id}/curves", {"key": "val_loss"}),
+        ("/studies", {"sort": "name"}),
+    ]:
+        response = client.get(f"{API}{path}", params=params)
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["errors"][0]["field"] == next(iter(params))
+    assert client.get(f"{API}/runs/{run_id}/curves", params={"keys": "val_loss"}).is_success
+
+
 def test_an_early_stop_reports_its_restored_epoch_and_compare_uses_it(
     client: TestClient,
 ) -> None:

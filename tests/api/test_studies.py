@@ -7,10 +7,11 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from scipy import stats
 
@@ -55,6 +56,68 @@ def feed(
         assert client.post(f"{url}/histograms?attempt=1", json=sent, headers=worker).is_success
     done = {"status": "succeeded", "attempt": 1}
     assert client.post(f"{url}/status", json=done, headers=worker).is_success
+
+
+def test_configurations_and_members_are_named_by_what_varies(
+    client: TestClient, queue: RecordingQueue
+) -> None:
+    study = create(client, {**SWEEP, "folds": {"k": 3}}, name="grid")
+    names = [c["name"] for c in study["configs"]]
+    assert names == [
+        "dropout 0, weight_decay 0",
+        "dropout 0, weight_decay 0.0001",
+        "dropout 0.5, weight_decay 0",
+        "dropout 0.5, weight_decay 0.0001",
+    ]
+    runs = members(client, study["id"])
+    assert runs[-1]["name"] == "grid · dropout 0.5, weight_decay 0.0001, fold 2"
+    # Learning-curve sizes say what share of the data; named overrides keep their names.
+    curve = create(
+        client,
+        {
+            "overrides": [{}, {"model.dropout": 0.5}],
+            "names": ["plain", "dropout"],
+            "learning_curve": [0.25, 1.0],
+            "seeds": [1, 2],
+        },
+        name="lc",
+    )
+    assert [c["name"] for c in curve["configs"]] == [
+        "plain, 25% of the training set",
+        "plain, 100% of the training set",
+        "dropout, 25% of the training set",
+        "dropout, 100% of the training set",
+    ]
+    assert members(client, curve["id"])[1]["name"] == "lc · plain, 25% of the training set, seed 2"
+    table = client.get(f"{API}/studies/{curve['id']}/table").json()
+    assert [r["name"] for r in table["rows"]] == [c["name"] for c in curve["configs"]]
+
+
+def test_the_studies_list_shows_progress_and_the_best_configuration(
+    client: TestClient, queue: RecordingQueue
+) -> None:
+    first = create(client, {"seeds": [1]}, name="one seed")
+    grid = create(client, SWEEP, name="grid")
+    for run in members(client, grid["id"])[:3]:  # the fourth configuration stays queued
+        feed(client, queue, run, fake_curves(run["study_config"], 0))
+    page = client.get(f"{API}/studies").json()
+    assert [s["id"] for s in page["items"]] == [grid["id"], first["id"]]
+    listed = page["items"][0]
+    assert listed["status"] == {"succeeded": 3, "queued": 1} and not listed["done"]
+    assert (listed["members"], listed["configs"]) == (4, 4)
+    assert listed["best"]["config"] == 0  # fake_curves adds 0.1 per configuration
+    assert listed["best"]["name"] == "dropout 0, weight_decay 0"
+    assert page["items"][1]["best"] is None  # nothing diagnosed yet
+    one = client.get(f"{API}/studies", params={"limit": 1}).json()
+    rest = client.get(f"{API}/studies", params={"before": one["next_before"]}).json()
+    assert [s["id"] for s in one["items"] + rest["items"]] == [grid["id"], first["id"]]
+    assert rest["next_before"] is None
+    assert [
+        s["id"] for s in client.get(f"{API}/studies", params={"name": "GRID"}).json()["items"]
+    ] == [grid["id"]]
+    people = cast(FastAPI, client.app).state.store.people
+    _, token = people.create_user("outsider-l", team="elsewhere-l")
+    assert client.get(f"{API}/studies", headers=bearer(token)).json()["items"] == []
 
 
 def fake_curves(config: int, replicate: int, epochs: int = 4) -> dict[str, list[float]]:

@@ -13,9 +13,9 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 from starlette.staticfiles import StaticFiles
 
-HERE = Path(__file__).resolve().parent
-STATIC = HERE / "static"
-ECHARTS = HERE / "node_modules" / "echarts" / "dist" / "echarts.min.js"
+from api.core.assets import ECHARTS, NO_ECHARTS
+
+STATIC = Path(__file__).resolve().parent / "static"
 # Scripts and data only from this server; ECharts sets inline styles on the elements it makes.
 HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; "
@@ -37,10 +37,7 @@ async def index() -> Response:
 @router.get("/ui/vendor/echarts.min.js")
 async def echarts() -> Response:
     if not ECHARTS.exists():
-        return PlainTextResponse(
-            "ECharts is not installed: run ./scripts/setup.sh (npm ci in api/dashboard)",
-            status_code=503,
-        )
+        return PlainTextResponse(NO_ECHARTS, status_code=503)
     return FileResponse(ECHARTS, media_type="text/javascript", headers=HEADERS)
 
 

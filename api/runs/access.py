@@ -195,7 +195,8 @@ class RunAccess(StoreBase):
         return [
             RunOut(
                 id=r.id or 0,
-                project=found.projects.get(r.project_id, ""),
+                project=found.projects.get(r.project_id, ("", 0))[0],
+                team_id=found.projects.get(r.project_id, ("", 0))[1],
                 name=r.name,
                 created_by=found.users.get(r.created_by_id),
                 status=r.status,
@@ -235,7 +236,7 @@ class _Related:
     tags: dict[int, list[str]] = field(default_factory=dict)
     users: dict[int | None, str] = field(default_factory=dict)
     diagnoses: dict[int, DiagnosisOut] = field(default_factory=dict)
-    projects: dict[int, str] = field(default_factory=dict)
+    projects: dict[int, tuple[str, int]] = field(default_factory=dict)  # name and team
 
     @classmethod
     def of(cls, session: Session, runs: Sequence[Run]) -> _Related:
@@ -261,13 +262,14 @@ class _Related:
                 select(RunDiagnosis).where(col(RunDiagnosis.run_id).in_(ids))
             ).scalars()
         }
-        found.projects = dict(
-            session.execute(
-                select(col(Project.id), col(Project.name)).where(
+        found.projects = {
+            project_id: (name, team_id)
+            for project_id, name, team_id in session.execute(
+                select(col(Project.id), col(Project.name), col(Project.team_id)).where(
                     col(Project.id).in_({r.project_id for r in runs})
                 )
             ).all()
-        )
+        }
         return found
 
 

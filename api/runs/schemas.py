@@ -140,6 +140,7 @@ class HeartbeatOut(BaseModel):
 class RunOut(BaseModel):
     id: int
     project: str
+    team_id: int  # the team that owns the project: what the caller's role on it is
     name: str
     created_by: str | None  # who submitted it
     status: RunStatus

@@ -4,7 +4,7 @@ run's status; its events."""
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -50,9 +50,11 @@ from api.runs.schemas import (
     with_links,
 )
 from api.runs.service import RunStore
+from trainer.spec import JobSpec
 
 StoreDep = Annotated[RunStore, part("runs")]
 # Tagged per route: "runs", or "worker" for what workers post and "read" for the read side.
+DEFAULT_SPEC = JobSpec().model_dump(mode="json")
 router = APIRouter(route_class=GuardedRoute)
 RUNS_TAGS: list[str | Enum] = ["runs"]
 
@@ -85,6 +87,12 @@ def submit_job(
         run = access.get_run(run.id)
     response.headers["Location"] = f"{settings.api_prefix}/runs/{run.id}"
     return with_links(run, settings.api_prefix, settings.heartbeat_timeout)
+
+
+@router.get("/jobs/defaults", response_model=dict[str, Any], tags=RUNS_TAGS)
+def spec_defaults(_: UserDep) -> dict[str, Any]:
+    """The job spec with every field at its default: what a submitted spec leaves out."""
+    return DEFAULT_SPEC
 
 
 @router.post("/runs", status_code=201, response_model=RunOut, tags=RUNS_TAGS)

@@ -24,6 +24,7 @@ class StudyConfig(_Out):
 class StudyOut(_Out):
     id: int
     project: str
+    team_id: int  # the team that owns the project
     name: str
     created_by: str | None
     created_at: datetime

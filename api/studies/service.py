@@ -212,9 +212,11 @@ class StudyStore(StoreBase):
             )
         )
         members = sum(status.values())
-        project = session.execute(
-            select(col(Project.name)).where(col(Project.id) == study.project_id)
-        ).scalar_one()
+        project, team_id = session.execute(
+            select(col(Project.name), col(Project.team_id)).where(
+                col(Project.id) == study.project_id
+            )
+        ).one()
         creator = session.execute(
             select(col(User.name)).where(col(User.id) == study.created_by_id)
         ).scalar()
@@ -222,6 +224,7 @@ class StudyStore(StoreBase):
         return StudyOut(
             id=study.id,
             project=project,
+            team_id=team_id,
             name=study.name,
             created_by=creator,
             created_at=study.created_at,

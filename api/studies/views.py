@@ -9,8 +9,11 @@ from enum import Enum
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import ValidationError
 
+from api.core.assets import ECHARTS, NO_ECHARTS
+from api.core.db import utcnow
 from api.core.deps import (
     MAX_ID,
     AnswersDep,
@@ -32,6 +35,7 @@ from api.studies.deps import StudiesDep, StudyId, StudyRead, StudyWrite
 from api.studies.design import StudyCreate, expand
 from api.studies.fixes import FixStudyCreate, fix_study
 from api.studies.reads import SUMMARIES
+from api.studies.report import study_report
 from api.studies.schemas import (
     FixStudyOut,
     LearningCurve,
@@ -327,6 +331,31 @@ async def learning_curve(
         grant.revision,
         lambda: store.learning_curve(study_id, x),
     )
+
+
+REPORT_HEADERS = {
+    # A file to keep and send: saved, not shown on the API's origin; it needs no network.
+    "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; "
+    "style-src 'unsafe-inline'; img-src data:",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+
+
+@router.get(
+    "/studies/{study_id}/report.html",
+    response_class=HTMLResponse,
+    responses={200: {"content": {"text/html": {}}}, 503: {}},
+)
+def study_report_html(study_id: StudyId, store: StudiesDep, _: StudyRead) -> Response:
+    """The study as one self-contained HTML file that opens offline (data and ECharts
+    inlined): the question, the table, the effects with intervals, the bands, the learning
+    curve or path, and the verdicts, with the numbers of /table and /effects."""
+    if not ECHARTS.exists():
+        return PlainTextResponse(NO_ECHARTS, status_code=503)
+    page = study_report(store, study_id, utcnow())
+    disposition = f'attachment; filename="fitlens-study-{study_id}.html"'
+    return HTMLResponse(page, headers={**REPORT_HEADERS, "Content-Disposition": disposition})
 
 
 @router.get("/studies/{study_id}/path", response_model=RegularizationPath, responses={304: {}})

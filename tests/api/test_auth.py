@@ -258,6 +258,7 @@ def _unique_name(w: World, _: int) -> dict[str, Any]:
 CASES = [
     Case("POST", "/jobs", created(WRITE), {"project": "vision", "team": "lab"}),
     Case("GET", "/runs", ANY_USER),
+    Case("GET", "/jobs/defaults", ANY_USER),
     Case("GET", "/studies", ANY_USER),
     Case("POST", "/runs", created(WRITE), {"project": "vision", "team": "lab"}),
     Case("GET", "/runs/{run}", {**READ, "own_worker": 200, "other_worker": 404}),
@@ -323,6 +324,7 @@ CASES = [
     Case("GET", "/studies/{study}/curves", READ, prepare=_study(STUDY)),
     Case("GET", "/studies/{study}/table", READ, prepare=_study(STUDY)),
     Case("GET", "/studies/{study}/table.csv", READ, prepare=_study(STUDY)),
+    Case("GET", "/studies/{study}/report.html", READ, prepare=_study(STUDY)),
     Case("GET", "/studies/{study}/effects", READ, prepare=_study({"sweep": {"epochs": [1, 2]}})),
     Case("GET", "/studies/{study}/winner", READ, prepare=_study(STUDY)),
     Case(

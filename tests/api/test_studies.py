@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -118,6 +119,32 @@ def test_the_studies_list_shows_progress_and_the_best_configuration(
     people = cast(FastAPI, client.app).state.store.people
     _, token = people.create_user("outsider-l", team="elsewhere-l")
     assert client.get(f"{API}/studies", headers=bearer(token)).json()["items"] == []
+
+
+def test_the_study_report_is_one_file_with_the_apis_numbers(
+    client: TestClient, queue: RecordingQueue
+) -> None:
+    study = create(client, {**SWEEP, "seeds": [1, 2]}, name="</script><b>grid")
+    for run in members(client, study["id"]):
+        feed(client, queue, run, fake_curves(run["study_config"], run["study_replicate"]))
+    response = client.get(f"{API}/studies/{study['id']}/report.html")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-disposition"].startswith("attachment;")
+    assert "connect-src" not in response.headers["content-security-policy"]  # default 'none'
+    page = response.text
+    assert "<script src" not in page and "http://" not in page.split("<script>")[0]
+    assert "&lt;/script&gt;&lt;b&gt;grid" in page  # the name is text, not markup
+    embedded = page.split('id="fitlens-data">', 1)[1].split("</script>", 1)[0]
+    data = json.loads(embedded)
+    assert data["table"] == client.get(f"{API}/studies/{study['id']}/table").json()
+    assert data["effects"] == client.get(f"{API}/studies/{study['id']}/effects").json()
+    effect = data["effects"]["configs"][-1]["effects"]["min_val_loss"]
+    assert f"+{effect['mean']:.4f}" in page  # the effects table writes the API's number
+    outsider = cast(FastAPI, client.app).state.store.people.create_user("rep-o", team="rep-o")[1]
+    assert (
+        client.get(f"{API}/studies/{study['id']}/report.html", headers=bearer(outsider)).status_code
+        == 404
+    )
 
 
 def fake_curves(config: int, replicate: int, epochs: int = 4) -> dict[str, list[float]]:

@@ -1,10 +1,9 @@
 // Every chart of the dashboard, as ECharts options (no hand-drawn charts). Charts register by
 // name so tests and the benchmark can ask what is drawn (window.fitlens.charts()).
 import { num } from "./api.js";
+import { PALETTE, bandsOption } from "./figures.js";
 
 const registry = new Map();
-const PALETTE = ["#3056d3", "#e67e22", "#27ae60", "#8e44ad", "#c0392b", "#16a085", "#7f8c8d",
-  "#d35400", "#2c3e50", "#f1c40f"];
 
 export function chart(name, container) {
   const old = registry.get(name);
@@ -106,26 +105,14 @@ export function lines(name, container, { title, xName = "epoch", yName, series, 
   return c;
 }
 
-// Mean +- std bands: per group a mean line and a shaded band (the stacked-area idiom).
-export function bands(name, container, { title, yName, groups }) {
+// Mean +- std bands (api/dashboard/static/figures.js, shared with the study report).
+export function bands(name, container, spec) {
+  return draw(name, container, bandsOption(spec));
+}
+
+// Any option built elsewhere (figures.js), drawn and registered under ``name``.
+export function draw(name, container, option) {
   const c = chart(name, container);
-  const option = base(title, "epoch", yName);
-  option.series = [];
-  option.tooltip = { trigger: "axis", confine: true };
-  groups.forEach((g, i) => {
-    const color = PALETTE[i % PALETTE.length];
-    const lower = g.steps.map((s, j) => [s, num(g.mean[j]) - (num(g.std[j]) || 0)]);
-    const width = g.steps.map((s, j) => [s, 2 * (num(g.std[j]) || 0)]);
-    const stack = `band-${i}`;
-    option.series.push(
-      { name: `${g.name} −std`, type: "line", data: lower, stack, symbol: "none", lineStyle: { opacity: 0 },
-        tooltip: { show: false }, legendHoverLink: false, silent: true },
-      { name: `${g.name} ±std`, type: "line", data: width, stack, symbol: "none", lineStyle: { opacity: 0 },
-        areaStyle: { color, opacity: 0.18 }, tooltip: { show: false }, silent: true },
-      { name: g.name, type: "line", data: points(g.steps, g.mean).data, color, showSymbol: false },
-    );
-  });
-  option.legend.data = groups.map((g) => g.name);
   c.setOption(option);
   return c;
 }

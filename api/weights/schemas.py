@@ -66,6 +66,9 @@ class SnapshotInfo(BaseModel):
 
 class SnapshotIndex(BaseModel):
     run_id: int
+    # The run's input as channels, height, width (image data sets), else null: which
+    # snapshots have an input-shaped view (GET .../weights/images).
+    input_shape: list[int] | None = None
     snapshots: list[SnapshotInfo]  # by param, then epoch
 
 

@@ -88,12 +88,21 @@ class WeightStore(StoreBase):
 
     def snapshot_index(self, run_id: int) -> SnapshotIndex:
         with Session(self.engine) as session:
+            # Every column but the values (a row's values may be megabytes).
             rows = session.execute(
-                select(WeightSnapshot)
+                select(*(col(getattr(WeightSnapshot, c)) for c in _INFO_COLUMNS))
                 .where(col(WeightSnapshot.run_id) == run_id)
                 .order_by(col(WeightSnapshot.param), col(WeightSnapshot.epoch))
-            ).scalars()
-            return SnapshotIndex(run_id=run_id, snapshots=[_info(r) for r in rows])
+            ).all()
+            snapshots = [_info(r) for r in rows]
+            spec_json = session.execute(
+                select(col(Run.spec_json)).where(col(Run.id) == run_id)
+            ).scalar_one()
+        spec = JobSpec.model_validate_json(spec_json) if spec_json not in ("", "{}") else None
+        shape = spec.input_shape() if spec is not None else None
+        return SnapshotIndex(
+            run_id=run_id, input_shape=list(shape) if shape else None, snapshots=snapshots
+        )
 
     def matrix(
         self, run_id: int, param: str, epoch: int, diff_from: int | None = None
@@ -161,7 +170,11 @@ def npy_bytes(values: Any) -> bytes:
     return out.getvalue()
 
 
-def _info(row: WeightSnapshot) -> SnapshotInfo:
+_INFO_COLUMNS = ("param", "epoch", "shape_json", "full_shape_json", "dtype", "why_json", "method")
+
+
+def _info(row: Any) -> SnapshotInfo:
+    """A snapshot's description, from its row (or a row of the _INFO_COLUMNS)."""
     return SnapshotInfo(
         param=row.param,
         epoch=row.epoch,

@@ -5,6 +5,7 @@ its bands; another team's user sees nothing of it. Each page's screenshot is sav
 
 from __future__ import annotations
 
+import contextlib
 from functools import partial
 from typing import Any
 
@@ -28,7 +29,7 @@ class Tab:
         self.base = base
         self.errors: list[str] = []
         self.page.on("console", self._console)
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("pageerror", lambda e: self.errors.append(f"{e} {e.stack or ''}"[:2000]))
         self.page.on("response", self._response)
 
     def _console(self, message: Any) -> None:
@@ -53,12 +54,20 @@ class Tab:
     def wait(self, expression: str, timeout: float) -> None:
         """Poll ``expression`` in the page. (Playwright's wait_for_function evaluates strings
         with eval, which the dashboard's Content-Security-Policy rightly refuses.)"""
-        wait_for(lambda: self.page.evaluate(expression), timeout, expression)
+        try:
+            wait_for(lambda: self.page.evaluate(expression), timeout, expression)
+        except AssertionError as exc:  # what the page met says why, more often than not
+            raise AssertionError(f"{exc}; the page's errors: {self.errors}") from None
 
     def charts(self) -> dict[str, list[dict[str, Any]]]:
         return self.page.evaluate("window.fitlens.charts()")
 
     def shot(self, name: str) -> None:
+        """The page as a person sees it, once every chart is painted (a large heat-map takes
+        several frames); after 15 s, as it is."""
+        painted = "Object.values(window.fitlens.charts()).every(c => c.every(s => s.painted))"
+        with contextlib.suppress(AssertionError):
+            wait_for(lambda: self.page.evaluate(painted), 15, "every chart painted")
         self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 

@@ -25,11 +25,23 @@ export async function call(path, { method = "GET", body, headers = {} } = {}) {
   if (response.status === 204) return null;
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
-    if (response.status === 401 && !path.startsWith("/session")) location.hash = "#/signin";
+    if (response.status === 401 && !path.startsWith("/session")) signInThenBack();
     throw new ApiError(response.status, data.detail || response.statusText);
   }
   return data;
 }
+
+// To the sign-in page, which comes back here (the deep link a demo printed) once signed in.
+export function signInThenBack() {
+  const here = location.hash.replace(/^#/, "");
+  if (here.startsWith("/signin")) return;
+  location.hash = `#/signin?next=${encodeURIComponent(here || "/runs")}`;
+}
+
+// Who is signed in and their role in each team (GET /me): what the pages offer to do.
+let roles = new Map();
+export function setRoles(teams) { roles = new Map(teams.map((t) => [t.id, t.role])); }
+export const canWrite = (teamId) => ["owner", "member"].includes(roles.get(teamId));
 
 export const get = (path, params) => call(params ? `${path}?${query(params)}` : path);
 

@@ -5,24 +5,37 @@ import { PALETTE, bandsOption } from "./figures.js";
 
 const registry = new Map();
 
+// A page's late answer after the person moved on: drawn nowhere, registered nowhere.
+const NOWHERE = { setOption() {}, on() {}, off() {}, clear() {}, getModel() { return null; } };
+
 export function chart(name, container) {
+  if (!container.isConnected) return NOWHERE;
   const old = registry.get(name);
   // Redrawn in place: disposing a chart whose zoom or render is still pending (a live run's
   // redraws come every 150 ms) made ECharts fail on its disposed painter.
   if (old && !old.isDisposed() && old.getDom() === container) {
     old.off("datazoom");
     old.clear();
+    old.fitlensPainted = false;
     return old;
   }
   if (old) old.dispose();
   const instance = echarts.init(container, null, { renderer: "canvas" });
+  // Whether its last option is fully painted (a large heat-map takes several frames).
+  instance.fitlensPainted = false;
+  instance.on("finished", () => { instance.fitlensPainted = true; });
   registry.set(name, instance);
   return instance;
 }
 
+// Cleared at once, disposed later: a chart still painting when the page changes (a large
+// heat-map paints over several frames) made ECharts fail on its disposed painter ("reading
+// 'layerStack'"); once cleared, its next frame has nothing left to paint.
 export function disposeAll() {
-  for (const instance of registry.values()) instance.dispose();
+  const left = [...registry.values()];
   registry.clear();
+  for (const c of left) if (!c.isDisposed()) c.clear();
+  setTimeout(() => left.forEach((c) => c.isDisposed() || c.dispose()), 1000);
 }
 
 // What is drawn, for tests and the benchmark: per chart, each series' name and point count.
@@ -33,6 +46,7 @@ export function describe() {
     const option = instance.getOption() || {};
     out[name] = (option.series || []).map((s) => ({
       name: s.name, type: s.type, points: Array.isArray(s.data) ? s.data.length : 0,
+      painted: instance.fitlensPainted,
     }));
   }
   return out;

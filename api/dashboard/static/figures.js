@@ -77,6 +77,11 @@ export function forestOption({ title, effects, summary, baselineName }) {
     const e = c.effects[summary] || {};
     return [toNumber(e.ci_low), toNumber(e.ci_high), y, e.detectable ? 1 : 0];
   });
+  // Zero (no effect) always on the axis: whether an interval holds it is the question.
+  const ends = whiskers.flatMap((w) => [w[0], w[1]]).filter((v) => v !== null && Number.isFinite(v));
+  const lo = Math.min(0, ...ends);
+  const hi = Math.max(0, ...ends);
+  const pad = (hi - lo) * 0.08 || 1;
   const label = (y) => {
     const e = rows[y].effects[summary] || {};
     const p = toNumber(e.p_holm);
@@ -91,7 +96,8 @@ export function forestOption({ title, effects, summary, baselineName }) {
       subtextStyle: { fontSize: 11 } },
     tooltip: { trigger: "item", confine: true, formatter: (p) => `${names[p.value[1] ?? p.value[2]]}<br>${label(p.value[1] ?? p.value[2])}` },
     grid: { left: 12, right: 250, top: 56, bottom: 40, containLabel: true },
-    xAxis: { type: "value", name: `${summary}: other − baseline`, nameLocation: "middle", nameGap: 26, scale: true },
+    xAxis: { type: "value", name: `${summary}: other − baseline`, nameLocation: "middle", nameGap: 26,
+      min: lo - pad, max: hi + pad, axisLabel: { formatter: (v) => Number(v.toPrecision(3)) } },
     yAxis: { type: "category", data: names, inverse: true, axisLabel: { width: 220, overflow: "truncate" } },
     series: [
       { name: "interval", type: "custom", data: whiskers, encode: { x: [0, 1], y: 2 },
@@ -128,22 +134,31 @@ export function learningOption({ title, curve, summary, configNames }) {
   const option = frame(title, `training examples (log scale; budget: ${curve.budget})`, summary);
   option.xAxis.type = "log";
   option.tooltip = { trigger: "item", confine: true };
+  // The points say each size's best validation loss (its minimum) and final losses; the gap
+  // is their difference (the mean of the differences: the same members).
+  const measure = (p) => {
+    if (summary !== "final_gap") return p.values.best_val_loss;
+    const v = p.values.final_val_loss;
+    const t = p.values.final_train_loss;
+    if (!v || !t || toNumber(v.mean) === null || toNumber(t.mean) === null) return null;
+    return { mean: toNumber(v.mean) - toNumber(t.mean), std: null };
+  };
   const byConfig = new Map();
   for (const p of curve.points) {
-    if (!p.values[summary] || p.n_train === null) continue;
+    const m = measure(p);
+    if (!m || toNumber(m.mean) === null || p.n_train === null) continue;
     const group = configNames(p.config);
     if (!byConfig.has(group)) byConfig.set(group, []);
-    byConfig.get(group).push(p);
+    byConfig.get(group).push({ n: p.n_train, mean: toNumber(m.mean), std: toNumber(m.std) || 0 });
   }
   option.series = [];
   let i = 0;
   for (const [name, pts] of byConfig) {
     const color = PALETTE[i++ % PALETTE.length];
-    pts.sort((a, b) => a.n_train - b.n_train);
-    option.series.push({ name, type: "line", color, symbolSize: 7,
-      data: pts.map((p) => [p.n_train, toNumber(p.values[summary].mean)]) });
+    pts.sort((a, b) => a.n - b.n);
+    option.series.push({ name, type: "line", color, symbolSize: 7, data: pts.map((p) => [p.n, p.mean]) });
     option.series.push({ name: `${name} ± std`, type: "custom", color,
-      data: pts.map((p) => [p.n_train, toNumber(p.values[summary].mean), toNumber(p.values[summary].std) || 0]),
+      data: pts.map((p) => [p.n, p.mean, p.std]),
       renderItem: (params, api) => {
         const hi = api.coord([api.value(0), api.value(1) + api.value(2)]);
         const lo = api.coord([api.value(0), api.value(1) - api.value(2)]);

@@ -27,7 +27,7 @@
     show(box.id, bandsOption({ title: key, yName: key, groups }));
   }
   for (const summary of ["min_val_loss", "final_gap", "val_accuracy"]) {
-    if (data.effects.configs.length > 1) {
+    if (data.effects.configs.some((c) => c.config !== data.effects.baseline)) {
       show(`forest-${summary}`, forestOption({ title: `Effect on ${summary}`, effects: data.effects,
         summary, baselineName: data.effects.baseline_name }));
     }

@@ -2,6 +2,7 @@
 // chosen epoch on shared bins, and the summary table.
 import { el, fmt, get } from "../api.js";
 import { PALETTE, bars, lines } from "../charts.js";
+import { differing, valueAt } from "./spec.js";
 
 const SUMMARY = [["best epoch", "best_epoch"], ["min val loss", "min_val_loss"],
   ["final gap", "final_gap"], ["val acc (evaluated)", "val_accuracy"],
@@ -12,7 +13,7 @@ export async function render(main, params) {
   const ids = (params.get("runs") || "").split(",").map(Number).filter((n) => n > 0);
   if (ids.length < 1) {
     main.append(el("h1", {}, "Compare"), el("p", { class: "muted" },
-      "Select two or more runs on the Runs page, then press “Compare selected”."));
+      "Select two or more runs on the ", el("a", { href: "#/runs" }, "Runs"), " page (or a study's members), then press “Compare selected”."));
     return null;
   }
   const keys = "train_loss,val_loss,train_accuracy,val_accuracy,gap,train_rmse,val_rmse";
@@ -22,9 +23,11 @@ export async function render(main, params) {
   const gapBox = el("div", { class: "chart tall", id: "chart-compare-gap" });
   const histBox = el("div", { class: "chart tall", id: "chart-compare-hist" });
   const table = el("table", { id: "compare-table" });
+  const diff = el("table", { id: "compare-diff" });
   const param = el("select", { id: "compare-param" });
   const step = el("input", { type: "number", id: "compare-step", min: 1, style: "width:6em" });
   main.append(el("h1", {}, `Compare ${ids.length} runs`),
+    el("section", { class: "card" }, el("h2", {}, "What differs, and what it did"), diff),
     el("section", { class: "card" }, el("h2", {}, "Curves"), el("div", { class: "grid" }, lossBox, accBox, gapBox)),
     el("section", { class: "card" }, el("h2", {}, "Weight histograms on shared bins"),
       el("div", { class: "controls" }, el("label", {}, "parameter ", param), el("label", {}, "epoch ", step)), histBox),
@@ -51,10 +54,16 @@ export async function render(main, params) {
     ...data.runs.map((r) => el("tr", {}, el("td", {}, el("a", { href: `#/runs/${r.run.id}` }, label(r))),
       SUMMARY.map(([, k]) => el("td", { class: "num" }, k === "verdict" ? r.summary[k] || "–" : fmt(r.summary[k]))))));
 
+  drawDiff(diff, data.runs, label);
+
   // Parameters every compared run has histograms of, and the epochs they share.
   const indexes = await Promise.all(ids.map((id) => get(`/runs/${id}/histograms`)));
   const common = Object.keys(indexes[0].params).filter((p) => indexes.every((x) => x.params[p]));
-  if (!common.length) { histBox.replaceChildren(el("p", { class: "muted" }, "No parameter has histograms in every run.")); return null; }
+  if (!common.length) {
+    histBox.closest("section").hidden = true; // no parameter has histograms in every run
+    performance.mark("fitlens:charts-drawn");
+    return null;
+  }
   param.replaceChildren(...common.map((p) => el("option", { value: p }, p)));
   param.value = common.find((p) => p.endsWith("weight")) || common[0];
   const lastShared = () => Math.min(...indexes.map((x) => Math.max(...x.params[param.value])));
@@ -70,4 +79,29 @@ export async function render(main, params) {
   await drawHist();
   performance.mark("fitlens:charts-drawn");
   return null;
+}
+
+// Only the dotted paths whose values differ between the runs (their spec, or an own-loop
+// run's params), next to what each run's curves say; shifts are against the first run.
+function drawDiff(table, runs, label) {
+  const trees = runs.map((r) => (r.run.source === "client" ? r.run.params || {} : r.run.spec));
+  const paths = differing(trees);
+  const show = (v) => (v === undefined ? "–" : typeof v === "string" ? v : JSON.stringify(v));
+  const first = runs[0].summary;
+  const shift = (r, key) => {
+    const a = r.summary[key];
+    const b = first[key];
+    if (r === runs[0] || typeof a !== "number" || typeof b !== "number") return "";
+    const d = a - b;
+    return ` (${d >= 0 ? "+" : ""}${Number.isInteger(d) ? d : d.toFixed(4)})`;
+  };
+  const results = [["onset epoch", "onset_epoch"], ["final gap", "final_gap"], ["min val loss", "min_val_loss"],
+    ["verdict", "verdict"]];
+  table.replaceChildren(
+    el("tr", {}, el("th", {}, "setting"), runs.map((r) => el("th", {}, el("a", { href: `#/runs/${r.run.id}` }, label(r))))),
+    ...(paths.length ? paths.map((p) => el("tr", { "data-path": p }, el("td", {}, el("b", {}, p)),
+      trees.map((t) => el("td", {}, show(valueAt(t, p))))))
+      : [el("tr", {}, el("td", { colspan: runs.length + 1, class: "muted" }, "The same settings: the runs differ by chance alone."))]),
+    ...results.map(([name, key]) => el("tr", { class: "result" }, el("td", {}, name),
+      runs.map((r) => el("td", { class: "num" }, key === "verdict" ? r.summary[key] || "–" : fmt(r.summary[key]) + shift(r, key))))));
 }

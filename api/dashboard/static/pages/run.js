@@ -2,7 +2,10 @@
 // evaluation and events, all kept up to date from the run's stream while it trains.
 import { el, fmt, follow, get, statusBadge } from "../api.js";
 import { lines } from "../charts.js";
+import { actions } from "./actions.js";
 import { evaluation, events, histograms } from "./sections.js";
+import { specSection } from "./spec.js";
+import { perClass, weights } from "./weights.js";
 
 const MAX_POINTS = 1000; // the API's min/max downsampling keeps long curves to this many
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
@@ -13,7 +16,8 @@ const GROUPS = [
   ["loss", "Loss", "loss", /(^|_)loss(_|$)/],
   ["accuracy", "Accuracy", "accuracy", /accuracy$|acc$/],
   ["error", "RMSE / MAE", "error", /rmse|mae/],
-  ["gap", "Generalization gap", "val − train", /gap/],
+  ["accgap", "Accuracy gap", "train − val accuracy", /^accuracy_gap$/],
+  ["gap", "Generalization gap (loss)", "val − train loss", /gap/],
   ["lr", "Learning rate", "learning rate", /^lr$/],
   ["norm", "Weight norms ||W||", "norm", /^weight_norm\//],
   ["drift", "Drift from the start ||W − W₀|| / ||W₀||", "drift", /^drift\//],
@@ -22,7 +26,6 @@ const GROUPS = [
 ];
 
 function groupOf(key) {
-  if (key === "accuracy_gap") return "gap";
   return GROUPS.find(([, , , pattern]) => pattern.test(key))[0];
 }
 
@@ -37,11 +40,16 @@ export async function render(main, runId) {
   const hist = histograms(runId);
   const evaluated = evaluation(runId);
   const log = events(runId);
-  main.append(header, el("section", { class: "card" }, el("h2", {}, "Curves"), curveGrid),
-    hist.node, evaluated.node, log.node);
+  const weightViews = weights(runId);
+  const classes = perClass(runId);
+  const act = actions(run, (next) => { run = { ...run, ...next }; drawHeader(); act.update(run); });
+  main.append(header, act.node, await specSection(run),
+    el("section", { class: "card" }, el("h2", {}, "Curves"), curveGrid),
+    classes.node, hist.node, weightViews.node, evaluated.node, log.node);
 
   let curves = {}; // key -> {steps, values, total}
   let lrCuts = [];
+  let stopped = null; // the early_stopped event: where the stopping rule fired
   let zoomed = null;
 
   function drawHeader() {
@@ -70,6 +78,7 @@ export async function render(main, runId) {
     if (d?.best_epoch) out.push({ step: d.best_epoch, label: `best ${d.best_epoch}`, color: "#1e8449" });
     if (d?.onset_epoch) out.push({ step: d.onset_epoch, label: `onset ${d.onset_epoch}`, color: "#d35400" });
     if (d?.diverged_epoch) out.push({ step: d.diverged_epoch, label: "diverged", color: "#c0392b" });
+    if (stopped) out.push({ step: stopped.step, label: `early stop${stopped.payload?.restored_epoch ? ` (restored ${stopped.payload.restored_epoch})` : ""}`, color: "#8e44ad" });
     for (const cut of lrCuts) out.push({ step: cut.step, label: `lr → ${fmt(cut.payload.new_lr, 6)}`, color: "#7f8c8d" });
     return out;
   }
@@ -127,6 +136,7 @@ export async function render(main, runId) {
   async function loadEvents() {
     const list = await log.refresh();
     lrCuts = list.filter((e) => e.kind === "lr_change");
+    stopped = list.find((e) => e.kind === "early_stopped") || null;
   }
 
   drawHeader();
@@ -144,6 +154,7 @@ export async function render(main, runId) {
     status: async (s) => {
       Object.assign(run, { status: s.status, failure_reason: s.failure_reason, progress: { epoch: s.epoch, epochs: s.epochs } });
       drawHeader();
+      act.update(run);
       if (first && !ended) { // what came between the first reads and the stream
         first = false;
         await loadCurves();
@@ -163,8 +174,13 @@ export async function render(main, runId) {
       if (!zoomed) later(drawCurves, 150); // a zoomed chart keeps its range until redrawn
     },
     histograms: () => { if (!histTimer) histTimer = setTimeout(() => { histTimer = null; hist.refresh(); }, 1000); },
-    event: (e) => { if (e.kind === "lr_change") lrCuts.push(e); log.refresh(); later(drawCurves, 150); },
-    diagnosis: (d) => { run.diagnosis = d; drawHeader(); later(drawCurves, 150); },
+    event: (e) => {
+      if (e.kind === "lr_change") lrCuts.push(e);
+      if (e.kind === "early_stopped") stopped = e;
+      log.refresh();
+      later(drawCurves, 150);
+    },
+    diagnosis: (d) => { run.diagnosis = d; drawHeader(); act.update(run); later(drawCurves, 150); },
     evaluation: () => { evaluationDrawn = evaluated.refresh(); },
     end: async () => {
       if (ended) { // the replay of a run that had ended: everything is drawn already
@@ -174,15 +190,18 @@ export async function render(main, runId) {
       }
       run = await get(`/runs/${runId}`);
       drawHeader();
+      act.update(run);
       await Promise.all([loadCurves(), loadEvents()]);
       drawCurves();
-      await hist.refresh();
+      await Promise.all([hist.refresh(), weightViews.refresh(), classes.refresh(run)]);
     },
   });
   source.addEventListener("error", () => startedLive()); // no stream (e.g. 429): draw anyway
   await Promise.all([
     Promise.all([loadCurves(curvesRead), loadEvents()]).then(drawCurves),
     hist.refresh(histRead),
+    weightViews.refresh(),
+    classes.refresh(run),
     opened,
   ]);
   performance.mark("fitlens:charts-drawn");

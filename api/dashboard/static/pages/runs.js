@@ -1,15 +1,16 @@
 // The team's run history: the API's filters, live status and progress, sort by summary values,
-// and a selection to compare.
+// chosen columns (spec paths too), and a selection to compare.
 import { el, fmt, get, statusBadge } from "../api.js";
+import { valueAt } from "./spec.js";
 
 const FILTERS = [
+  ["q", "search names, notes, tags", "text"],
   ["project", "project", "text"],
   ["status", "status", ["", "queued", "running", "succeeded", "failed", "cancelled"]],
   ["tag", "tag", "text"],
   ["created_by", "creator", "text"],
   ["verdict", "verdict", ["", "overfitting", "still improving", "good fit", "underfitting", "not learning", "unstable", "diverged"]],
-  ["where", "spec (e.g. optimizer.name=adam)", "text"],
-  ["name", "name contains", "text"],
+  ["where", "where (optimizer.name=adam, val_accuracy>0.95)", "text"],
 ];
 // Column: [label, sort key (the API's) or null, value of a run].
 const COLUMNS = [
@@ -28,6 +29,17 @@ const COLUMNS = [
   ["created by", null, (r) => r.created_by || "–"],
   ["created", "created_at", (r) => new Date(r.created_at).toLocaleString()],
 ];
+// Shown until a person chooses: what fits a 1,400 px window (the rest one click away).
+const DEFAULT_COLUMNS = ["id", "name", "status", "progress", "verdict", "min val loss", "onset", "val acc", "created"];
+const STORED = "fitlens.runs.columns";
+
+function chosenColumns() {
+  try {
+    const saved = JSON.parse(localStorage.getItem(STORED) || "null");
+    if (saved && Array.isArray(saved.columns)) return saved;
+  } catch { /* a bad value: the defaults */ }
+  return { columns: DEFAULT_COLUMNS, params: [] };
+}
 
 function progress(run) {
   const { epoch, epochs } = run.progress;
@@ -47,9 +59,16 @@ export async function render(main, params) {
   const selected = new Set();
   const table = el("table", { id: "runs-table" });
   const count = el("span", { class: "muted" });
-  const compareButton = el("button", { class: "primary", id: "compare-selected", disabled: true,
+  // Outside the filter form: a button inside it submitted the form instead (issue 27).
+  const compareButton = el("button", { type: "button", class: "primary", id: "compare-selected", disabled: true,
     onclick: () => { location.hash = `#/compare?runs=${[...selected].join(",")}`; } },
   "Compare selected");
+  let chosen = chosenColumns();
+  const chooser = columnChooser(() => chosen, (next) => {
+    chosen = next;
+    localStorage.setItem(STORED, JSON.stringify(next));
+    draw(lastItems);
+  });
   const filters = el("form", { class: "filters", onsubmit: (e) => {
     e.preventDefault();
     const values = Object.fromEntries(new FormData(filters).entries());
@@ -60,25 +79,41 @@ export async function render(main, params) {
   for (const [key, label, kind] of FILTERS) {
     const input = Array.isArray(kind)
       ? el("select", { name: key }, kind.map((v) => el("option", { value: v, selected: state[key] === v }, v || "any")))
-      : el("input", { name: key, value: state[key] || "", size: key === "where" ? 28 : 12 });
+      : el("input", { name: key, value: state[key] || "", size: key === "where" ? 34 : key === "q" ? 20 : 10 });
     filters.append(el("label", {}, label, input));
   }
-  filters.append(el("button", { type: "submit" }, "Filter"), compareButton);
-  main.append(el("h1", {}, "Runs"), filters, count, table);
+  filters.append(el("button", { type: "submit" }, "Filter"));
+  const error = el("p", { class: "error", id: "runs-error" });
+  main.append(el("h1", {}, "Runs"), filters,
+    el("div", { class: "controls" }, compareButton, chooser, count), error, table);
 
   let timer = null;
   let stopped = false;
+  let lastItems = [];
   async function load() {
     const query = { ...state, limit: 100 };
-    const page = await get("/runs", query);
+    let page;
+    try {
+      page = await get("/runs", query);
+    } catch (e) {
+      if (e.status !== 422) throw e;
+      error.textContent = `The filter was refused: ${e.message}`; // the API names the field
+      table.dataset.loaded = location.hash;
+      return;
+    }
+    error.textContent = "";
+    lastItems = page.items;
     draw(page.items);
+    table.dataset.loaded = location.hash; // for the tests: this query's answer is drawn
     count.textContent = `${page.items.length} run(s)${page.next_cursor ? " (first 100)" : ""}`;
     const live = page.items.some((r) => r.status === "queued" || r.status === "running");
     if (!stopped) timer = setTimeout(() => load().catch(() => null), live ? 1500 : 5000);
   }
 
   function draw(items) {
-    const head = el("tr", {}, el("th", {}, ""), COLUMNS.map(([label, key]) => {
+    const columns = [...COLUMNS.filter(([label]) => chosen.columns.includes(label)),
+      ...chosen.params.map((path) => [path, null, (r) => show(valueAt(r.spec && Object.keys(r.spec).length ? r.spec : r.params || {}, path))])];
+    const head = el("tr", {}, el("th", {}, ""), columns.map(([label, key]) => {
       if (!key) return el("th", {}, label);
       const arrow = state.sort === key ? " ↑" : state.sort === `-${key}` ? " ↓" : "";
       return el("th", { class: "sortable", onclick: () => {
@@ -92,7 +127,7 @@ export async function render(main, params) {
         if (e.target.checked) selected.add(run.id); else selected.delete(run.id);
         compareButton.disabled = selected.size < 2;
       } })),
-      COLUMNS.map(([label, , value]) => {
+      columns.map(([label, , value]) => {
         const v = value(run);
         if (label === "name") {
           return el("td", {}, el("a", { href: `#/runs/${run.id}` }, v),
@@ -105,4 +140,34 @@ export async function render(main, params) {
 
   await load();
   return () => { stopped = true; clearTimeout(timer); };
+}
+
+function show(value) {
+  if (value === undefined) return "–";
+  return typeof value === "object" && value !== null ? JSON.stringify(value) : String(value);
+}
+
+// Which columns the table shows: the built-in ones, and any dotted spec paths (model.dropout).
+function columnChooser(current, change) {
+  const box = el("details", { class: "chooser", id: "column-chooser" }, el("summary", {}, "Columns"));
+  const body = el("div", { class: "card" });
+  const render = () => {
+    const { columns, params } = current();
+    const paths = el("input", { id: "param-columns", value: params.join(","), size: 34,
+      placeholder: "spec paths: model.dropout,optimizer.lr" });
+    body.replaceChildren(...COLUMNS.map(([label]) => el("label", { class: "check" },
+      el("input", { type: "checkbox", checked: columns.includes(label), onchange: (e) => {
+        const next = e.target.checked ? [...columns, label] : columns.filter((c) => c !== label);
+        change({ columns: COLUMNS.map(([l]) => l).filter((l) => next.includes(l)), params });
+        render();
+      } }), label)),
+    el("label", {}, "parameter columns ", paths,
+      el("button", { type: "button", id: "param-apply", onclick: () => {
+        change({ columns, params: paths.value.split(",").map((p) => p.trim()).filter(Boolean) });
+        render();
+      } }, "Show")));
+  };
+  render();
+  box.append(body);
+  return box;
 }

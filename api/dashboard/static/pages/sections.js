@@ -120,6 +120,14 @@ export function evaluation(runId) {
       lines("roc", box, { title: "ROC curves", xName: "false positive rate",
         yName: "true positive rate", series });
     }
+    if (body.pr && body.pr.length) {
+      const box = el("div", { class: "chart tall", id: "chart-pr" });
+      charts.append(box);
+      lines("pr", box, { title: `Precision-recall (macro AP ${fmt(body.macro_average_precision, 3)})`,
+        xName: "recall", yName: "precision", series: body.pr.map((r) => ({
+          name: `${r.label} (AP ${fmt(r.average_precision, 3)})`, steps: r.recall.map(num), values: r.precision })) });
+    }
+    if (body.misclassified && body.misclassified.length) node.append(mistakes(body.misclassified));
     for (const [i, w] of (body.weight_matrices || []).entries()) {
       const box = el("div", { class: "chart tall", id: `chart-weights-${i}` });
       charts.append(box);
@@ -134,6 +142,37 @@ export function evaluation(runId) {
   return { node, refresh };
 }
 
+// The most confident mistakes: each example (its pixels, where the data are images), what it
+// is and what the model said, with how sure it was.
+function mistakes(list) {
+  const grid = el("div", { class: "tiles", id: "mistakes" });
+  for (const m of list) {
+    const figure = el("figure", {});
+    if (m.image) figure.append(grayscale(m.image));
+    figure.append(el("figcaption", {}, `#${m.index}: ${m.true} → ${m.predicted} (${(100 * m.confidence).toFixed(0)}%)`));
+    grid.append(figure);
+  }
+  grid.dataset.tiles = String(list.length);
+  return el("div", {}, el("h3", {}, "Most confident mistakes"), grid);
+}
+
+function grayscale(channels) {
+  const rows = channels[0].length;
+  const cols = channels[0][0].length;
+  const canvas = el("canvas", { width: cols, height: rows, class: "tile" });
+  const ctx = canvas.getContext("2d");
+  const pixels = ctx.createImageData(cols, rows);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      // Colour images as they are; one channel as dark ink on white.
+      const rgb = channels.length === 3 ? channels.map((ch) => ch[r][c]) : [1, 1, 1].map(() => 1 - channels[0][r][c]);
+      pixels.data.set([...rgb.map((v) => 255 * v), 255], (r * cols + c) * 4);
+    }
+  }
+  ctx.putImageData(pixels, 0, 0);
+  return canvas;
+}
+
 export function events(runId) {
   const table = el("table", { id: "events-table" });
   const node = el("section", { class: "card" }, el("h2", {}, "Events"), table);
@@ -141,7 +180,7 @@ export function events(runId) {
     const list = await get(`/runs/${runId}/events`);
     table.replaceChildren(el("tr", {}, el("th", {}, "when"), el("th", {}, "kind"), el("th", {}, "epoch"), el("th", {}, "detail")),
       ...list.map((e) => el("tr", {}, el("td", {}, new Date(e.created_at).toLocaleTimeString()),
-        el("td", {}, e.kind), el("td", {}, e.step ?? "–"), el("td", {}, JSON.stringify(e.payload)))));
+        el("td", {}, e.kind), el("td", {}, e.step ?? "–"), el("td", { class: "wrap" }, JSON.stringify(e.payload)))));
     return list;
   }
   return { node, refresh };

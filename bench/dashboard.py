@@ -1,13 +1,15 @@
-"""Time from navigation to a run page's charts drawn, in real headless Chromium.
+"""Time from navigation to a page's charts drawn, in real headless Chromium: a run page, a
+run with a long curve, the compare page of two runs and a study page.
 
-    python -m bench.dashboard               # a 30-epoch run and a 1,000,000-point curve
+    python -m bench.dashboard               # 30-epoch runs and a 1,000,000-point curve
     python -m bench.dashboard --points 100000 --repeat 3
 
-The real API (uvicorn) serves the dashboard; the runs are fed over HTTP as a worker feeds them
-(metrics, per-layer histograms, the evaluation). Each figure is the browser's own Performance
-API: the page marks ``fitlens:charts-drawn`` once every chart of the run is drawn, and its
-``startTime`` counts from the start of navigation (a fresh document each time: HTML, ECharts,
-the API reads, drawing). Target: <= 1 s each on this machine.
+The real API (uvicorn) serves the dashboard; the runs (and a 2 x 2-seed study's members) are
+fed over HTTP as a worker feeds them (metrics, per-layer histograms, the evaluation). Each
+figure is the browser's own Performance API: the page marks ``fitlens:charts-drawn`` once
+every chart of the page is drawn, and its ``startTime`` counts from the start of navigation
+(a fresh document each time: HTML, ECharts, the API reads, drawing). Target: <= 1 s each on
+this machine.
 """
 
 from __future__ import annotations
@@ -39,14 +41,33 @@ def _finish(http: httpx.Client, run_id: int) -> None:
     http.post(f"/api/v1/runs/{run_id}/status", json=body).raise_for_status()
 
 
-def thirty_epochs(http: httpx.Client) -> int:
+def thirty_epochs(http: httpx.Client, name: str = "thirty epochs", seed: int = 0) -> int:
     """A digits-sized run as the worker reports it: 30 epochs of metrics and histograms, an
     LR cut, then the evaluation (confusion matrix, per-class figures, ROC, weight maps)."""
-    rng = random.Random(0)
-    run_id = _started(http, "thirty epochs", 30)
+    run_id = _started(http, name, 30)
+    _feed(http, run_id, seed)
+    return run_id
+
+
+def study(http: httpx.Client) -> int:
+    """A dropout sweep with two seeds (4 members), each member fed as thirty_epochs is."""
+    design = {"sweep": {"model.dropout": [0, 0.5]}, "seeds": [1, 2]}
+    made = http.post("/api/v1/studies", json={"spec": {"epochs": 30}, "design": design})
+    study_id = int(made.raise_for_status().json()["id"])
+    members = http.get("/api/v1/runs", params={"study": study_id}).json()["items"]
+    for i, member in enumerate(members):
+        http.post(f"/api/v1/runs/{member['id']}/status", json={"status": "running"})
+        _feed(http, member["id"], seed=10 + i, shift=0.05 * member["study_config"])
+    return study_id
+
+
+def _feed(http: httpx.Client, run_id: int, seed: int, shift: float = 0.0) -> None:
+    rng = random.Random(seed)
     post = f"/api/v1/runs/{run_id}"
     for epoch in range(1, 31):
-        train, val = 2.3 * math.exp(-epoch / 6), 2.3 * math.exp(-epoch / 8) + 0.004 * epoch
+        noise = rng.random() * 0.02
+        train = 2.3 * math.exp(-epoch / 6) + noise
+        val = 2.3 * math.exp(-epoch / 8) + 0.004 * epoch + shift + noise
         values = [train, val, 1 - train / 3, 1 - val / 3, val - train, 1e-3]
         points = [{"key": k, "step": epoch, "value": v} for k, v in zip(KEYS, values, strict=True)]
         http.post(f"{post}/metrics?attempt=1", json={"points": points}).raise_for_status()
@@ -87,7 +108,6 @@ def thirty_epochs(http: httpx.Client) -> int:
     }
     http.post(f"{post}/evaluation?attempt=1", json=evaluation).raise_for_status()
     _finish(http, run_id)
-    return run_id
 
 
 def long_curve(http: httpx.Client, points: int, batch: int = 10_000) -> int:
@@ -113,16 +133,16 @@ def long_curve(http: httpx.Client, points: int, batch: int = 10_000) -> int:
     return run_id
 
 
-def drawn_ms(page: Any, base: str, run_id: int, fresh: int) -> float:
+def drawn_ms(page: Any, base: str, route: str, fresh: int) -> float:
     """Milliseconds from navigation start to the page's charts-drawn mark (a new document)."""
-    page.goto(f"{base}/?n={fresh}#/runs/{run_id}")
+    page.goto(f"{base}/?n={fresh}#{route}")
     mark = "performance.getEntriesByName('fitlens:charts-drawn')"
     for _ in range(600):
         found = page.evaluate(f"{mark}.map(e => e.startTime)")
         if found:
             return float(found[0])
         page.wait_for_timeout(50)
-    raise RuntimeError(f"run {run_id}: the charts were not drawn in 30 s")
+    raise RuntimeError(f"{route}: the charts were not drawn in 30 s")
 
 
 def main() -> None:
@@ -133,9 +153,12 @@ def main() -> None:
     with api_client(timeout=120) as http:
         base = str(http.base_url).rstrip("/")
         token = http.headers["authorization"].split(" ", 1)[1]
-        runs = {
-            "30-epoch run": thirty_epochs(http),
-            f"{args.points:,}-point curve": long_curve(http, args.points),
+        first, second = thirty_epochs(http), thirty_epochs(http, "thirty again", seed=1)
+        pages = {
+            "run page (30 epochs)": f"/runs/{first}",
+            f"run page ({args.points:,}-point curve)": f"/runs/{long_curve(http, args.points)}",
+            "compare page (2 runs)": f"/compare?runs={first},{second}",
+            "study page (2 configurations x 2 seeds)": f"/studies/{study(http)}",
         }
         with chromium() as browser:
             page = browser.new_page()
@@ -144,11 +167,11 @@ def main() -> None:
             page.click("button[type=submit]")
             page.wait_for_selector("#runs-table")
             fresh = 0
-            for name, run_id in runs.items():
+            for name, route in pages.items():
                 times = []
                 for _ in range(args.repeat + 1):  # the first warms the browser's cache
                     fresh += 1
-                    times.append(drawn_ms(page, base, run_id, fresh))
+                    times.append(drawn_ms(page, base, route, fresh))
                 charts = page.evaluate("window.fitlens.charts()")
                 drawn = sum(s["points"] for c in charts.values() for s in c)
                 print(

@@ -52,7 +52,9 @@ def posted(
 def test_the_whole_fc1_matrix_over_epochs(client: TestClient, trained: Any) -> None:
     run_id = posted(client, trained)
     _, snapshots, recorder = trained
-    index = client.get(f"{API}/runs/{run_id}/weights").json()["snapshots"]
+    listed = client.get(f"{API}/runs/{run_id}/weights").json()
+    assert listed["input_shape"] == [1, 8, 8]  # digits: which snapshots have images
+    index = listed["snapshots"]
     fc1 = {s["epoch"]: s for s in index if s["param"] == "fc1.weight"}
     best = recorder.ended.best_epoch
     assert sorted(fc1) == sorted({1, 2, 4, 6, 8, 10, best})  # every ceil(10 / 5) = 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -71,6 +72,29 @@ def world(api: httpx.Client, pipeline_env: dict[str, str], worker: Worker) -> It
         studies[name] = wait_for(partial(study_done, api, study["id"]), 300, f"study {name}")
     yield {"run": done, **studies}
     second.stop()
+
+
+def drawn_offline(browser: Any, saved: Path, name: str) -> tuple[list[str], int]:
+    """Open a saved report from its file:// URL with the network off: the figures it drew
+    (each a canvas) and its table's rows; no request may fail and no script may err."""
+    page = browser.new_page()
+    failed: list[str] = []
+    page.on("requestfailed", lambda request: failed.append(request.url))
+    page.on("pageerror", lambda error: failed.append(str(error)))
+    browser.set_offline(True)
+    try:
+        page.goto(saved.as_uri())
+        done = "window.fitlensReport && window.fitlensReport.drawn"
+        wait_for(lambda: page.evaluate(done), 30, f"the {name} report's figures")
+        drawn: list[str] = page.evaluate("window.fitlensReport.drawn")
+        assert page.locator("canvas").count() >= len(drawn)
+        rows = page.locator("#table tr").count()
+        page.screenshot(path=str(ARTIFACTS / f"report-{name}.png"), full_page=True)
+    finally:
+        browser.set_offline(False)
+    assert failed == []
+    page.close()
+    return drawn, rows
 
 
 def no_horizontal_scroll(tab: Tab, where: str) -> None:
@@ -330,27 +354,9 @@ def test_the_study_pages_answer_and_the_report_opens_offline(
         assert report.status_code == 200, report.text
         saved = ARTIFACTS / f"report-{name}.html"
         saved.write_text(report.text, encoding="utf-8")
-        offline = browser.new_page()
-        failed: list[str] = []
-        offline.on("requestfailed", lambda r, failed=failed: failed.append(r.url))
-        offline.on("pageerror", lambda e, failed=failed: failed.append(str(e)))
-        browser.set_offline(True)
-        try:
-            offline.goto(saved.as_uri())
-            wait_for(
-                lambda o=offline: o.evaluate("window.fitlensReport && window.fitlensReport.drawn"),
-                30,
-                f"the {name} report's figures",
-            )
-            drawn = offline.evaluate("window.fitlensReport.drawn")
-            assert set(figures) <= set(drawn), drawn
-            assert offline.locator("canvas").count() >= len(figures)
-            table = api.get(f"/studies/{world[name]['id']}/table").json()
-            assert offline.locator("#table tr").count() == len(table["rows"]) + 1
-            offline.screenshot(path=str(ARTIFACTS / f"report-{name}.png"), full_page=True)
-        finally:
-            browser.set_offline(False)
-        assert failed == []
-        offline.close()
+        drawn, rows = drawn_offline(browser, saved, name)
+        assert set(figures) <= set(drawn), drawn
+        table = api.get(f"/studies/{world[name]['id']}/table").json()
+        assert rows == len(table["rows"]) + 1
     tab.page.click("#sign-out")
     tab.page.close()

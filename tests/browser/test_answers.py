@@ -74,6 +74,20 @@ def world(api: httpx.Client, pipeline_env: dict[str, str], worker: Worker) -> It
     second.stop()
 
 
+def as_owner(api: httpx.Client, env: dict[str, str], browser: Any) -> Tab:
+    """A page signed in as the team's owner, in a 1,400 x 900 window."""
+    tab = signed_in(api, env, browser, "e2e", "e2e-team")
+    tab.page.set_viewport_size({"width": 1400, "height": 900})
+    return tab
+
+
+def leave(tab: Tab) -> None:
+    """No page error met on the way; signed out (the next test signs in as it needs)."""
+    assert tab.errors == [], "\n".join(tab.errors)
+    tab.page.click("#sign-out")
+    tab.page.close()
+
+
 def drawn_offline(browser: Any, saved: Path, name: str) -> tuple[list[str], int]:
     """Open a saved report from its file:// URL with the network off: the figures it drew
     (each a canvas) and its table's rows; no request may fail and no script may err."""
@@ -202,16 +216,13 @@ def test_navigation_names_filters_and_widths(
     tab.shot("answers-runs")
     tab.open(f"/runs/{world['run']['id']}")
     no_horizontal_scroll(tab, "run")
-    assert tab.errors == []
-    tab.page.click("#sign-out")
-    tab.page.close()
+    leave(tab)
 
 
 def test_the_run_page_says_what_the_run_is_shows_its_weights_and_acts(
     api: httpx.Client, pipeline_env: dict[str, str], browser: Any, world: dict[str, Any]
 ) -> None:
-    tab = signed_in(api, pipeline_env, browser, "e2e", "e2e-team")
-    tab.page.set_viewport_size({"width": 1400, "height": 900})
+    tab = as_owner(api, pipeline_env, browser)
     run = world["run"]
     charts = tab.open(f"/runs/{run['id']}")
     # What the run is: its spec with the defaults greyed, and its environment.
@@ -254,9 +265,7 @@ def test_the_run_page_says_what_the_run_is_shows_its_weights_and_acts(
     assert api.get(f"/studies/{study_id}").json()["members"] > 0
     api.post(f"/studies/{study_id}/cancel").raise_for_status()  # the workers have more to do
     wait_for(partial(finished, api, again), 120, "the run made again")
-    assert tab.errors == []
-    tab.page.click("#sign-out")
-    tab.page.close()
+    leave(tab)
 
 
 def test_a_viewer_sees_no_buttons_and_an_owners_retry_works(
@@ -275,9 +284,7 @@ def test_a_viewer_sees_no_buttons_and_an_owners_retry_works(
     again = api.get(f"/runs/{stopped['id']}").json()
     assert (again["status"], again["attempt"]) == ("succeeded", 1), again
     owner.page.wait_for_selector("#run-header .status.succeeded", timeout=30_000)
-    assert owner.errors == []
-    owner.page.click("#sign-out")
-    owner.page.close()
+    leave(owner)
 
     # A viewer of the same team: the same pages, no action offered.
     viewer_token = launch.user_token(pipeline_env, "dash-viewer", "dash-viewer-own")
@@ -297,16 +304,13 @@ def test_a_viewer_sees_no_buttons_and_an_owners_retry_works(
     assert viewer.page.locator("#study-actions").count() == 0
     assert viewer.page.locator("#study-report").count() == 1  # reading is theirs
     viewer.shot("answers-viewer")
-    assert viewer.errors == [], "\n".join(viewer.errors)
-    viewer.page.click("#sign-out")
-    viewer.page.close()
+    leave(viewer)
 
 
 def test_the_study_pages_answer_and_the_report_opens_offline(
     api: httpx.Client, pipeline_env: dict[str, str], browser: Any, world: dict[str, Any]
 ) -> None:
-    tab = signed_in(api, pipeline_env, browser, "e2e", "e2e-team")
-    tab.page.set_viewport_size({"width": 1400, "height": 900})
+    tab = as_owner(api, pipeline_env, browser)
     sweep = tab.open(f"/studies/{world['sweep']['id']}")
     # A forest plot per summary chosen: one row per configuration against the baseline.
     effects = api.get(f"/studies/{world['sweep']['id']}/effects").json()
@@ -358,5 +362,4 @@ def test_the_study_pages_answer_and_the_report_opens_offline(
         assert set(figures) <= set(drawn), drawn
         table = api.get(f"/studies/{world[name]['id']}/table").json()
         assert rows == len(table["rows"]) + 1
-    tab.page.click("#sign-out")
-    tab.page.close()
+    leave(tab)

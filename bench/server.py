@@ -12,6 +12,10 @@ import httpx
 
 from stack.launch import ROOT, free_port, start_api, stop, user_token, wait_healthy
 
+# A server that keeps no answers (api.core.cache): every read is computed, so a benchmark that
+# repeats one measures the read itself, not the cache.
+NO_ANSWER_CACHE = {"FITLENS_ANSWER_CACHE_MB": "0"}
+
 
 @contextlib.contextmanager
 def api_server(
@@ -42,9 +46,12 @@ def api_server(
 
 @contextlib.contextmanager
 def api_client(
-    database_url: str | None = None, timeout: float = 60, workers: int = 1
+    database_url: str | None = None,
+    timeout: float = 60,
+    workers: int = 1,
+    settings: dict[str, str] | None = None,
 ) -> Iterator[httpx.Client]:
-    with api_server(database_url, timeout, workers) as (http, _pid):
+    with api_server(database_url, timeout, workers, settings) as (http, _pid):
         yield http
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 
 from bench.read import measure, p
-from bench.server import api_client
+from bench.server import NO_ANSWER_CACHE, api_client
 from stack import launch
 
 GRID = {
@@ -125,7 +125,7 @@ def main() -> None:
         print(f"12-member study, 2 workers: {two:.1f} s")
         print(f"speed-up with 2 workers: {one / two:.2f}x")
 
-    with api_client(args.database_url) as http:
+    with api_client(args.database_url, settings=NO_ANSWER_CACHE) as http:
         body = {
             "spec": {"epochs": 30},
             "design": {

@@ -128,12 +128,18 @@ def test_ab_reads_every_figure_of_a_line_by_its_words() -> None:
     }
 
 
-def test_dashboard_bench_times_both_pages_in_the_browser() -> None:
+def test_dashboard_bench_times_the_run_compare_and_study_pages_in_the_browser() -> None:
     out = run_module("bench.dashboard", "--points", "5000", "--repeat", "1")
-    thirty = re.search(r"30-epoch run: navigation to charts drawn p50 (\d+) ms.*?(\d+) charts", out)
+    thirty = re.search(
+        r"\(30 epochs\): navigation to charts drawn p50 (\d+) ms.*?(\d+) charts", out
+    )
     assert thirty and int(thirty.group(1)) > 0 and int(thirty.group(2)) >= 9, out
-    curve = re.search(r"5,000-point curve: .*?p50 (\d+) ms.*?1 charts, ([\d,]+) points", out)
+    curve = re.search(r"5,000-point curve\): .*?p50 (\d+) ms.*?1 charts, ([\d,]+) points", out)
     assert curve and curve.group(2) == "1,000", out  # downsampled by the API, not the browser
+    compare = re.search(r"compare page \(2 runs\): .*?p50 (\d+) ms.*?(\d+) charts", out)
+    assert compare and int(compare.group(2)) >= 3, out  # loss, accuracy, gap (and histograms)
+    study = re.search(r"study page .*?: .*?p50 (\d+) ms.*?(\d+) charts", out)
+    assert study and int(study.group(2)) >= 6, out  # forests, a small multiple, the bands
 
 
 def test_client_bench_prints_the_log_overhead_and_throughput() -> None:

@@ -52,6 +52,8 @@ def world(api: httpx.Client, pipeline_env: dict[str, str], worker: Worker) -> It
     """An overfitting run; a dropout sweep, a learning curve and an L2 path, two seeds each."""
     second = Worker(pipeline_env, "w-answers-2")
     run = api.post("/jobs", json={"spec": OVERFIT, "name": "overfit"}).json()
+    stopping = {**OVERFIT, "early_stopping": {"patience": 3}, "evaluation": {}}
+    early = api.post("/jobs", json={"spec": stopping, "name": "early stop"}).json()
     designs = {
         "sweep": {"sweep": {"model.dropout": [0, 0.5]}, "seeds": [1, 2]},
         "curve": {"learning_curve": {"sizes": [30, 90, 300], "budget": "epochs"}, "seeds": [1, 2]},
@@ -68,9 +70,11 @@ def world(api: httpx.Client, pipeline_env: dict[str, str], worker: Worker) -> It
         studies[name] = made.json()
     done = wait_for(partial(finished, api, run["id"]), 300, "the overfitting run")
     assert done["status"] == "succeeded", done["failure_reason"]
+    stopped = wait_for(partial(finished, api, early["id"]), 300, "the early-stopping run")
+    assert stopped["status"] == "succeeded", stopped["failure_reason"]
     for name, study in studies.items():
         studies[name] = wait_for(partial(study_done, api, study["id"]), 300, f"study {name}")
-    yield {"run": done, **studies}
+    yield {"run": done, "early": stopped, **studies}
     second.stop()
 
 
@@ -245,8 +249,18 @@ def test_the_run_page_says_what_the_run_is_shows_its_weights_and_acts(
     tab.page.select_option("#weights-since", str(first))
     tab.wait("window.fitlens.charts()['weights-matrix'] !== undefined", 10)
     tab.shot("answers-run")
+    # An early stop is marked where the rule fired, with the epoch whose weights it kept.
+    early = tab.open(f"/runs/{world['early']['id']}")
+    event = next(
+        e
+        for e in api.get(f"/runs/{world['early']['id']}/events").json()
+        if e["kind"] == "early_stopped"
+    )
+    restored = event["payload"]["restored_epoch"]
+    assert f"early stop (restored {restored})" in early["loss"][0]["marks"]
 
     # Run again with a change: the diff is shown before it is sent.
+    tab.open(f"/runs/{run['id']}")
     tab.page.click("#action-again")
     spec = tab.page.input_value("#again-spec").replace('"epochs": 20', '"epochs": 2')
     tab.page.fill("#again-spec", spec)

@@ -47,6 +47,7 @@ export function describe() {
     out[name] = (option.series || []).map((s) => ({
       name: s.name, type: s.type, points: Array.isArray(s.data) ? s.data.length : 0,
       painted: instance.fitlensPainted,
+      marks: ((s.markLine && s.markLine.data) || []).map((m) => m.name).filter(Boolean),
     }));
   }
   return out;

@@ -223,33 +223,37 @@ def _batches(spec: JobSpec) -> int:
     return math.ceil(sizes[0] / spec.batch_size)
 
 
-def config_name(design: dict[str, Any], configs: list[dict[str, Any]], config: int) -> str:
-    """A configuration's name: the design's (learning-curve sizes share their base
-    configuration's name, and add the size), else the values that vary between
-    configurations ("dropout 0.5, 5% of the training set"), never a bare index."""
+def config_names(design: dict[str, Any], configs: list[dict[str, Any]]) -> list[str]:
+    """Every configuration's name, in order: the design's (learning-curve sizes share their
+    base configuration's name, and add the size), else the values that vary between
+    configurations ("dropout 0.5, 5% of the training set"), never a bare index. What varies
+    is found once for them all."""
     names = design.get("names")
-    values = configs[config] if 0 <= config < len(configs) else {}
-    sized = bool(stored_sizes(design))
-    paths = [p for p in varied_paths(configs) if not names or (sized and p in SIZE_PATHS)]
+    sizes = len(stored_sizes(design))
+    paths = [p for p in varied_paths(configs) if not names or (sizes and p in SIZE_PATHS)]
     leaves = [p.rsplit(".", 1)[-1] for p in paths]
-    parts = [
-        _describe(p if leaves.count(p.rsplit(".", 1)[-1]) > 1 else p.rsplit(".", 1)[-1], v)
-        for p in paths
-        if (v := values.get(p)) is not None
-    ]
-    if names:
-        parts.insert(0, str(names[config // (len(stored_sizes(design)) or 1)]))
-    return ", ".join(parts) or "base spec"
+    keys = [p if leaves.count(leaf) > 1 else leaf for p, leaf in zip(paths, leaves, strict=True)]
+    out = []
+    for index, values in enumerate(configs):
+        parts = [
+            _describe(key, v)
+            for path, key in zip(paths, keys, strict=True)
+            if (v := values.get(path)) is not None
+        ]
+        if names:
+            parts.insert(0, str(names[index // (sizes or 1)]))
+        out.append(", ".join(parts) or "base spec")
+    return out
 
 
-def member_name(study: str, design: Design, configs: list[dict[str, Any]], m: Member) -> str:
-    """A member's run name: its study, its configuration's name, and its fold or seed."""
+def member_name(study: str, design: Design, label: str, m: Member) -> str:
+    """A member's run name: its study, its configuration's name (``label``), and its fold or
+    seed."""
     replicate = []
     if design.folds is not None and m.fold is not None:
         replicate.append(f"fold {m.fold}")
     if len(design.seeds or []) > 1:
         replicate.append(f"seed {m.seed}")
-    label = config_name(design.model_dump(), configs, m.config)
     return ", ".join([f"{study[:80]} · {label}"[:180], *replicate])
 
 

@@ -15,7 +15,7 @@ from sqlmodel import Session, col
 from api.diagnosis.models import RunDiagnosis
 from api.people.models import Project, User
 from api.runs.models import FINISHED, Run
-from api.studies.design import config_name, varied_paths
+from api.studies.design import config_names, varied_paths
 from api.studies.models import Study
 from api.studies.schemas import BestConfig, StudyPage, StudySummary
 
@@ -98,7 +98,7 @@ def _summary(
     if losses:
         config = min(losses, key=lambda c: losses[c])
         best = BestConfig(
-            config=config, name=config_name(design, configs, config), min_val_loss=losses[config]
+            config=config, name=config_names(design, configs)[config], min_val_loss=losses[config]
         )
     return StudySummary(
         id=study.id,

@@ -18,7 +18,7 @@ from api.diagnosis.models import RunDiagnosis
 from api.metrics.models import MetricSeries
 from api.runs.models import Run
 from api.runs.schemas import DiagnosisOut
-from api.studies.design import config_name, varied_paths
+from api.studies.design import config_names, varied_paths
 from api.studies.schemas import (
     Band,
     ConfigCurves,
@@ -86,6 +86,7 @@ class StudyReads(StudyStore):
             if not keys:  # every metric the members logged
                 keys = self._member_keys(session, [m.id for m in members])
             series = self._member_series(session, [m.id for m in members], keys, max_points)
+        names = config_names(design, configs)
         out = []
         for index, overrides in enumerate(configs):
             mine = [m for m in members if m.config == index]
@@ -96,7 +97,7 @@ class StudyReads(StudyStore):
             out.append(
                 ConfigCurves(
                     config=index,
-                    name=config_name(design, configs, index),
+                    name=names[index],
                     overrides=overrides,
                     members=len(mine),
                     curves=bands,
@@ -107,6 +108,7 @@ class StudyReads(StudyStore):
     def study_table(self, study_id: int, sort: str | None = None) -> StudyTable:
         with Session(self.engine) as session:
             configs, design, members = self._load(session, study_id, diagnoses=True)
+        names = config_names(design, configs)
         rows = []
         for index, overrides in enumerate(configs):
             mine = [m for m in members if m.config == index]
@@ -114,7 +116,7 @@ class StudyReads(StudyStore):
             rows.append(
                 TableRow(
                     config=index,
-                    name=config_name(design, configs, index),
+                    name=names[index],
                     overrides=overrides,
                     members=len(mine),
                     status=dict(Counter(m.status for m in mine)),
@@ -139,6 +141,7 @@ class StudyReads(StudyStore):
         with Session(self.engine) as session:
             configs, design, members = self._load(session, study_id, diagnoses=True)
             inflation = self._inflation(session, members) if design.get("folds") else {}
+        names = config_names(design, configs)
         chosen = design.get("baseline", 0) if baseline is None else baseline
         if not 0 <= chosen < len(configs):
             raise Invalid("baseline", f"the study has configurations 0 to {len(configs) - 1}")
@@ -167,7 +170,7 @@ class StudyReads(StudyStore):
         out = [
             ConfigEffects(
                 config=index,
-                name=config_name(design, configs, index),
+                name=names[index],
                 overrides=configs[index],
                 effects=effects[index],
             )
@@ -179,7 +182,7 @@ class StudyReads(StudyStore):
         return StudyEffects(
             study_id=study_id,
             baseline=chosen,
-            baseline_name=config_name(design, configs, chosen),
+            baseline_name=names[chosen],
             baseline_overrides=configs[chosen],
             configs=out,
             ranking=ranking,
@@ -241,7 +244,7 @@ class StudyReads(StudyStore):
             study_id=study_id,
             by=by,
             config=best,
-            name=config_name(design, configs, best) if best is not None else None,
+            name=config_names(design, configs)[best] if best is not None else None,
             val_accuracy=stat("val_accuracy"),
             test_accuracy=stat("test_accuracy"),
             optimism=stat("optimism"),

@@ -26,7 +26,7 @@ from api.runs.budget import check_team_budget
 from api.runs.lifecycle import RunLifecycle
 from api.runs.models import FINISHED, Run
 from api.runs.service import RunStore
-from api.studies.design import Expansion, StudyCreate, config_name, member_name, varied_paths
+from api.studies.design import Expansion, StudyCreate, config_names, member_name, varied_paths
 from api.studies.listing import list_studies
 from api.studies.models import Study
 from api.studies.schemas import StudyConfig, StudyOut, StudyPage
@@ -89,12 +89,13 @@ class StudyStore(StoreBase):
             assert study.id is not None
             study.name = study.name or f"study-{study.id}"
             handed = []
+            labels = config_names(body.design.model_dump(), expansion.configs)
             for m in expansion.members:
                 run, token = self.runs.add_queued_run(
                     session,
                     project_id,
                     m.spec,
-                    member_name(study.name, body.design, expansion.configs, m),
+                    member_name(study.name, body.design, labels[m.config], m),
                     body.tags,
                     "",
                     principal,
@@ -232,8 +233,10 @@ class StudyStore(StoreBase):
             spec=json.loads(study.spec_json),
             design=design,
             configs=[
-                StudyConfig(index=i, name=config_name(design, configs, i), overrides=c)
-                for i, c in enumerate(configs)
+                StudyConfig(index=i, name=name, overrides=c)
+                for i, (c, name) in enumerate(
+                    zip(configs, config_names(design, configs), strict=True)
+                )
             ],
             varied=varied_paths(configs),
             baseline=design.get("baseline", 0),

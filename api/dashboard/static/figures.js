@@ -122,10 +122,26 @@ export function forestOption({ title, effects, summary, baselineName }) {
   };
 }
 
+// A vertical bar of one standard deviation (or error) either side: data [x, mean, spread].
+function errorBar(color) {
+  return (params, api) => {
+    const hi = api.coord([api.value(0), api.value(1) + api.value(2)]);
+    const lo = api.coord([api.value(0), api.value(1) - api.value(2)]);
+    return { type: "line", shape: { x1: lo[0], y1: lo[1], x2: hi[0], y2: hi[1] },
+      style: { stroke: color, lineWidth: 1.5 } };
+  };
+}
+
 // The power law c + a (n / n0)^(-b) (c absent: 0) at n, from a fitted PowerLaw.
 function law(fit, n) {
   const p = (k) => (fit.params[k] ? fit.params[k].value : 0);
   return p("c") + p("a") * Math.pow(n / fit.n0, -p("b"));
+}
+
+// A learning-curve configuration's name without its size ("dropout 0.5, 25% of the training
+// set" -> "dropout 0.5"): the sizes of one base configuration make one line.
+export function withoutSize(name) {
+  return name.split(", ").filter((p) => !/training (set|examples)/.test(p)).join(", ") || "all";
 }
 
 // A learning curve: per configuration, the measured mean (with its std) of ``summary`` against
@@ -159,12 +175,7 @@ export function learningOption({ title, curve, summary, configNames }) {
     option.series.push({ name, type: "line", color, symbolSize: 7, data: pts.map((p) => [p.n, p.mean]) });
     option.series.push({ name: `${name} ± std`, type: "custom", color,
       data: pts.map((p) => [p.n, p.mean, p.std]),
-      renderItem: (params, api) => {
-        const hi = api.coord([api.value(0), api.value(1) + api.value(2)]);
-        const lo = api.coord([api.value(0), api.value(1) - api.value(2)]);
-        return { type: "line", shape: { x1: lo[0], y1: lo[1], x2: hi[0], y2: hi[1] },
-          style: { stroke: color, lineWidth: 1.5 } };
-      } });
+      renderItem: errorBar(color) });
   }
   const fit = curve.fits[summary];
   const ns = curve.points.map((p) => p.n_train).filter((n) => n);
@@ -204,12 +215,7 @@ export function pathOption({ title, path }) {
       ] } },
     { name: "± 1 SE", type: "custom", color: "#3056d3",
       data: pts.map((p) => [p.value, mean(p), se(p)]),
-      renderItem: (params, api) => {
-        const hi = api.coord([api.value(0), api.value(1) + api.value(2)]);
-        const lo = api.coord([api.value(0), api.value(1) - api.value(2)]);
-        return { type: "line", shape: { x1: lo[0], y1: lo[1], x2: hi[0], y2: hi[1] },
-          style: { stroke: "#3056d3", lineWidth: 1.5 } };
-      } },
+      renderItem: errorBar("#3056d3") },
   ];
   return option;
 }

@@ -35,7 +35,7 @@
   if (data.learning_curve) {
     for (const summary of ["min_val_loss", "final_gap"]) {
       show(`learning-${summary}`, learningOption({ title: `${summary} against training examples`,
-        curve: data.learning_curve, summary, configNames: (i) => nameOf(i).split(", ").filter((p) => !/training/.test(p)).join(", ") || "all" }));
+        curve: data.learning_curve, summary, configNames: (i) => withoutSize(nameOf(i)) }));
     }
   }
   if (data.path) show("path", pathOption({ title: "Regularization path", path: data.path }));

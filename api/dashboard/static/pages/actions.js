@@ -2,9 +2,8 @@
 // its diff shown before it is sent) and a fix study for an overfitting run. Offered only to
 // a writer of the run's team, as the API allows; a refusal shows the API's own message.
 import { call, canWrite, el } from "../api.js";
-import { differing, valueAt } from "./spec.js";
+import { differing, shown, valueAt } from "./spec.js";
 
-const text = (v) => (v === undefined ? "(absent)" : JSON.stringify(v));
 
 export function actions(run, changed) {
   const node = el("section", { class: "card", id: "actions" });
@@ -68,7 +67,7 @@ function againForm(run, act) {
     }
     const paths = differing([run.spec, edited]);
     diff.replaceChildren(...(paths.length ? paths.map((p) => el("li", { "data-path": p },
-      el("b", {}, p), `: ${text(valueAt(run.spec, p))} → ${text(valueAt(edited, p))}`))
+      el("b", {}, p), `: ${shown(valueAt(run.spec, p), "(absent)")} → ${shown(valueAt(edited, p), "(absent)")}`))
       : [el("li", { class: "muted" }, "No change yet: the same spec again.")]));
     return edited;
   };

@@ -2,7 +2,7 @@
 // chosen epoch on shared bins, and the summary table.
 import { el, fmt, get } from "../api.js";
 import { PALETTE, bars, lines } from "../charts.js";
-import { differing, valueAt } from "./spec.js";
+import { differing, settingsOf, shown, valueAt } from "./spec.js";
 
 const SUMMARY = [["best epoch", "best_epoch"], ["min val loss", "min_val_loss"],
   ["final gap", "final_gap"], ["val acc (evaluated)", "val_accuracy"],
@@ -84,9 +84,8 @@ export async function render(main, params) {
 // Only the dotted paths whose values differ between the runs (their spec, or an own-loop
 // run's params), next to what each run's curves say; shifts are against the first run.
 function drawDiff(table, runs, label) {
-  const trees = runs.map((r) => (r.run.source === "client" ? r.run.params || {} : r.run.spec));
+  const trees = runs.map((r) => settingsOf(r.run));
   const paths = differing(trees);
-  const show = (v) => (v === undefined ? "–" : typeof v === "string" ? v : JSON.stringify(v));
   const first = runs[0].summary;
   const shift = (r, key) => {
     const a = r.summary[key];
@@ -100,7 +99,7 @@ function drawDiff(table, runs, label) {
   table.replaceChildren(
     el("tr", {}, el("th", {}, "setting"), runs.map((r) => el("th", {}, el("a", { href: `#/runs/${r.run.id}` }, label(r))))),
     ...(paths.length ? paths.map((p) => el("tr", { "data-path": p }, el("td", {}, el("b", {}, p)),
-      trees.map((t) => el("td", {}, show(valueAt(t, p))))))
+      trees.map((t) => el("td", {}, shown(valueAt(t, p))))))
       : [el("tr", {}, el("td", { colspan: runs.length + 1, class: "muted" }, "The same settings: the runs differ by chance alone."))]),
     ...results.map(([name, key]) => el("tr", { class: "result" }, el("td", {}, name),
       runs.map((r) => el("td", { class: "num" }, key === "verdict" ? r.summary[key] || "–" : fmt(r.summary[key]) + shift(r, key))))));

@@ -1,7 +1,7 @@
 // The team's run history: the API's filters, live status and progress, sort by summary values,
 // chosen columns (spec paths too), and a selection to compare.
 import { el, fmt, get, statusBadge } from "../api.js";
-import { valueAt } from "./spec.js";
+import { settingsOf, shown, valueAt } from "./spec.js";
 
 const FILTERS = [
   ["q", "search names, notes, tags", "text"],
@@ -112,7 +112,7 @@ export async function render(main, params) {
 
   function draw(items) {
     const columns = [...COLUMNS.filter(([label]) => chosen.columns.includes(label)),
-      ...chosen.params.map((path) => [path, null, (r) => show(valueAt(r.spec && Object.keys(r.spec).length ? r.spec : r.params || {}, path))])];
+      ...chosen.params.map((path) => [path, null, (r) => shown(valueAt(settingsOf(r), path))])];
     const head = el("tr", {}, el("th", {}, ""), columns.map(([label, key]) => {
       if (!key) return el("th", {}, label);
       const arrow = state.sort === key ? " ↑" : state.sort === `-${key}` ? " ↓" : "";
@@ -140,11 +140,6 @@ export async function render(main, params) {
 
   await load();
   return () => { stopped = true; clearTimeout(timer); };
-}
-
-function show(value) {
-  if (value === undefined) return "–";
-  return typeof value === "object" && value !== null ? JSON.stringify(value) : String(value);
 }
 
 // Which columns the table shows: the built-in ones, and any dotted spec paths (model.dropout).

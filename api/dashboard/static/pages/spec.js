@@ -29,7 +29,14 @@ export function flatten(tree, prefix = "", out = {}) {
 }
 
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
-const text = (v) => (typeof v === "string" ? v : JSON.stringify(v));
+// A setting's value as text (``missing`` where a tree lacks it).
+export function shown(value, missing = "–") {
+  if (value === undefined) return missing;
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+// What a run was set to: its spec, or the params an own-loop run logged.
+export const settingsOf = (run) => (run.source === "client" ? run.params || {} : run.spec);
 
 // The paths whose values differ between the trees (missing counts as a value).
 export function differing(trees) {
@@ -50,8 +57,8 @@ function tree(node, base, prefix) {
     } else {
       const isDefault = fallback !== undefined && same(value, fallback);
       list.append(el("li", { class: isDefault ? "default" : "set", "data-path": path,
-        title: isDefault ? "the default" : fallback === undefined ? "" : `default: ${text(fallback)}` },
-      el("span", { class: "key" }, `${key}: `), text(value)));
+        title: isDefault ? "the default" : fallback === undefined ? "" : `default: ${shown(fallback)}` },
+      el("span", { class: "key" }, `${key}: `), shown(value)));
     }
   }
   return list;
@@ -60,19 +67,19 @@ function tree(node, base, prefix) {
 export async function specSection(run) {
   const node = el("section", { class: "card", id: "spec" });
   const own = run.source === "client";
-  const values = own ? run.params || {} : run.spec;
+  const values = settingsOf(run);
   const base = own ? {} : await specDefaults();
   node.append(el("h2", {}, own ? "Params (logged by its own loop)" : "Spec"),
     el("p", { class: "muted" }, own ? "What the script logged." : "Values left at their default are grey; hover for the default."),
     Object.keys(values).length ? tree(values, base, "") : el("p", { class: "muted" }, "None."));
   if (run.overrides && Object.keys(run.overrides).length) {
     node.append(el("p", { class: "muted" }, "Set by its study: ",
-      Object.entries(run.overrides).map(([k, v]) => `${k} = ${text(v)}`).join(", ")));
+      Object.entries(run.overrides).map(([k, v]) => `${k} = ${shown(v)}`).join(", ")));
   }
   const env = run.environment || {};
   if (Object.keys(env).length) {
     node.append(el("details", { id: "environment" }, el("summary", {}, "Environment"),
-      el("table", {}, Object.entries(env).map(([k, v]) => el("tr", {}, el("td", {}, k), el("td", { class: "wrap" }, text(v)))))));
+      el("table", {}, Object.entries(env).map(([k, v]) => el("tr", {}, el("td", {}, k), el("td", { class: "wrap" }, shown(v)))))));
   }
   return node;
 }

@@ -4,7 +4,7 @@
 // the report). Members' statuses stay live from the study's stream.
 import { call, canWrite, el, fmt, follow, get, statusBadge } from "../api.js";
 import { bands, draw } from "../charts.js";
-import { forestOption, learningOption, pathOption } from "../figures.js";
+import { forestOption, learningOption, pathOption, withoutSize } from "../figures.js";
 
 const COLUMNS = [["min val loss", "min_val_loss"], ["best epoch", "best_epoch"],
   ["val accuracy", "val_accuracy"], ["final gap", "final_gap"], ["onset", "onset_epoch"]];
@@ -173,9 +173,8 @@ async function drawAnswers(node, study, studyId, nameOf) {
     const boxes = ["min_val_loss", "final_gap"].map((k) => el("div", { class: "chart tall", id: `chart-learning-${k}` }));
     const ask = async () => {
       const lc = await get(`/studies/${studyId}/learning_curve`, { x: Number(target.value) > 0 ? target.value : null });
-      const byBase = (i) => nameOf(i).split(", ").filter((p) => !/training (set|examples)/.test(p)).join(", ") || "all";
       ["min_val_loss", "final_gap"].forEach((k, i) => draw(`learning-${k}`, boxes[i], learningOption({
-        title: `${k} against training examples`, curve: lc, summary: k, configNames: byBase })));
+        title: `${k} against training examples`, curve: lc, summary: k, configNames: (i) => withoutSize(nameOf(i)) })));
       const e = lc.examples_needed;
       needed.textContent = e ? (e.examples === null ? `How many examples bring the gap under ${e.target}? ${e.why}.`
         : `About ${e.examples.toLocaleString()} training examples bring the final gap under ${e.target}${e.extrapolated ? " (extrapolated beyond the sizes measured)" : ""}. ${e.why}`) : "";

@@ -23,7 +23,7 @@ from api.core.artifacts import artifact_store
 from api.core.cache import AnswerCache
 from api.core.config import Settings, get_settings
 from api.core.db import make_engine
-from api.core.errors import SafeJSONResponse, error, install_error_handlers
+from api.core.errors import ErrorShapes, SafeJSONResponse, install_error_handlers
 from api.core.http import GuardedRoute, RequestGuard
 from api.core.lease import LeaseHolder
 from api.core.schemas import ErrorBody
@@ -33,6 +33,10 @@ from api.evaluation import views as evaluation
 from api.histograms import views as histograms
 from api.metrics import views as metrics
 from api.metrics.schemas import MetricBatch
+from api.mlflow import views as mlflow
+from api.mlflow.errors import ERROR_STATUSES as MLFLOW_ERROR_STATUSES
+from api.mlflow.errors import PREFIX as MLFLOW_PREFIX
+from api.mlflow.errors import MlflowErrorBody, mlflow_error
 from api.people import session
 from api.people import views as people
 from api.runs import views as runs
@@ -77,15 +81,17 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     mib = settings.answer_cache_mb
     app.state.answers = AnswerCache(mib << 20) if mib else None
 
+    # MLflow's protocol answers errors in its own shape, so its client's handling works.
+    shapes = ErrorShapes({MLFLOW_PREFIX: mlflow_error})
     app.add_middleware(
         RequestGuard,
         authenticate=store.people.authenticate,
-        prefix=settings.api_prefix,
-        render_error=error,
+        prefixes=(settings.api_prefix, MLFLOW_PREFIX),
+        error_for=shapes.for_path,
         max_body_bytes=settings.max_body_bytes,
         body_timeout=settings.body_timeout,
     )
-    install_error_handlers(app)
+    install_error_handlers(app, shapes)
     api = APIRouter(prefix=settings.api_prefix, route_class=GuardedRoute)
     domains = (
         runs,
@@ -104,6 +110,7 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
         api.include_router(module.router)
     api.include_router(session.router)
     app.include_router(api)
+    mlflow.install(app)
     app.include_router(health.router)
     dashboard.mount(app)
     _document(app)
@@ -181,7 +188,7 @@ def _document(app: FastAPI) -> None:
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            for model in (MetricBatch, ErrorBody):
+            for model in (MetricBatch, ErrorBody, MlflowErrorBody):
                 body = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 components.update(body.pop("$defs", {}))
                 components[model.__name__] = body
@@ -190,13 +197,21 @@ def _document(app: FastAPI) -> None:
             error_body = {
                 "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
             }
+            mlflow_body = {
+                "application/json": {"schema": {"$ref": "#/components/schemas/MlflowErrorBody"}}
+            }
             for path, operations in schema["paths"].items():
-                if not path.startswith(app.state.settings.api_prefix):
+                if path.startswith(MLFLOW_PREFIX):  # MLflow's protocol: its errors, no 422
+                    statuses, body = MLFLOW_ERROR_STATUSES, mlflow_body
+                elif path.startswith(app.state.settings.api_prefix):
+                    statuses, body = ERROR_STATUSES, error_body
+                else:
                     continue
                 for operation in operations.values():
                     responses = operation.setdefault("responses", {})
-                    for status, description in ERROR_STATUSES.items():
-                        responses[status] = {"description": description, "content": error_body}
+                    responses.pop("422", None)
+                    for status, description in statuses.items():
+                        responses[status] = {"description": description, "content": body}
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -9,6 +9,7 @@ from api.diagnosis.models import RunDiagnosis
 from api.evaluation.models import Evaluation
 from api.histograms.models import Histogram
 from api.metrics.models import MetricPoint, MetricRollup, MetricSeries
+from api.mlflow.models import MlflowTag
 from api.people.models import ApiToken, Invitation, Membership, Project, Team, User
 from api.runs.models import Run, RunEvent, RunTag
 from api.studies.models import Study
@@ -25,6 +26,7 @@ __all__ = [
     "MetricPoint",
     "MetricRollup",
     "MetricSeries",
+    "MlflowTag",
     "Project",
     "Run",
     "RunCheckpoint",

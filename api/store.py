@@ -20,6 +20,8 @@ from api.diagnosis.service import DiagnosisStore
 from api.evaluation.service import EvaluationStore
 from api.histograms.service import HistogramStore
 from api.metrics.service import MetricStore
+from api.mlflow.experiments import ExperimentStore
+from api.mlflow.service import MlflowStore
 from api.people.projects import ProjectStore
 from api.people.service import PeopleStore
 from api.runs.access import RunAccess
@@ -37,7 +39,7 @@ DEFAULT_BUDGETS = Budgets(run_bytes=256 << 20, team_bytes=4 << 30)  # api.core.c
 class TrackingStore(StoreBase):
     """people, projects -> access -> runs, lifecycle, metrics, histograms, evaluations, weights ->
     diagnosis (reads metrics, evaluations) -> webhooks (people, access) -> studies (runs,
-    lifecycle, metrics) -> streams."""
+    lifecycle, metrics) -> mlflow (projects, runs, lifecycle, metrics) -> streams."""
 
     def __init__(
         self,
@@ -72,4 +74,7 @@ class TrackingStore(StoreBase):
         self.access.on_run_data_changed(self.webhooks.run_changed)
         self.diagnosis.on_onset(self.webhooks.onset_found)
         self.studies = StudyAnswers(self.projects, self.runs, self.lifecycle, self.metrics)
+        # MLflow's tracking API: its experiments are projects, its runs client runs.
+        self.experiments = ExperimentStore(self.projects)
+        self.mlflow = MlflowStore(self.experiments, self.runs, self.lifecycle, self.metrics)
         self.streams = StreamReads(engine)

@@ -29,7 +29,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "installing fitlens and its dependencies into $VENV (torch takes a minute or two)..."
   "$VENV/bin/python" -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored" || true
   # One command, so pip takes the server's "fitlens" requirement from this checkout.
-  "$VENV/bin/python" -m pip install --quiet -e ".[client,plot,parquet]" -e "./server[dev]" 2>&1 |
+  "$VENV/bin/python" -m pip install --quiet -e ".[client,plot,parquet,tensorboard]" -e "./server[dev]" 2>&1 |
     grep -v "is ignored" || true
   "$VENV/bin/python" -c 'import torch, torchvision, sklearn, trainer'
   echo "$want" > "$stamp"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -60,6 +61,24 @@ def error(status: int, message: str, errors: list[dict[str, str]] | None = None)
     return SafeJSONResponse(status_code=status, content=body)
 
 
+# How an error is answered: (status, message, field errors) -> response.
+ErrorRenderer = Callable[[int, str, list[dict[str, str]] | None], JSONResponse]
+
+
+class ErrorShapes:
+    """Which shape a path's errors take: the API's own (ErrorBody) unless the path starts with a
+    prefix that speaks another protocol (the MLflow tracking API's, api.mlflow.errors)."""
+
+    def __init__(self, by_prefix: Mapping[str, ErrorRenderer] | None = None) -> None:
+        self.by_prefix = dict(by_prefix or {})
+
+    def for_path(self, path: str) -> ErrorRenderer:
+        for prefix, render in self.by_prefix.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                return render
+        return error
+
+
 def _field(loc: tuple[Any, ...] | list[Any]) -> str:
     # ("body", "spec", "optimizer", "lr") -> "spec.optimizer.lr"; keep query/path names.
     parts = [str(p) for p in loc]
@@ -68,7 +87,7 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
-async def _invalid(_: Request, exc: Exception) -> JSONResponse:
+def _invalid(exc: Exception) -> tuple[str, list[dict[str, str]]]:
     assert isinstance(exc, RequestValidationError)
     found = exc.errors()
     errors = []
@@ -80,51 +99,61 @@ async def _invalid(_: Request, exc: Exception) -> JSONResponse:
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
     if len(found) > MAX_ERRORS:
         summary += f" (and {len(found) - MAX_ERRORS} more errors)"
-    return error(422, f"invalid request: {summary}", errors)
+    return f"invalid request: {summary}", errors
 
 
 # The stores' errors whose message is the whole answer.
 _PLAIN: dict[type[Exception], int] = {NotFound: 404, Forbidden: 403, Conflict: 409}
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(RequestValidationError, _invalid)
+def install_error_handlers(app: FastAPI, shapes: ErrorShapes | None = None) -> None:
+    shapes = shapes or ErrorShapes()
+
+    def render(
+        request: Request, status: int, message: str, errors: list[dict[str, str]] | None = None
+    ) -> JSONResponse:
+        return shapes.for_path(request.url.path)(status, message, errors)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return render(request, 422, *_invalid(exc))
+
     for kind, status in _PLAIN.items():
 
-        async def _plain(_: Request, exc: Exception, status: int = status) -> JSONResponse:
-            return error(status, str(exc))
+        async def _plain(request: Request, exc: Exception, status: int = status) -> JSONResponse:
+            return render(request, status, str(exc))
 
         app.add_exception_handler(kind, _plain)
 
     @app.exception_handler(Unauthorized)
-    async def _unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:
-        response = error(401, str(exc))
+    async def _unauthorized(request: Request, exc: Unauthorized) -> JSONResponse:
+        response = render(request, 401, str(exc))
         response.headers["WWW-Authenticate"] = "Bearer"
         return response
 
     @app.exception_handler(TooLarge)
-    async def _too_large(_: Request, exc: TooLarge) -> JSONResponse:
-        return error(413, str(exc), [{"field": exc.field, "message": exc.message}])
+    async def _too_large(request: Request, exc: TooLarge) -> JSONResponse:
+        return render(request, 413, str(exc), [{"field": exc.field, "message": exc.message}])
 
     @app.exception_handler(Invalid)
-    async def _bad_param(_: Request, exc: Invalid) -> JSONResponse:
-        return error(422, str(exc), [{"field": exc.field, "message": exc.message}])
+    async def _bad_param(request: Request, exc: Invalid) -> JSONResponse:
+        return render(request, 422, str(exc), [{"field": exc.field, "message": exc.message}])
 
     # Safety net for values the database cannot hold (a NUL byte in PostgreSQL text, an integer
     # past 64 bits): the input is at fault, so 422, and nothing was written.
     @app.exception_handler(DataError)
-    async def _unstorable(_: Request, exc: DataError) -> JSONResponse:
+    async def _unstorable(request: Request, exc: DataError) -> JSONResponse:
         reason = str(exc.orig).splitlines()[0] if exc.orig else "value cannot be stored"
-        return error(422, f"invalid request: {reason}")
+        return render(request, 422, f"invalid request: {reason}")
 
     @app.exception_handler(OverflowError)
-    async def _overflow(_: Request, exc: OverflowError) -> JSONResponse:
-        return error(422, f"invalid request: a number is out of range ({exc})")
+    async def _overflow(request: Request, exc: OverflowError) -> JSONResponse:
+        return render(request, 422, f"invalid request: a number is out of range ({exc})")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = str(exc.detail)
-        response = error(exc.status_code, message, getattr(exc, "errors", None))
+        response = render(request, exc.status_code, message, getattr(exc, "errors", None))
         if exc.headers:
             response.headers.update(exc.headers)
         return response
@@ -138,7 +167,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if listening is not None:
             listening.lost()
         log.warning("database unavailable: %s", str(exc).splitlines()[0][:200])
-        response = error(503, "the database is unavailable; try again shortly")
+        response = render(request, 503, "the database is unavailable; try again shortly")
         response.headers["Retry-After"] = "2"
         return response
 

@@ -153,7 +153,10 @@ def before_body(check: BeforeBody, max_items: int = MAX_BODY_ITEMS) -> Callable[
 class GuardedRoute(APIRoute):
     """Every route of the API: JSON bodies through ``parse_json_body``; no NUL in the path or
     in a query parameter (PostgreSQL text cannot hold one; SQLite and PostgreSQL must agree);
-    no query parameter the route does not take."""
+    no query parameter the route does not take (unless ``strict_query`` is off: a protocol
+    whose clients send what their servers ignore, MLflow's)."""
+
+    strict_query = True
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -171,7 +174,8 @@ class GuardedRoute(APIRoute):
                     if "\x00" in key or "\x00" in value:
                         raise Rejected(key.replace("\x00", ""), "must not contain NUL characters")
             # Only for a caller with a credential: an anonymous one is told 401 by the route.
-            if request.scope["query_string"] and _has_credential(request.scope):
+            strict = self.strict_query and request.scope["query_string"]
+            if strict and _has_credential(request.scope):
                 unknown = sorted(set(request.query_params) - known)
                 if unknown:
                     expected = ", ".join(sorted(known)) or "none"
@@ -266,19 +270,23 @@ DEFAULT_HEADERS = [
 
 
 class RequestGuard:
+    """``prefixes``: the paths whose bodies need a token (the API's, the MLflow protocol's);
+    ``error_for(path)``: how that path answers an error, (status, message, errors) -> Response
+    (api.core.errors.ErrorShapes.for_path)."""
+
     def __init__(
         self,
         app: ASGIApp,
         authenticate: Callable[[str], Any],
-        prefix: str,
-        render_error: Callable[[int, str], Response],
+        prefixes: tuple[str, ...],
+        error_for: Callable[[str], Callable[[int, str, Any], Response]],
         max_body_bytes: int = 16 << 20,
         body_timeout: float = 30.0,
     ) -> None:
         self.app = app
         self.authenticate = authenticate
-        self.prefix = prefix
-        self.render_error = render_error
+        self.prefixes = prefixes
+        self.error_for = error_for
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
 
@@ -288,10 +296,11 @@ class RequestGuard:
             return
         started = time.perf_counter()
         has_body = _has_body(scope)
+        render = self.error_for(scope["path"])
         if has_body:
-            refusal = self._too_large(scope)
-            if refusal is None and scope["path"].startswith(self.prefix):
-                refusal = self._authenticate(scope)
+            refusal = self._too_large(scope, render)
+            if refusal is None and scope["path"].startswith(self.prefixes):
+                refusal = self._authenticate(scope, render)
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
@@ -316,10 +325,12 @@ class RequestGuard:
         except Exception as exc:
             log.exception("unhandled error")
             if not response_started:
-                response = self.render_error(500, f"internal error: {type(exc).__name__}")
+                response = render(500, f"internal error: {type(exc).__name__}", None)
                 await response(scope, receive, send)
 
-    def _too_large(self, scope: Scope) -> Response | None:
+    def _too_large(
+        self, scope: Scope, render: Callable[[int, str, Any], Response]
+    ) -> Response | None:
         """A 413 in the error schema for a body whose Content-Length is over the limit, before
         anything reads it (FastAPI's own limit still counts a chunked body as it arrives)."""
         for name, value in scope["headers"]:
@@ -327,9 +338,9 @@ class RequestGuard:
                 try:
                     size = int(value)
                 except ValueError:
-                    return self.render_error(400, "Content-Length is not a number")
+                    return render(400, "Content-Length is not a number", None)
                 if size > self.max_body_bytes:
-                    return self.render_error(413, f"body: {self._over_limit}")
+                    return render(413, f"body: {self._over_limit}", None)
         return None
 
     @property
@@ -363,7 +374,9 @@ class RequestGuard:
 
         return timed
 
-    def _authenticate(self, scope: Scope) -> Response | None:
+    def _authenticate(
+        self, scope: Scope, render: Callable[[int, str, Any], Response]
+    ) -> Response | None:
         """A 401 for a body without a usable token; else remember who it is (the route's own
         dependency reuses that: one lookup per request)."""
         try:
@@ -372,11 +385,11 @@ class RequestGuard:
                 raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
             principal = self.authenticate(token)
         except Unauthorized as exc:
-            response = self.render_error(401, str(exc))
+            response = render(401, str(exc), None)
             response.headers["WWW-Authenticate"] = "Bearer"
             return response
         except Forbidden as exc:
-            return self.render_error(403, str(exc))
+            return render(403, str(exc), None)
         except Exception:  # e.g. the database is down: the route's dependency answers that
             return None
         scope.setdefault("state", {})[PRINCIPAL_KEY] = principal

@@ -49,6 +49,42 @@ class ProjectStore(StoreBase):
             return int(found[0][0])
         return _create(session, name, team_id)
 
+    def check_writable(self, session: Session, project_id: int, principal: Principal) -> None:
+        """NotFound unless the project is one of the caller's teams'; Forbidden unless the
+        caller may write there."""
+        team_id = session.execute(
+            select(col(Project.team_id)).where(col(Project.id) == project_id)
+        ).scalar()
+        role = principal.roles.get(team_id) if team_id is not None else None
+        if role is None:
+            raise NotFound(f"project {project_id} not found")
+        if role not in WRITE_ROLES:
+            raise Forbidden(f"you are a {role} of this project's team: read only")
+
+    def visible(
+        self, principal: Principal, name: str | None = None, project_id: int | None = None
+    ) -> list[tuple[int, str, int]]:
+        """The projects of the caller's teams, (id, name, team id) by id; of that ``name`` or
+        that ``project_id`` only when given."""
+        query = select(col(Project.id), col(Project.name), col(Project.team_id)).where(
+            col(Project.team_id).in_(principal.teams())
+        )
+        if name is not None:
+            query = query.where(col(Project.name) == name)
+        if project_id is not None:
+            query = query.where(col(Project.id) == project_id)
+        with Session(self.engine) as session:
+            rows = session.execute(query.order_by(col(Project.id))).all()
+        return [(int(i), str(n), int(t)) for i, n, t in rows]
+
+    def create_project(self, principal: Principal, name: str, team: str | None) -> int:
+        """A new project ``name`` in ``team`` (the caller's only writable team when None), or
+        the one of that name there already; the caller must be able to write there."""
+        with Session(self.engine) as session:
+            project_id = self.project_to_file_in(session, name, principal, team)
+            session.commit()
+        return project_id
+
 
 def _only_writable_team(principal: Principal, name: str) -> int:
     writable = principal.teams(write=True)

@@ -5,9 +5,9 @@ cuts, divergence).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
@@ -36,33 +36,9 @@ from api.runs.filters import (
 )
 from api.runs.lifecycle import run_tables
 from api.runs.models import FINISHED, Run, RunEvent, RunTag
+from api.runs.params import param_columns
 from api.runs.schemas import EventIn, EventOut, RunOut, RunPatch, RunStart
 from trainer.spec import JobSpec
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _param_columns(params: dict[str, Any], epochs: int | None) -> dict[str, Any]:
-    """A client run's params, and those of them that fill the columns ``where`` filters."""
-    number = {k: float(v) for k, v in params.items() if _is_number(v)}
-    params_json = json.dumps(params, sort_keys=True, allow_nan=False)
-    return {
-        "params_json": params_json,
-        "spec_hash": hashlib.sha256(params_json.encode()).hexdigest(),
-        "task": str(params.get("task", ""))[:20],
-        "dataset": str(params.get("dataset", ""))[:40],
-        "model_kind": str(params.get("model", ""))[:20],
-        "optimizer": str(params.get("optimizer", ""))[:20],
-        "lr_schedule": str(params.get("lr_schedule", ""))[:40],
-        "early_stopping": bool(params.get("early_stopping", False)),
-        **{c: number.get(c, 0.0) for c in ("lr", "weight_decay", "dropout", "l1", "l2")},
-        "epochs": int(number.get("epochs", epochs or 0)),
-        "batch_size": int(number.get("batch_size", 0)),
-        "seed": int(number.get("seed", 0)),
-        "progress_total": epochs or int(number.get("epochs", 0)),
-    }
 
 
 class RunStore(StoreBase):
@@ -103,14 +79,24 @@ class RunStore(StoreBase):
             session.commit()
             return self.access.run_out(session, run), token
 
-    def start_client_run(self, body: RunStart, principal: Principal) -> RunOut:
+    def start_client_run(
+        self,
+        body: RunStart,
+        principal: Principal,
+        project_id: int | None = None,
+        started_at: datetime | None = None,
+    ) -> RunOut:
         """A run the user trains in their own loop: running at once (attempt 1), no spec, no
-        queue, no worker token; the client posts its data with the user's token."""
+        queue, no worker token; the client posts its data with the user's token. Filed in
+        ``project_id`` when given (the caller must write there), else by ``body.project``."""
         now = utcnow()
         with Session(self.engine) as session:
-            project_id = self.projects.project_to_file_in(
-                session, body.project, principal, body.team
-            )
+            if project_id is None:
+                project_id = self.projects.project_to_file_in(
+                    session, body.project, principal, body.team
+                )
+            else:
+                self.projects.check_writable(session, project_id, principal)
             run = Run(
                 project_id=project_id,
                 created_by_id=principal.user_id,
@@ -120,10 +106,10 @@ class RunStore(StoreBase):
                 spec_json="{}",
                 notes=body.notes,
                 attempt=1,
-                started_at=now,
+                started_at=started_at or now,
                 heartbeat_at=now,
                 environment_json=json.dumps(body.environment) if body.environment else None,
-                **_param_columns(body.params, body.epochs),
+                **param_columns(body.params, body.epochs),
             )
             session.add(run)
             session.flush()
@@ -278,7 +264,7 @@ class RunStore(StoreBase):
                 if len(merged) > 200:
                     raise Invalid("params", "at most 200 params")
                 keep = run.progress_total
-                for column, value in _param_columns(merged, keep or None).items():
+                for column, value in param_columns(merged, keep or None).items():
                     setattr(run, column, value)
             if patch.tags is not None:
                 session.execute(delete(RunTag).where(col(RunTag.run_id) == run_id))

@@ -35,6 +35,7 @@ TABLES = (
     "run_evaluation",
     "run_event",
     "run_diagnosis",
+    "mlflow_tag",
     "runtag",
     "run",
     "study",

@@ -8,17 +8,16 @@ reached. Every read takes ``--json`` for scripts.
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from fitlens.cli_base import Json, Team, Watch, api_client, err, out, print_json
+from fitlens.cli_import import import_app
 from fitlens.client import Client
 from fitlens.config import ClientSettings, config_path, save
 from fitlens.errors import FitlensError
@@ -26,38 +25,8 @@ from fitlens.errors import FitlensError
 app = typer.Typer(help="fitlens: train, follow and compare PyTorch runs.", no_args_is_help=True)
 study_app = typer.Typer(help="Studies: many runs, one question.", no_args_is_help=True)
 app.add_typer(study_app, name="study")
-out = Console()
-err = Console(stderr=True)
-Json = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+app.add_typer(import_app, name="import")
 NAME_WIDTH = 24  # a run's name folds over lines beyond this, in tables
-Watch = Annotated[bool, typer.Option("--watch", help="follow it until it ends")]
-Team = Annotated[
-    str | None,
-    typer.Option("--team", envvar="FITLENS_TEAM", help="the team, when you are in several"),
-]
-
-
-@contextmanager
-def _client(team: str | None = None) -> Iterator[Client]:
-    """A client from the environment or the login file; API errors become exit codes."""
-    try:
-        with Client(team=team) as client:
-            yield client
-    except ValueError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
-    except FitlensError as exc:
-        err.print(f"[red]error {exc.status}: {exc.message}[/red]")
-        for e in exc.errors:
-            err.print(f"  {e.get('field')}: {e.get('message')}")
-        raise typer.Exit(3) from None
-    except httpx.TransportError as exc:
-        err.print(f"[red]cannot reach the server: {exc}[/red]")
-        raise typer.Exit(4) from None
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, default=str, indent=2) + "\n")
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None) -> None:
@@ -139,14 +108,14 @@ def submit(
     as_json: Json = False,
 ) -> None:
     """Submit a job spec (a JSON file) to train on the workers."""
-    with _client(team) as client:
+    with api_client(team) as client:
         run = client.submit(json.loads(spec.read_text()), project, tag or [], name)
         if not as_json:
             out.print(f"run {run.id} ({run.name}) {run.status}: {client.url}/#/runs/{run.id}")
         if watch:
             run.wait(progress=not as_json)
         if as_json:
-            _print_json(run.data)
+            print_json(run.data)
         if watch:
             _ended(run.status)
 
@@ -156,14 +125,14 @@ def study_submit(
     study: Path, team: Team = None, watch: Watch = False, as_json: Json = False
 ) -> None:
     """Submit a study (spec and design, a JSON file)."""
-    with _client(team) as client:
+    with api_client(team) as client:
         s = client.submit_study(json.loads(study.read_text()))
         if not as_json:
             out.print(f"study {s.id}: {s.data['members']} runs: {client.url}/#/studies/{s.id}")
         if watch:
             s.wait(progress=not as_json)
         if as_json:
-            _print_json(s.data)
+            print_json(s.data)
         if watch:
             statuses = s.data["status"]
             _ended("succeeded" if set(statuses) == {"succeeded"} else "failed")
@@ -194,11 +163,11 @@ def runs(
     as_json: Json = False,
 ) -> None:
     """Your teams' runs, filtered and sorted as the API does."""
-    with _client() as client:
+    with api_client() as client:
         found = client.list_runs(limit, where=where, status=status, sort=sort, project=project)
         rows = [r.summary() for r in found]
         if as_json:
-            _print_json(rows)
+            print_json(rows)
         else:
             _table(rows, RUN_COLUMNS)
 
@@ -206,11 +175,11 @@ def runs(
 @app.command()
 def show(run_id: int, as_json: Json = False) -> None:
     """A run: its summary, its diagnosis and its last epochs."""
-    with _client() as client:
+    with api_client() as client:
         run = client.run(run_id)
         tail = run.curves().tail(5)  # per-epoch keys: a per-batch curve counts batches
         if as_json:
-            _print_json({"run": run.data, "last_epochs": json.loads(tail.to_json(orient="index"))})
+            print_json({"run": run.data, "last_epochs": json.loads(tail.to_json(orient="index"))})
             return
         out.print(
             f"[bold]run {run.id}[/bold] {run.name}: {run.status} "
@@ -228,17 +197,17 @@ def show(run_id: int, as_json: Json = False) -> None:
 @app.command()
 def compare(run_ids: list[int], as_json: Json = False) -> None:
     """Several runs' summaries side by side."""
-    with _client() as client:
+    with api_client() as client:
         frame = client.compare(run_ids)
         rows = [{"id": i, **row} for i, row in frame.to_dict(orient="index").items()]
         if as_json:
-            _print_json(rows)
+            print_json(rows)
         else:
             _table(rows, ["id", *frame.columns])
 
 
 def _act(action: Callable[[Client, int], Any], run_id: int) -> None:
-    with _client() as client:
+    with api_client() as client:
         run = action(client, run_id)
         out.print(f"run {run.id}: {run.status}")
 
@@ -265,7 +234,7 @@ def export(
     if format not in ("csv", "parquet"):
         err.print("--format is csv or parquet")
         raise typer.Exit(2)
-    with _client() as client:
+    with api_client() as client:
         path = client.run(run_id).export(output or Path(f"run-{run_id}.{format}"), format)
         out.print(f"wrote {path}")
 
@@ -273,7 +242,7 @@ def export(
 @app.command("open")
 def open_run(run_id: int, browser: Annotated[bool, typer.Option(help="open it")] = False) -> None:
     """The run's page in the dashboard."""
-    with _client() as client:
+    with api_client() as client:
         url = f"{client.url}/#/runs/{client.run(run_id).id}"
     out.print(url)
     if browser:

@@ -2,7 +2,7 @@
 # The test command: set up, start local services if they are not answering, lint, test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh
+./scripts/setup.sh --tests
 VENV=${FITLENS_VENV:-.venv}
 . scripts/services.sh
 ensure_services

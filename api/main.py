@@ -37,6 +37,7 @@ from api.mlflow import views as mlflow
 from api.mlflow.errors import ERROR_STATUSES as MLFLOW_ERROR_STATUSES
 from api.mlflow.errors import PREFIX as MLFLOW_PREFIX
 from api.mlflow.errors import MlflowErrorBody, mlflow_error
+from api.mlflow.schemas import LogBatch
 from api.people import session
 from api.people import views as people
 from api.runs import views as runs
@@ -188,7 +189,7 @@ def _document(app: FastAPI) -> None:
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            for model in (MetricBatch, ErrorBody, MlflowErrorBody):
+            for model in (MetricBatch, ErrorBody, MlflowErrorBody, LogBatch):
                 body = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 components.update(body.pop("$defs", {}))
                 components[model.__name__] = body

@@ -73,3 +73,50 @@ def throwaway_postgres(admin_url: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+MLFLOW_VENV = Path(os.environ.get("FITLENS_MLFLOW_VENV", ROOT / ".venv-mlflow"))
+
+
+@contextlib.contextmanager
+def mlflow_server(workdir: Path, timeout: float = 120) -> Iterator[str]:
+    """MLflow's own tracking server (``mlflow server``, its defaults, a SQLite file in
+    ``workdir``) on a free port: its URL. ``scripts/setup.sh --tests`` installs it."""
+    import subprocess
+    import time
+
+    mlflow = MLFLOW_VENV / "bin" / "mlflow"
+    if not mlflow.exists():
+        raise RuntimeError(f"{mlflow} is missing: run ./scripts/setup.sh --tests")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [
+        str(mlflow),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{workdir / 'mlflow.db'}",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    with open(workdir / "mlflow.log", "w") as log:
+        proc = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True
+        )
+        try:
+            deadline = time.monotonic() + timeout
+            while not _healthy(f"{url}/health"):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"mlflow server did not come up: see {workdir}/mlflow.log")
+                time.sleep(0.2)
+            yield url
+        finally:
+            stop(proc, grace=10)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -61,12 +61,30 @@ def test_ingest_bench_starts_the_real_server_and_prints_a_rate() -> None:
         "1",
         "--databases",
         "sqlite",
+        "--protocols",
+        "fitlens",
     )
     assert "holding 1 other runs of 25,000 points" in out, out
     assert "1,000 points a request: 20,000 points in 20 requests" in out, out
     assert "5,000 points a request: 20,000 points in 4 requests" in out, out
     rates = re.findall(r"ingest rate ([\d,]+) points/s", out)
     assert len(rates) == 2 and all(int(r.replace(",", "")) > 0 for r in rates), out
+
+
+def test_ingest_bench_compares_mlflow_s_protocol_with_mlflow_s_own_server() -> None:
+    out = run_module("bench.ingest", "--points", "8000", "--protocols", "mlflow")
+    assert "MLflow's protocol (log-batch of 1,000, SQLite), 8,000 points:" in out, out
+    ours = re.search(r"fitlens /mlflow: ([\d,]+) points/s", out)
+    theirs = re.search(r"MLflow's own server: ([\d,]+) points/s", out)
+    assert ours and theirs, out
+    ratio = int(ours.group(1).replace(",", "")) / int(theirs.group(1).replace(",", ""))
+    assert abs(ratio - _ratio(out)) < 0.1, out  # the printed ratio is of the printed rates
+
+
+def _ratio(out: str) -> float:
+    found = re.search(r"fitlens / MLflow: ([\d.]+)x", out)
+    assert found, out
+    return float(found.group(1))
 
 
 def test_load_bench_prints_both_phases_and_reads_back_every_point() -> None:

@@ -7,9 +7,10 @@ Keys and values must also fit what a fitlens run stores: a metric key is a fitle
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, with_config
+from typing_extensions import TypedDict
 
 from api.core.schemas import Step, Text
 
@@ -46,15 +47,29 @@ class MetricIn(MlflowIn):
     timestamp: Millis
     step: Step = 0
 
+    def as_dict(self) -> MetricDict:
+        return {
+            "key": self.key,
+            "value": self.value,
+            "timestamp": self.timestamp,
+            "step": self.step,
+        }
+
 
 class ParamIn(MlflowIn):
     key: Key
     value: Annotated[Text, Field(max_length=MAX_PARAM_VALUE)]
 
+    def as_dict(self) -> ParamDict:
+        return {"key": self.key, "value": self.value}
+
 
 class TagIn(MlflowIn):
     key: Key
     value: Annotated[Text, Field(max_length=MAX_TAG_VALUE)] = ""
+
+    def as_dict(self) -> TagDict:
+        return {"key": self.key, "value": self.value}
 
 
 RunIdField = Annotated[Text, Field(default="", max_length=100)]
@@ -75,6 +90,45 @@ class LogBatch(RunRef):
     metrics: list[MetricIn] = Field(default_factory=list, max_length=MAX_METRICS_PER_BATCH)
     params: list[ParamIn] = Field(default_factory=list, max_length=MAX_PARAMS_TAGS_PER_BATCH)
     tags: list[TagIn] = Field(default_factory=list, max_length=MAX_PARAMS_TAGS_PER_BATCH)
+
+
+# log-batch's hot path validates with TypedDicts straight from the JSON bytes: the rules of
+# LogBatch (which documents the body in OpenAPI), several times faster than building models.
+ParamValue = Annotated[Text, Field(max_length=MAX_PARAM_VALUE)]
+TagValue = Annotated[Text, Field(max_length=MAX_TAG_VALUE)]
+RunIdText = Annotated[Text, Field(max_length=100)]
+
+
+@with_config(ConfigDict(extra="ignore"))
+class MetricDict(TypedDict):
+    key: MetricKey
+    value: float
+    timestamp: Millis
+    step: NotRequired[Step]
+
+
+@with_config(ConfigDict(extra="ignore"))
+class ParamDict(TypedDict):
+    key: Key
+    value: ParamValue
+
+
+@with_config(ConfigDict(extra="ignore"))
+class TagDict(TypedDict):
+    key: Key
+    value: NotRequired[TagValue]
+
+
+@with_config(ConfigDict(extra="ignore"))
+class LogBatchDict(TypedDict):
+    run_id: NotRequired[RunIdText]
+    run_uuid: NotRequired[RunIdText]
+    metrics: NotRequired[Annotated[list[MetricDict], Field(max_length=MAX_METRICS_PER_BATCH)]]
+    params: NotRequired[Annotated[list[ParamDict], Field(max_length=MAX_PARAMS_TAGS_PER_BATCH)]]
+    tags: NotRequired[Annotated[list[TagDict], Field(max_length=MAX_PARAMS_TAGS_PER_BATCH)]]
+
+
+LOG_BATCH = TypeAdapter(LogBatchDict)
 
 
 class LogMetric(RunRef, MetricIn):

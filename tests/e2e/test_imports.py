@@ -18,10 +18,8 @@ import pytest
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
+from bench.server import mlflow_server as bench_mlflow_server
 from stack import launch
-from tests.waits import wait_for
-
-MLFLOW_VENV = Path(os.environ.get("FITLENS_MLFLOW_VENV", launch.ROOT / ".venv-mlflow"))
 
 
 @pytest.fixture(scope="module")
@@ -135,42 +133,8 @@ def test_tensorboard_logs_import_with_every_point_and_histogram_once(
 
 @pytest.fixture
 def mlflow_server(tmp_path: Path) -> Iterator[str]:
-    """MLflow's own tracking server on SQLite (scripts/setup.sh --tests installs it)."""
-    mlflow = MLFLOW_VENV / "bin" / "mlflow"
-    assert mlflow.exists(), f"{mlflow} is missing: run ./scripts/setup.sh --tests"
-    port = launch.free_port()
-    url = f"http://127.0.0.1:{port}"
-    with open(tmp_path / "mlflow.log", "w") as log:
-        proc = subprocess.Popen(
-            [
-                str(mlflow),
-                "server",
-                "--backend-store-uri",
-                f"sqlite:///{tmp_path / 'mlflow.db'}",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=tmp_path,
-            start_new_session=True,
-        )
-        try:
-            wait_for(lambda: _answers(f"{url}/health"), timeout=120, what="mlflow server")
-            yield url
-        finally:
-            launch.stop(proc, grace=10)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
+    with bench_mlflow_server(tmp_path) as url:
+        yield url
 
 
 def test_an_mlflow_server_s_runs_import_once(

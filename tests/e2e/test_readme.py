@@ -47,6 +47,10 @@ def test_the_readme_walks_through_as_written() -> None:
     assert '{"status":"ok","database":"ok"' in out
     assert '"project":"mnist-reg"' in out and '"created_by":"alice"' in out
     assert '"invited":[{"user":"vera","role":"viewer"}]' in out
+    # Coming from MLflow or TensorBoard: MLflow's client logged, the logs imported once.
+    assert re.search(r"^mlflow run \d+ logged$", out, re.M)
+    assert re.search(r"^run \d+ 'mlp': new, 60 of 60 points added, 20 histograms$", out, re.M)
+    assert re.search(r"^run \d+ 'mlp': unchanged, 0 of 60 points added", out, re.M)
     assert '"project":"speech"' in out
     assert '"members":30' in out and '"members":12' in out  # the studies, queued
     assert '"status":{"queued":30}' in out and '"study_id":2' in out

@@ -31,6 +31,7 @@ from api.dashboard import views as dashboard
 from api.diagnosis import views as diagnosis
 from api.evaluation import views as evaluation
 from api.histograms import views as histograms
+from api.imports import views as imports
 from api.metrics import views as metrics
 from api.metrics.schemas import MetricBatch
 from api.mlflow import views as mlflow
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
         streams,
         people,
         webhooks,
+        imports,
     )
     for module in domains:
         api.include_router(module.router)

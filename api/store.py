@@ -19,6 +19,7 @@ from api.core.store import StoreBase
 from api.diagnosis.service import DiagnosisStore
 from api.evaluation.service import EvaluationStore
 from api.histograms.service import HistogramStore
+from api.imports.service import ImportStore
 from api.metrics.service import MetricStore
 from api.mlflow.experiments import ExperimentStore
 from api.mlflow.service import MlflowStore
@@ -77,4 +78,6 @@ class TrackingStore(StoreBase):
         # MLflow's tracking API: its experiments are projects, its runs client runs.
         self.experiments = ExperimentStore(self.projects)
         self.mlflow = MlflowStore(self.experiments, self.runs, self.lifecycle, self.metrics)
+        # An uploaded TensorBoard file, written through the stores of the data it holds.
+        self.imports = ImportStore(self.runs, self.lifecycle, self.metrics, self.histograms)
         self.streams = StreamReads(engine)

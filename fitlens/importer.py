@@ -10,30 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from fitlens.http import Http
+from fitlens.imported import ImportedRun
 
 POINTS_PER_POST = 10_000  # the API's FITLENS_MAX_METRIC_BATCH default
 HISTOGRAMS_PER_POST = 200
-Ending = Literal["succeeded", "failed", "cancelled"]
 Outcome = Literal["new", "resumed", "unchanged"]
-
-
-@dataclass
-class ImportedRun:
-    identity: str  # the source's own id of the run, e.g. "mlflow:<run id>"
-    name: str
-    params: dict[str, Any] = field(default_factory=dict)
-    tags: list[str] = field(default_factory=list)
-    notes: str = ""
-    points: list[tuple[str, int, float, float]] = field(default_factory=list)  # key, step...
-    histograms: list[dict[str, Any]] = field(default_factory=list)  # the API's shape
-    ending: Ending = "succeeded"
-    reason: str | None = None  # why it failed, for a failed one
-    renamed: dict[str, str] = field(default_factory=dict)  # source's name -> metric key
-    warnings: list[str] = field(default_factory=list)  # what reading it changed, said
-
-    @property
-    def tag(self) -> str:
-        return f"imported:{self.identity}"[:100]
 
 
 @dataclass

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from fitlens.importer import Ending, ImportedRun
+from fitlens.imported import Ending, ImportedRun
 
 _NOT_KEY = re.compile(r"[^A-Za-z0-9_./:-]")
 HISTORY_PAGE = 25_000

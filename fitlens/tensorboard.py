@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from fitlens.importer import ImportedRun
+from fitlens.imported import ImportedRun
 
 SPLITS = {
     "train": "train",
@@ -47,7 +47,7 @@ def metric_key(tag: str, mapping: Mapping[str, str] | None = None) -> str:
         for split, measure in (parts, parts[::-1]):
             if split in SPLITS and measure and measure not in SPLITS:
                 word = MEASURES.get(measure, _NOT_KEY.sub("_", measure))
-                return f"{SPLITS[split]}_{word}"
+                return f"{SPLITS[split]}_{word}"[:100]
     return _NOT_KEY.sub("_", tag.strip())[:100] or "_"
 
 

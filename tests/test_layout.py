@@ -22,6 +22,7 @@ DOMAINS = (
     "studies",
     "streams",
     "mlflow",
+    "imports",
     "dashboard",
 )
 
@@ -64,6 +65,8 @@ ALLOWED: dict[str, set[str]] = {
     },
     # MLflow's protocol: experiments are projects, its runs client runs with their points.
     "mlflow": {"api.core", "api.people", "api.runs", "api.metrics"},
+    # An uploaded TensorBoard file: a client run written through its data's stores.
+    "imports": {"api.core", "api.people", "api.runs", "api.metrics", "api.histograms"},
     # The pages only serve files; what they show comes from the API over HTTP.
     "dashboard": {"api.core"},
 }

@@ -28,8 +28,10 @@ from api.runs.queue import RecordingQueue
 from api.store import TrackingStore
 from api.webhooks.schemas import WebhookIn
 from tests.api.conftest import API, TABLES, bearer
+from tests.tb_events import event_file
 
 USERS = ("owner", "member", "viewer", "outsider")
+TB_FILE = event_file(epochs=3)  # an uploaded TensorBoard file
 WORKERS = ("own_worker", "other_worker")
 DEAD = ("revoked", "expired", "missing", "unknown")
 
@@ -261,6 +263,13 @@ CASES = [
     Case("GET", "/jobs/defaults", ANY_USER),
     Case("GET", "/studies", ANY_USER),
     Case("POST", "/runs", created(WRITE), {"project": "vision", "team": "lab"}),
+    Case(
+        "POST",
+        "/imports/tensorboard?project=vision&team=lab&name={name}",
+        created(WRITE),
+        raw=TB_FILE,
+        prepare=_unique_name,
+    ),
     Case("GET", "/runs/{run}", {**READ, "own_worker": 200, "other_worker": 404}),
     Case("PATCH", "/runs/{run}", WRITE, {"notes": "checked"}),
     Case("DELETE", "/runs/{run}", {**OWNER, "owner": 204}),

@@ -1,0 +1,1 @@
+"""Runs from elsewhere posted to the API: a TensorBoard event file becomes a client run."""

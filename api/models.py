@@ -8,7 +8,7 @@ from api.core.lease import Lease
 from api.diagnosis.models import RunDiagnosis
 from api.evaluation.models import Evaluation
 from api.histograms.models import Histogram
-from api.metrics.models import MetricPoint, MetricRollup, MetricSeries
+from api.metrics.models import MetricBlock, MetricSeries
 from api.mlflow.models import MlflowTag
 from api.people.models import ApiToken, Invitation, Membership, Project, Team, User
 from api.runs.models import Run, RunEvent, RunTag
@@ -23,8 +23,7 @@ __all__ = [
     "Invitation",
     "Lease",
     "Membership",
-    "MetricPoint",
-    "MetricRollup",
+    "MetricBlock",
     "MetricSeries",
     "MlflowTag",
     "Project",

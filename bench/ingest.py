@@ -13,6 +13,9 @@ another, and prints the points per second and the request latencies. Every point
 Target (2-core machine): >= 150,000 points/s at 1,000 points a request (20x the 7,600 points/s
 MLflow 3.17's tracking server took here for the same 100,000 points).
 
+On SQLite the raw ``sqlite3`` floor (one row per point, ``executemany``) is printed next to
+fitlens's rate. Before and after a change: ``bench.ab --base REV bench.ingest``.
+
 With ``--protocols mlflow`` (part of the default), the same points go through MLflow's own
 protocol, ``runs/log-batch`` of 1,000 metrics (MLflow's most), both to fitlens's /mlflow and to
 MLflow's own server (``mlflow server``, SQLite, its defaults; ``scripts/setup.sh --tests``
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import statistics
 import tempfile
 import time
@@ -81,6 +85,43 @@ def bench(label: str, url: str | None, args: argparse.Namespace) -> None:
                 f"(request p50 {1000 * statistics.median(latencies):.1f} ms, "
                 f"max {1000 * max(latencies):.1f} ms)"
             )
+            if label.startswith("sqlite"):
+                floor = sqlite_floor(args.points, batch)
+                print(
+                    f"  raw sqlite3 floor at {batch:,} a request: {floor:,.0f} points/s; "
+                    f"fitlens at {100 * args.points / elapsed / floor:.0f}% of it"
+                )
+
+
+def sqlite_floor(points: int, batch: int) -> float:
+    """Points per second of plain ``sqlite3``: each request's JSON encoded and decoded, its
+    rows inserted by ``executemany`` into a table of fitlens's old key shape (one row per
+    point) and committed: what any one-row-per-point design pays before doing anything else."""
+    path = Path(tempfile.mkdtemp(prefix="fitlens-floor-")) / "floor.db"
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute(
+        "CREATE TABLE metric_point (run_id INTEGER, key VARCHAR(100), step BIGINT, value FLOAT, "
+        "wall_time FLOAT, PRIMARY KEY (run_id, key, step))"
+    )
+    steps = points // len(KEYS)
+    values = [1.0 / (s + 1) for s in range(steps)]
+    started = time.perf_counter()
+    pending: list[dict[str, object]] = []
+    now = time.time()
+    for step in range(steps):
+        for key in KEYS:
+            pending.append({"key": key, "step": step, "value": values[step]})
+        if len(pending) >= batch or step == steps - 1:
+            body = json.loads(json.dumps({"points": pending}).encode())
+            rows = [(1, p["key"], p["step"], p["value"], now) for p in body["points"]]
+            db.executemany("INSERT INTO metric_point VALUES (?, ?, ?, ?, ?)", rows)
+            db.commit()
+            pending = []
+    elapsed = time.perf_counter() - started
+    db.close()
+    return points / elapsed
 
 
 MLFLOW_API = "/api/2.0/mlflow"

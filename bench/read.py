@@ -10,6 +10,9 @@ Prints the time to answer GET /runs/{id}/curves for one key downsampled to 1,000
 resolution through /curves (target <= 60 ms server time), and the whole 1,000,000-point series
 at full resolution, page by page and as streamed JSON lines, with the server's resident memory
 before and at its highest during the stream (bounded: it must not grow with the length).
+
+``--mlflow`` adds MLflow's own server's full and 1,000-point reads of the same ``--csv-points``
+points, and the ratios (before and after a change: ``bench.ab --base REV bench.read``).
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import httpx
 
-from bench.server import NO_ANSWER_CACHE, api_server
+from bench.server import NO_ANSWER_CACHE, api_server, mlflow_server
 
 
 def server_ms(response: httpx.Response) -> float:
@@ -125,15 +130,9 @@ def whole_series(http: httpx.Client, run_id: int, points: int, pid: int) -> None
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--points", type=int, default=1_000_000)
-    parser.add_argument("--max-points", type=int, default=1000)
-    parser.add_argument("--repeat", type=int, default=50)
-    parser.add_argument("--csv-points", type=int, default=100_000)
-    parser.add_argument("--database-url", default=None)
-    args = parser.parse_args()
-
+def reads(args: argparse.Namespace) -> dict[str, float]:
+    """Every measure of this bench; the round trips (ms) the comparison with MLflow quotes."""
+    figures: dict[str, float] = {}
     with api_server(args.database_url, timeout=120, settings=NO_ANSWER_CACHE) as (http, pid):
         run_id = http.post("/api/v1/jobs", json={"name": "read-bench"}).json()["id"]
         http.post(f"/api/v1/runs/{run_id}/status", json={"status": "running"})
@@ -153,6 +152,7 @@ def main() -> None:
             f"p50 {p(wall, 50):.1f} ms (p95 {p(wall, 95):.1f} ms); "
             f"server p50 {p(server, 50):.1f} ms"
         )
+        figures["downsampled_long"] = p(wall, 50)
 
         mid = args.points // 2
         zoom = f"/api/v1/runs/{run_id}/curves?keys=train_loss&start={mid}&end={mid + 999}"
@@ -178,6 +178,14 @@ def main() -> None:
             f"curves at full resolution, {args.csv_points:,} points: server p50 "
             f"{p(server, 50):.1f} ms; round trip p50 {p(wall, 50):.1f} ms"
         )
+        figures["full"] = p(wall, 50)
+        sampled = f"/api/v1/runs/{csv_run}/curves?keys=train_loss&max_points=1000"
+        wall, server = measure(http, sampled, args.repeat)
+        print(
+            f"curves, {args.csv_points:,} -> 1,000 points: round trip p50 {p(wall, 50):.1f} ms; "
+            f"server p50 {p(server, 50):.1f} ms"
+        )
+        figures["downsampled"] = p(wall, 50)
         whole_series(http, run_id, args.points, pid)
 
         tag = http.get(url).headers["etag"]
@@ -186,6 +194,78 @@ def main() -> None:
             f"304 poll (If-None-Match): server p50 {p(server, 50):.2f} ms "
             f"(p95 {p(server, 95):.2f} ms); round trip p50 {p(wall, 50):.2f} ms"
         )
+    return figures
+
+
+def mlflow_reads(points: int, repeat: int) -> dict[str, float]:
+    """The same two reads from MLflow's own server (SQLite, its defaults): every point of a
+    ``points``-point metric by metrics/get-history, page by page, and its UI's 1,000-point
+    sample (get-history-bulk-interval), as round trips (ms), the client's parse included."""
+    workdir = Path(tempfile.mkdtemp(prefix="fitlens-bench-mlflow-"))
+    api = "/api/2.0/mlflow"
+    with mlflow_server(workdir) as url, httpx.Client(base_url=url, timeout=600) as http:
+        made = http.post(f"{api}/runs/create", json={"experiment_id": "0"}).raise_for_status()
+        run_id = made.json()["run"]["info"]["run_id"]
+        now = int(time.time() * 1000)
+        for start in range(0, points, 1_000):
+            metrics = [
+                {"key": "train_loss", "value": 1.0 / (1 + s % 977), "timestamp": now, "step": s}
+                for s in range(start, min(start + 1_000, points))
+            ]
+            http.post(
+                f"{api}/runs/log-batch", json={"run_id": run_id, "metrics": metrics}
+            ).raise_for_status()
+
+        def full() -> int:
+            got, token = 0, None
+            while True:
+                params = {"run_id": run_id, "metric_key": "train_loss", "max_results": 25_000}
+                if token:
+                    params["page_token"] = token
+                body = http.get(f"{api}/metrics/get-history", params=params).json()
+                got += len(body.get("metrics", []))
+                token = body.get("next_page_token")
+                if not token:
+                    return got
+
+        assert full() == points
+        sample = {"run_ids": run_id, "metric_key": "train_loss", "max_results": 1000}
+        interval = "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval"
+        figures = {}
+        for name, read in (
+            ("full", full),
+            ("downsampled", lambda: http.get(interval, params=sample).json()),
+        ):
+            times = []
+            for _ in range(max(3, repeat // 5)):
+                t0 = time.perf_counter()
+                read()
+                times.append(1000 * (time.perf_counter() - t0))
+            figures[name] = statistics.median(times)
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=1_000_000)
+    parser.add_argument("--max-points", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=50)
+    parser.add_argument("--csv-points", type=int, default=100_000)
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--mlflow",
+        action="store_true",
+        help="the same full and 1,000-point reads of --csv-points points from MLflow's server",
+    )
+    args = parser.parse_args()
+    after = reads(args)
+    if args.mlflow:
+        theirs = mlflow_reads(args.csv_points, args.repeat)
+        for name in ("full", "downsampled"):
+            print(
+                f"MLflow's own server, {name} read of {args.csv_points:,} points: "
+                f"{theirs[name]:.1f} ms; fitlens {theirs[name] / after[name]:.1f}x faster"
+            )
 
 
 if __name__ == "__main__":

@@ -23,21 +23,23 @@ def api_server(
     timeout: float = 60,
     workers: int = 1,
     settings: dict[str, str] | None = None,
+    code: Path = ROOT,
 ) -> Iterator[tuple[httpx.Client, int]]:
     """A client of a freshly started, migrated API server, signed in as user "bench" (owner of
     team "bench"), and the server's process id; the server stops afterwards. ``settings``:
-    more environment variables for the server (FITLENS_...)."""
+    more environment variables for the server (FITLENS_...); ``code``: the checkout it runs
+    (another commit's worktree measures "before" in the same run)."""
     tmp = tempfile.mkdtemp(prefix="fitlens-bench-")
     url = database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
     # No queue: the benchmarks' runs are for reading and writing, not for any worker to train.
-    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT), "FITLENS_QUEUE": "none"}
+    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(code), "FITLENS_QUEUE": "none"}
     env |= settings or {}
     port = free_port()
-    proc = start_api(port, env, workers=workers)
+    proc = start_api(port, env, workers=workers, cwd=code)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(base, proc)
-        headers = {"Authorization": f"Bearer {user_token(env, 'bench', 'bench')}"}
+        headers = {"Authorization": f"Bearer {user_token(env, 'bench', 'bench', code)}"}
         with httpx.Client(base_url=base, timeout=timeout, headers=headers) as http:
             yield http, proc.pid
     finally:
@@ -50,8 +52,9 @@ def api_client(
     timeout: float = 60,
     workers: int = 1,
     settings: dict[str, str] | None = None,
+    code: Path = ROOT,
 ) -> Iterator[httpx.Client]:
-    with api_server(database_url, timeout, workers, settings) as (http, _pid):
+    with api_server(database_url, timeout, workers, settings, code) as (http, _pid):
         yield http
 
 

@@ -36,11 +36,11 @@ def free_port(preferred: int = 0) -> int:
 
 
 def start(
-    args: list[str], env: dict[str, str], log: IO[str] | None = None
+    args: list[str], env: dict[str, str], log: IO[str] | None = None, cwd: Path = ROOT
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         args,
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT if log else None,
@@ -49,10 +49,15 @@ def start(
 
 
 def start_api(
-    port: int, env: dict[str, str], log: IO[str] | None = None, workers: int = 1
+    port: int,
+    env: dict[str, str],
+    log: IO[str] | None = None,
+    workers: int = 1,
+    cwd: Path = ROOT,
 ) -> subprocess.Popen[bytes]:
+    """The API server; ``cwd``: the checkout whose code it runs (a benchmark's "before")."""
     args = [sys.executable, "-m", "api", "--host", "127.0.0.1", "--port", str(port)]
-    return start([*args, "--workers", str(workers)], env, log)
+    return start([*args, "--workers", str(workers)], env, log, cwd)
 
 
 def start_worker(
@@ -80,14 +85,14 @@ def start_worker(
     )
 
 
-def user_token(env: dict[str, str], user: str, team: str) -> str:
+def user_token(env: dict[str, str], user: str, team: str, cwd: Path = ROOT) -> str:
     """A token for ``user`` (an owner of ``team``) in the database ``env`` names, through the
     operator's CLI: creates the user on first use, else mints them a new token. The token
     comes back on stdout, never through a log."""
     admin = [sys.executable, "-m", "api", "admin"]
     created = subprocess.run(
         [*admin, "create-user", user, "--team", team],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
@@ -99,7 +104,7 @@ def user_token(env: dict[str, str], user: str, team: str) -> str:
         raise RuntimeError(f"could not create user {user}: {created.stderr.strip()}")
     minted = subprocess.run(
         [*admin, "token", user, "--label", "launcher"],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,

@@ -1,12 +1,14 @@
-"""Metric points and the summaries kept up to date as they arrive (per series, per rollup bucket).
+"""Metric points, packed in blocks per series, and each series' summary, kept up to date as
+points arrive.
 
-Non-finite metric values: NaN is stored as NULL (SQLite cannot store NaN at all; NULL also keeps
-it out of MIN/MAX), +-Infinity are stored as they are (both databases support them).
+Non-finite values: in a block's packed values, as they are (float64 bits); in the summary
+columns, NaN is NULL (SQLite cannot store NaN at all; NULL also keeps it out of MIN/MAX) and
++-Infinity are stored as they are (both databases support them).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Float
+from sqlalchemy import BigInteger, Column, Float, LargeBinary
 from sqlmodel import Field, SQLModel
 
 from api.core.db import BigId, attempt_data
@@ -20,14 +22,25 @@ def per_batch(key: str) -> bool:
     return key.endswith(PER_BATCH_SUFFIX)
 
 
-class MetricPoint(SQLModel, table=True):
-    __tablename__ = "metric_point"
+class MetricBlock(SQLModel, table=True):
+    """Up to api.metrics.blocks.BLOCK_POINTS points of one series, packed (how:
+    api.metrics.blocks). Its summary columns come first: a read that only needs them (a
+    downsampled curve over many blocks) never touches the packed arrays."""
+
+    __tablename__ = "metric_block"
     __table_args__ = (attempt_data(),)
     run_id: int = Field(sa_type=BigId, foreign_key="run.id", primary_key=True, ondelete="CASCADE")
     key: str = Field(max_length=100, primary_key=True)
-    step: int = Field(sa_column=Column(BigInteger, primary_key=True))
-    value: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
-    wall_time: float
+    first_step: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    last_step: int = Field(sa_column=Column(BigInteger, nullable=False))
+    count: int
+    min_step: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    min_value: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    max_step: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    max_value: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    steps_packed: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    values_packed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    wall_times_packed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class MetricSeries(SQLModel, table=True):
@@ -45,23 +58,4 @@ class MetricSeries(SQLModel, table=True):
     min_step: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     max_value: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
     max_step: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
-
-
-class MetricRollup(SQLModel, table=True):
-    """Pre-aggregated min/max per bucket of 16^level steps, kept up to date on ingest.
-
-    A curve read over a million points reads a few thousand of these rows instead.
-    """
-
-    __tablename__ = "metric_rollup"
-    __table_args__ = (attempt_data(),)
-    run_id: int = Field(sa_type=BigId, foreign_key="run.id", primary_key=True, ondelete="CASCADE")
-    key: str = Field(max_length=100, primary_key=True)
-    level: int = Field(primary_key=True)
-    bucket: int = Field(sa_column=Column(BigInteger, primary_key=True))
-    count: int
-    min_value: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
-    min_step: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
-    max_value: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
-    max_step: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
-    first_step: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_wall_time: float = Field(sa_column=Column(Float, nullable=False))

@@ -8,16 +8,19 @@ from typing import Annotated, NotRequired
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, with_config
 from typing_extensions import TypedDict
 
-from api.core.schemas import In, Step
+from api.core.schemas import In
+from api.metrics.blocks import MAX_STEP
 from api.runs.models import Verdict
 from api.runs.schemas import RunOut
 
 MetricKey = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_./:-]+$")]
+# A metric's step: any int64 from 0 (a series' blocks hold steps up to 2**63 - 1).
+MetricStep = Annotated[int, Field(ge=0, le=MAX_STEP)]
 
 
 class MetricPointIn(In):
     key: MetricKey
-    step: Step
+    step: MetricStep
     # Any float, NaN and +-Infinity included (as JSON numbers or the strings "NaN",
     # "Infinity", "-Infinity").
     value: float
@@ -40,7 +43,7 @@ class MetricBatch(In):
 @with_config(ConfigDict(extra="forbid"))
 class MetricPointDict(TypedDict):
     key: MetricKey
-    step: Step
+    step: MetricStep
     value: float
     wall_time: NotRequired[Annotated[float, Field(allow_inf_nan=False)] | None]
 

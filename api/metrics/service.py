@@ -1,5 +1,6 @@
-"""Metric points in (idempotent per key and step, the summaries kept up to date as they
-arrive), and comparisons of several runs. Reads: api.metrics.reads.
+"""Metric points in (into their series' blocks, idempotent per key and step, the series'
+summaries kept up to date as they arrive), and comparisons of several runs. Reads:
+api.metrics.reads; the blocks: api.metrics.blocks.
 """
 
 from __future__ import annotations
@@ -10,24 +11,40 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Connection, Table, case, select
+from sqlalchemy import Connection, Table, and_, case, or_, select
 from sqlmodel import Session, SQLModel, col
 
 from api.core.exceptions import Conflict, Invalid, NotFound
 from api.core.schemas import IngestResult
-from api.metrics.models import MetricPoint, MetricRollup, MetricSeries
+from api.metrics.blocks import BLOCK_POINTS, Block, extremes, place
+from api.metrics.models import MetricSeries
+from api.metrics.points import block_summaries, blocks_at, replace_blocks, tail_blocks
 from api.metrics.reads import MetricReads
-from api.metrics.rollup import (
-    aggregate,
-    minmax_set,
-)
 from api.metrics.schemas import CompareRun, MetricPointDict, RunSummary
 from api.runs.models import FINISHED
 from api.runs.schemas import DiagnosisOut
 
 
-def _nan_to_null(value: float) -> float | None:
-    return None if math.isnan(value) else value
+def _block_of(points: dict[int, tuple[float, float]]) -> Block:
+    steps = sorted(points)
+    return Block(steps, [points[s][0] for s in steps], [points[s][1] for s in steps])
+
+
+def _series_row(block: Block) -> dict[str, Any]:
+    """A series summary of ``block``'s points (NaN: NULL in the summary columns)."""
+    low, high = extremes(block.steps, block.values)
+    last = block.values[-1]
+    return {
+        "count": len(block.steps),
+        "first_step": block.steps[0],
+        "last_step": block.steps[-1],
+        "last_value": None if math.isnan(last) else last,
+        "last_wall_time": block.walls[-1],
+        "min_step": low[0] if low else None,
+        "min_value": low[1] if low else None,
+        "max_step": high[0] if high else None,
+        "max_value": high[1] if high else None,
+    }
 
 
 def _null_to_nan(value: float | None) -> float:
@@ -46,6 +63,9 @@ def _diagnosed(d: DiagnosisOut | None) -> dict[str, Any]:
 
 
 class MetricStore(MetricReads):
+    # Points a block holds at most (bench/blocks.py sets other sizes to measure them).
+    block_points = BLOCK_POINTS
+
     def add_metrics(
         self,
         run_id: int,
@@ -56,17 +76,19 @@ class MetricStore(MetricReads):
         """Store new points; (run, key, step) already stored are kept as they were. A run has
         at most ``max_keys`` keys (a 422 for a post that would add more, nothing stored)."""
         now = time.time()
-        unique: dict[tuple[str, int], tuple[float | None, float]] = {}
+        by_key: dict[str, dict[int, tuple[float, float]]] = {}
         for p in points:
-            ident = (p["key"], p["step"])
-            if ident not in unique:
+            steps = by_key.get(p["key"])
+            if steps is None:
+                steps = by_key[p["key"]] = {}
+            if p["step"] not in steps:
                 wall = p.get("wall_time")
-                unique[ident] = (_nan_to_null(p["value"]), now if wall is None else wall)
+                steps[p["step"]] = (p["value"], now if wall is None else wall)
         with Session(self.engine) as session:
             conn = session.connection()
             # One statement takes the run's row lock (SQLite: the write lock), bumps its
             # revision and reads what the checks need. The lock serialises ingestion per run,
-            # so "which points are new" below stays true until commit.
+            # so the blocks read below stay as they are until commit.
             mark = self._mark
             row = conn.exec_driver_sql(
                 f"UPDATE run SET revision = revision + 1 WHERE id = {mark} "
@@ -84,132 +106,109 @@ class MetricStore(MetricReads):
                 raise Conflict(
                     f"run {run_id} is on attempt {run_attempt}; attempt {attempt} is stale"
                 )
-            new = self._new_points(conn, run_id, unique, max_keys)
-            if not new:
+            accepted = self._store_points(conn, run_id, by_key, max_keys)
+            if not accepted:
                 # Nothing new (a retried post) leaves the revision, and every ETag, unchanged.
                 session.rollback()
                 return IngestResult(accepted=0, duplicates=len(points), revision=revision - 1)
-            self._insert_points(conn, [(run_id, k, s, v, w) for k, s, v, w in new])
-            self._update_summaries(conn, run_id, [(k, s, v) for k, s, v, _ in new])
-            self.access.data_changed(session, run_id, "metrics", {k for k, _, _, _ in new})
+            self._update_series(conn, run_id, accepted)
+            self.access.data_changed(session, run_id, "metrics", set(accepted))
             session.commit()
-        return IngestResult(accepted=len(new), duplicates=len(points) - len(new), revision=revision)
+        count = sum(len(b.steps) for b in accepted.values())
+        return IngestResult(accepted=count, duplicates=len(points) - count, revision=revision)
 
-    def _insert_points(
-        self, conn: Connection, rows: list[tuple[int, str, int, float | None, float]]
-    ) -> None:
-        # Straight to the driver: SQLAlchemy's per-row parameter handling would cost more than
-        # the database's own work on this hot path. The rows are known to be new (see the lock
-        # in add_metrics), so PostgreSQL can take them by COPY, its fastest way in.
-        columns = "metric_point (run_id, key, step, value, wall_time)"
-        if self._dialect == "postgresql":
-            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            with cursor.copy(f"COPY {columns} FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            return
-        conn.exec_driver_sql(f"INSERT INTO {columns} VALUES (?, ?, ?, ?, ?)", rows)
-
-    def _new_points(
+    def _store_points(
         self,
         conn: Connection,
         run_id: int,
-        points: dict[tuple[str, int], tuple[float | None, float]],
+        by_key: dict[str, dict[int, tuple[float, float]]],
         max_keys: int,
-    ) -> list[tuple[str, int, float | None, float]]:
-        spans: dict[str, list[int]] = {}
-        for key, step in points:
-            span = spans.get(key)
-            if span is None:
-                spans[key] = [step, step]
-            elif step < span[0]:
-                span[0] = step
-            elif step > span[1]:
-                span[1] = step
-        # Most posts append: a key whose steps all come after its stored last step has no
-        # repeats to look for, which one read of the series' summaries tells.
+    ) -> dict[str, Block]:
+        """Write the points into their series' blocks; per key, the points that were new."""
         mark = self._mark
         last: dict[str, int] = dict(
             conn.exec_driver_sql(
                 f"SELECT key, last_step FROM metric_series WHERE run_id = {mark}", (run_id,)
             ).all()
         )
-        added = len(spans.keys() - last.keys())
-        if added and len(last) + added > max_keys:
+        added_keys = len(by_key.keys() - last.keys())
+        if added_keys and len(last) + added_keys > max_keys:
             raise Invalid(
                 "points.key",
-                f"the run has {len(last)} metric keys and this post adds {added}; a run has at "
-                f"most {max_keys} (FITLENS_MAX_METRIC_KEYS)",
+                f"the run has {len(last)} metric keys and this post adds {added_keys}; a run "
+                f"has at most {max_keys} (FITLENS_MAX_METRIC_KEYS)",
             )
-        existing: set[tuple[str, int]] = set()
-        for key, (lo, hi) in spans.items():
-            if key not in last or lo > last[key]:
-                continue
-            existing.update(
-                (key, step)
-                for (step,) in conn.execute(
-                    select(col(MetricPoint.step)).where(
-                        col(MetricPoint.run_id) == run_id,
-                        col(MetricPoint.key) == key,
-                        col(MetricPoint.step).between(lo, hi),
-                    )
-                )
-            )
+        # Most posts append: a key whose steps all come after its stored last step goes to the
+        # end of its last block, which one query reads for every such key.
+        news = {key: _block_of(points) for key, points in by_key.items()}
+        appends = [k for k, b in news.items() if k not in last or b.steps[0] > last[k]]
+        tails = tail_blocks(conn, run_id, [k for k in appends if k in last])
+        removed: list[tuple[str, int]] = []
+        written: list[tuple[str, Block]] = []
+        accepted: dict[str, Block] = {}
+        for key, new in news.items():
+            if key in tails or key not in last:
+                tail = tails.get(key)
+                if tail is None or len(tail.steps) >= self.block_points:
+                    targets: list[tuple[int | None, Block, Block]] = [(None, Block(), new)]
+                else:
+                    targets = [(tail.steps[0], tail, new)]
+            else:
+                targets = self._targets(conn, run_id, key, new)
+            got = Block()
+            for first, stored, part in targets:
+                if not stored.merge(part):
+                    continue
+                got.extend(part)  # the merge left only the new points in it
+                if first is not None:
+                    removed.append((key, first))
+                written += [(key, chunk) for chunk in stored.chunks(self.block_points)]
+            if got.steps:
+                accepted[key] = got
+        replace_blocks(conn, run_id, removed, written, self.block_points)
+        return accepted
+
+    @staticmethod
+    def _targets(
+        conn: Connection, run_id: int, key: str, new: Block
+    ) -> list[tuple[int | None, Block, Block]]:
+        """(stored block's first step or None, its points, the new points it takes) for the
+        blocks that points out of order, repeats or gap fills go to."""
+        summaries = block_summaries(conn, run_id, key, new.steps[0], new.steps[-1])
+        placed = place(new.steps, [(r[0], r[1]) for r in summaries])
+        firsts = [first for first, _, _ in placed if first is not None]
+        stored = blocks_at(conn, run_id, key, firsts, walls=True)
         return [
-            (key, step, value, wall)
-            for (key, step), (value, wall) in points.items()
-            if (key, step) not in existing
+            (first, Block() if first is None else stored[first], new.part(start, end))
+            for first, start, end in placed
         ]
 
-    def _update_summaries(
-        self, conn: Connection, run_id: int, points: list[tuple[str, int, float | None]]
-    ) -> None:
-        series, rollups = aggregate(points)
-        series_upsert, rollup_upsert = self._upserts
+    def _update_series(self, conn: Connection, run_id: int, accepted: dict[str, Block]) -> None:
         conn.execute(
-            series_upsert,
-            [{"run_id": run_id, "key": k, **a.series_row()} for k, a in series.items()],
-        )
-        conn.execute(
-            rollup_upsert,
-            [
-                {"run_id": run_id, "key": k, "level": lvl, "bucket": b, **a.rollup_row()}
-                for (k, lvl, b), a in rollups.items()
-            ],
+            self._series_upsert,
+            [{"run_id": run_id, "key": k, **_series_row(b)} for k, b in accepted.items()],
         )
 
     @cached_property
-    def _upserts(self) -> tuple[Any, Any]:
-        """The two summary upserts, built once per store: building them (CASE expressions,
-        ON CONFLICT clauses) cost more than running them, on every ingest."""
+    def _series_upsert(self) -> Any:
+        """The series summaries' upsert, built once per store: building it (CASE expressions,
+        an ON CONFLICT clause) cost more than running it, on every ingest."""
         least, greatest = self._least_greatest()
         s_ins = self._insert(_table(MetricSeries))
         s_ex = s_ins.excluded
         t = _table(MetricSeries).c
-        series = s_ins.on_conflict_do_update(
+        later = s_ex.last_step > t.last_step
+        return s_ins.on_conflict_do_update(
             index_elements=["run_id", "key"],
             set_={
                 "count": t["count"] + s_ex["count"],
                 "first_step": least(t.first_step, s_ex.first_step),
                 "last_step": greatest(t.last_step, s_ex.last_step),
-                "last_value": case(
-                    (s_ex.last_step > t.last_step, s_ex.last_value), else_=t.last_value
-                ),
+                "last_value": case((later, s_ex.last_value), else_=t.last_value),
+                "last_wall_time": case((later, s_ex.last_wall_time), else_=t.last_wall_time),
                 **minmax_set(t, s_ex),
             },
         )
-        r_ins = self._insert(_table(MetricRollup))
-        r_ex = r_ins.excluded
-        rt = _table(MetricRollup).c
-        rollup = r_ins.on_conflict_do_update(
-            index_elements=["run_id", "key", "level", "bucket"],
-            set_={
-                "count": rt["count"] + r_ex["count"],
-                "first_step": least(rt.first_step, r_ex.first_step),
-                **minmax_set(rt, r_ex),
-            },
-        )
-        return series, rollup
 
     def compare(
         self, run_ids: Sequence[int], keys: Sequence[str], max_points: int
@@ -250,6 +249,20 @@ class MetricStore(MetricReads):
                 )
             )
         return result
+
+
+def minmax_set(t: Any, ex: Any) -> dict[str, Any]:
+    """ON CONFLICT updates that merge an incoming min/max into the stored one."""
+    lower = or_(t.min_value.is_(None), ex.min_value < t.min_value)
+    higher = or_(t.max_value.is_(None), ex.max_value > t.max_value)
+    lower = and_(ex.min_value.is_not(None), lower)
+    higher = and_(ex.max_value.is_not(None), higher)
+    return {
+        "min_value": case((lower, ex.min_value), else_=t.min_value),
+        "min_step": case((lower, ex.min_step), else_=t.min_step),
+        "max_value": case((higher, ex.max_value), else_=t.max_value),
+        "max_step": case((higher, ex.max_step), else_=t.max_step),
+    }
 
 
 def _table(model: type[SQLModel]) -> Table:

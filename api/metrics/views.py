@@ -23,7 +23,6 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
 from api.core.deps import (
-    MAX_ID,
     READ_TAGS,
     WORKER_TAGS,
     AnswersDep,
@@ -38,6 +37,7 @@ from api.core.deps import (
 from api.core.errors import error
 from api.core.http import GuardedRoute, count_values
 from api.core.schemas import IngestResult
+from api.metrics.blocks import MAX_STEP
 from api.metrics.schemas import METRIC_BATCH, Comparison, Curves
 from api.metrics.service import MetricStore
 from api.people.deps import UserDep
@@ -113,8 +113,8 @@ async def curves(
     grant: RunRead,
     keys: KeysQuery = None,
     max_points: MaxPoints = 1000,
-    start: Annotated[int | None, Query(ge=0, le=MAX_ID, description="first step (zoom)")] = None,
-    end: Annotated[int | None, Query(ge=0, le=MAX_ID, description="last step (zoom)")] = None,
+    start: Annotated[int | None, Query(ge=0, le=MAX_STEP, description="first step (zoom)")] = None,
+    end: Annotated[int | None, Query(ge=0, le=MAX_STEP, description="last step (zoom)")] = None,
     downsample: Annotated[
         bool, Query(description="false: full resolution, max_points a page, next_start")
     ] = True,
@@ -145,7 +145,7 @@ def _export(
     run_id: int,
     keys: str | None,
     header: str,
-    line: Callable[[str, int, float | None, float], str],
+    line: Callable[[str, int, float, float], str],
     media_type: str,
     suffix: str,
 ) -> StreamingResponse:
@@ -166,20 +166,20 @@ def _export(
     )
 
 
-def _csv_line(key: str, step: int, value: float | None, wall_time: float) -> str:
-    # repr() writes inf and -inf as such; NaN is stored as NULL.
-    return f"{key},{step},{'nan' if value is None else repr(value)},{wall_time!r}\n"
+def _csv_line(key: str, step: int, value: float, wall_time: float) -> str:
+    # repr() writes nan, inf and -inf as such.
+    return f"{key},{step},{value!r},{wall_time!r}\n"
 
 
-def _json_number(value: float | None) -> str:
-    if value is None:
+def _json_number(value: float) -> str:
+    if math.isnan(value):
         return '"NaN"'
     if math.isinf(value):
         return '"Infinity"' if value > 0 else '"-Infinity"'
     return repr(value)
 
 
-def _json_line(key: str, step: int, value: float | None, wall_time: float) -> str:
+def _json_line(key: str, step: int, value: float, wall_time: float) -> str:
     # Keys match [A-Za-z0-9_./:-]+ (checked on ingest): nothing in them needs escaping.
     return (
         f'{{"key":"{key}","step":{step},"value":{_json_number(value)},"wall_time":{wall_time!r}}}\n'

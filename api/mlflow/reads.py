@@ -10,12 +10,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import select
 from sqlmodel import Session, col
 
 from api.core.exceptions import NotFound
 from api.core.store import StoreBase
-from api.metrics.models import MetricPoint, MetricSeries
+from api.metrics.blocks import MAX_STEP
+from api.metrics.models import MetricSeries
+from api.metrics.points import read_points
 from api.mlflow.experiments import ExperimentStore, number_id
 from api.mlflow.models import MlflowTag
 from api.mlflow.pages import page_of
@@ -47,7 +49,7 @@ def millis(moment: datetime | None) -> int | None:
 
 
 def _value(value: float | None) -> float:
-    return math.nan if value is None else value  # NaN is stored as NULL (api.metrics.models)
+    return math.nan if value is None else value  # a summary's NaN is NULL (api.metrics.models)
 
 
 class MlflowReads(StoreBase):
@@ -79,18 +81,9 @@ class MlflowReads(StoreBase):
         run_id = self.run_id_for(principal, raw, "read")
         size = min(max_results or HISTORY_PAGE, HISTORY_PAGE)
         start = int(token) if token.isascii() and token.isdigit() else 0
-        query = (
-            select(col(MetricPoint.step), col(MetricPoint.value), col(MetricPoint.wall_time))
-            .where(
-                col(MetricPoint.run_id) == run_id,
-                col(MetricPoint.key) == key,
-                col(MetricPoint.step) >= start,
-            )
-            .order_by(col(MetricPoint.step))
-            .limit(size + 1)
-        )
-        with Session(self.engine) as session:
-            rows = session.execute(query).all()
+        with self.engine.connect() as conn:
+            page = read_points(conn, run_id, key, start, MAX_STEP, size + 1, walls=True)
+        rows = list(zip(page.steps, page.values, page.walls, strict=True))
         more = len(rows) > size
         points = [
             {"key": key, "value": _value(v), "timestamp": int(w * 1000), "step": s}
@@ -162,17 +155,8 @@ def _latest_metrics(session: Session, run_ids: Sequence[int]) -> dict[int, list[
             col(MetricSeries.key),
             col(MetricSeries.last_step),
             col(MetricSeries.last_value),
-            col(MetricPoint.wall_time),
-        )
-        .join(
-            MetricPoint,
-            and_(
-                col(MetricPoint.run_id) == col(MetricSeries.run_id),
-                col(MetricPoint.key) == col(MetricSeries.key),
-                col(MetricPoint.step) == col(MetricSeries.last_step),
-            ),
-        )
-        .where(col(MetricSeries.run_id).in_(run_ids))
+            col(MetricSeries.last_wall_time),
+        ).where(col(MetricSeries.run_id).in_(run_ids))
     ).all()
     found: dict[int, list[dict[str, Any]]] = {}
     for run_id, key, step, value, wall in rows:

@@ -21,7 +21,9 @@ from api.core.store import StoreBase
 from api.diagnosis.models import RunDiagnosis
 from api.evaluation.models import Evaluation
 from api.histograms.models import Histogram
-from api.metrics.models import PER_BATCH_SUFFIX, MetricPoint
+from api.metrics.blocks import MAX_STEP
+from api.metrics.models import PER_BATCH_SUFFIX, MetricSeries
+from api.metrics.points import points_by_step, read_points
 from api.runs.models import FINISHED, Run, RunEvent
 from api.streams.cursor import Event, RunCursor, StudyCursor, digest
 
@@ -66,8 +68,8 @@ class StreamReads(StoreBase):
             if run is None:
                 return Batch([_gone()], gone=True)
             step = conn.execute(
-                select(func.max(col(MetricPoint.step))).where(
-                    col(MetricPoint.run_id) == run_id, *_per_epoch(MetricPoint)
+                select(func.max(col(MetricSeries.last_step))).where(
+                    col(MetricSeries.run_id) == run_id, *_per_epoch(MetricSeries)
                 )
             ).scalar()
             hist = conn.execute(
@@ -77,7 +79,7 @@ class StreamReads(StoreBase):
                 select(func.max(col(RunEvent.id))).where(col(RunEvent.run_id) == run_id)
             ).scalar()
             events = [
-                _mark(conn, "epoch", MetricPoint, run_id, run.attempt, step),
+                _epoch_mark(conn, run_id, run.attempt, step),
                 _mark(conn, "histograms", Histogram, run_id, run.attempt, hist),
                 Event("event", {}, (int(last_event or 0),), run.attempt, quiet=True),
                 _status(run),
@@ -217,7 +219,7 @@ def _steps(conn: Connection, model: Any, run_id: int, after: int) -> tuple[list[
     steps = list(
         conn.execute(
             select(model.step)
-            .where(model.run_id == run_id, model.step >= after, *_per_epoch(model))
+            .where(model.run_id == run_id, model.step >= after)
             .group_by(model.step)
             .order_by(model.step)
             .limit(STEPS_PER_READ + 1)
@@ -229,21 +231,25 @@ def _steps(conn: Connection, model: Any, run_id: int, after: int) -> tuple[list[
 def _epochs(
     conn: Connection, run_id: int, attempt: int, base: RunCursor
 ) -> tuple[list[Event], bool]:
-    steps, more = _steps(conn, MetricPoint, run_id, base.step)
-    if not steps:
+    """The per-epoch points of up to ``STEPS_PER_READ`` steps from the cursor's, as epochs."""
+    latest = dict(
+        conn.execute(
+            select(col(MetricSeries.key), col(MetricSeries.last_step)).where(
+                col(MetricSeries.run_id) == run_id,
+                col(MetricSeries.last_step) >= base.step,
+                *_per_epoch(MetricSeries),
+            )
+        ).all()
+    )
+    if not latest:
         return [], False
-    by_step: dict[int, dict[str, Any]] = {}
-    for step, key, value in conn.execute(
-        select(col(MetricPoint.step), col(MetricPoint.key), col(MetricPoint.value))
-        .where(
-            col(MetricPoint.run_id) == run_id,
-            col(MetricPoint.step) >= steps[0],
-            col(MetricPoint.step) <= steps[-1],
-            *_per_epoch(MetricPoint),
-        )
-        .order_by(col(MetricPoint.step), col(MetricPoint.key))
-    ):
-        by_step.setdefault(int(step), {})[key] = float("nan") if value is None else value
+    keys = sorted(latest)
+    lo = base.step
+    by_step = points_by_step(conn, run_id, keys, lo, min(lo + STEPS_PER_READ - 1, MAX_STEP))
+    if not by_step:  # steps more than STEPS_PER_READ apart: on from the next one stored
+        lo = min(read_points(conn, run_id, key, lo, MAX_STEP, limit=1).steps[0] for key in keys)
+        by_step = points_by_step(conn, run_id, keys, lo, min(lo + STEPS_PER_READ - 1, MAX_STEP))
+    more = any(last > lo + STEPS_PER_READ - 1 for last in latest.values())
     events = []
     for step, values in by_step.items():
         mark = (step, len(values))
@@ -302,11 +308,24 @@ def _run_events(conn: Connection, run_id: int, attempt: int, after: int) -> list
 
 
 def _per_epoch(model: Any) -> list[Any]:
-    """The conditions that keep a stream's epochs to per-epoch points: a per-batch curve's
+    """The conditions that keep a stream's epochs to per-epoch series: a per-batch curve's
     steps count batches (api.metrics.models.PER_BATCH_SUFFIX)."""
-    if model is not MetricPoint:
-        return []
-    return [~col(MetricPoint.key).endswith(PER_BATCH_SUFFIX, autoescape=True)]
+    return [~col(model.key).endswith(PER_BATCH_SUFFIX, autoescape=True)]
+
+
+def _epoch_mark(conn: Connection, run_id: int, attempt: int, step: int | None) -> Event | None:
+    """Places a new reader after the stored epochs: the last step and how many per-epoch
+    series reach it (no series goes further: the step is their highest)."""
+    if step is None:
+        return None
+    count = conn.execute(
+        select(func.count()).where(
+            col(MetricSeries.run_id) == run_id,
+            col(MetricSeries.last_step) == step,
+            *_per_epoch(MetricSeries),
+        )
+    ).scalar_one()
+    return Event("epoch", {}, (int(step), int(count)), attempt, quiet=True)
 
 
 def _mark(
@@ -316,6 +335,6 @@ def _mark(
     if step is None:
         return None
     count = conn.execute(
-        select(func.count()).where(model.run_id == run_id, model.step == step, *_per_epoch(model))
+        select(func.count()).where(model.run_id == run_id, model.step == step)
     ).scalar_one()
     return Event(kind, {}, (int(step), int(count)), attempt, quiet=True)

@@ -16,6 +16,7 @@ from sqlmodel import Session, col
 from api.core.exceptions import Invalid
 from api.diagnosis.models import RunDiagnosis
 from api.metrics.models import MetricSeries
+from api.metrics.points import whole_series
 from api.runs.models import Run
 from api.runs.schemas import DiagnosisOut
 from api.studies.design import config_names, varied_paths
@@ -316,19 +317,9 @@ class StudyReads(StudyStore):
         for s in stored:
             (short if s.count <= min(MAX_RAW, max_points) else long).append(s)
         out: dict[tuple[int, str], dict[int, float]] = defaultdict(dict)
-        if short:
-            ids = sorted({s.run_id for s in short})
-            marks = ", ".join([self._mark] * len(ids))
-            key_marks = ", ".join([self._mark] * len(keys))
-            rows = session.connection().exec_driver_sql(
-                "SELECT run_id, key, step, value FROM metric_point "
-                f"WHERE run_id IN ({marks}) AND key IN ({key_marks})",
-                (*ids, *keys),
-            )
-            wanted = {(s.run_id, s.key) for s in short}
-            for run_id, key, step, value in rows:
-                if (run_id, key) in wanted:
-                    out[(run_id, key)][step] = float("nan") if value is None else value
+        wanted = [(s.run_id, s.key) for s in short]
+        for pair, block in whole_series(session.connection(), wanted).items():
+            out[pair] = dict(zip(block.steps, block.values, strict=True))
         for s in long:
             read = self.metrics.series(session, s.run_id, s, max_points, None, None)
             out[(s.run_id, s.key)] = dict(zip(read.steps, read.values, strict=True))

@@ -204,7 +204,7 @@ def test_owners_delete_a_run_with_all_its_data(client: TestClient, queue: Any) -
     late = client.post(f"{API}/runs/{run_id}/status", json={"status": "heartbeat"}, headers=worker)
     assert late.status_code == 401
     with client.app.state.store.engine.connect() as conn:  # type: ignore[attr-defined]
-        for table in ("metric_point", "metric_series", "run_event", "runtag", "api_token"):
+        for table in ("metric_block", "metric_series", "run_event", "runtag", "api_token"):
             column = "run_id"
             left = conn.execute(
                 text(f"SELECT COUNT(*) FROM {table} WHERE {column} = :r"), {"r": run_id}

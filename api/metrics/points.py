@@ -1,0 +1,207 @@
+"""A series' blocks in and out of the database (the codec: api.metrics.blocks).
+
+Statements go to the driver directly (a handful of rows, most of them packed arrays: SQLAlchemy's
+per-row processing would cost more than the database here). Every read is bounded: blocks are
+fetched ``BATCH`` at a time and a read of ``limit`` points stops there, so a page or an export
+of any length holds a few batches in memory at most.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import Connection
+
+from api.metrics.blocks import Block, unpack, unpack_steps
+
+BATCH = 64  # blocks a query
+
+_INSERT = (
+    "INSERT INTO metric_block (run_id, key, first_step, last_step, count, min_step, min_value, "
+    "max_step, max_value, steps_packed, values_packed, wall_times_packed) "
+    "VALUES ({m}, {m}, {m}, {m}, {m}, {m}, {m}, {m}, {m}, {m}, {m}, {m})"
+)
+
+
+def marks(conn: Connection) -> str:
+    """The driver's placeholder."""
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
+def _in_range(m: str) -> str:
+    # The blocks holding steps lo..hi: from the last block starting at or before lo (found by
+    # the primary key, like every other bound here), up to hi.
+    return (
+        f"run_id = {m} AND key = {m} AND last_step >= {m} AND first_step <= {m} AND first_step "
+        f">= (SELECT COALESCE(MAX(first_step), {m}) FROM metric_block WHERE run_id = {m} "
+        f"AND key = {m} AND first_step <= {m})"
+    )
+
+
+def _range_params(run_id: int, key: str, lo: int, hi: int) -> tuple[Any, ...]:
+    return (run_id, key, lo, hi, lo, run_id, key, lo)
+
+
+def _decode(row: Sequence[Any], walls: bool) -> Block:
+    first, last, steps, values = row[0], row[1], row[2], row[3]
+    return Block(
+        unpack_steps(first, last, steps),
+        unpack("d", values),
+        unpack("d", row[4]) if walls else [],
+    )
+
+
+def iter_blocks(
+    conn: Connection, run_id: int, key: str, lo: int, hi: int, walls: bool = False
+) -> Iterator[Block]:
+    """The points of (run, key) from step ``lo`` to ``hi``, block by block in step order (wall
+    times only with ``walls``)."""
+    m = marks(conn)
+    columns = "first_step, last_step, steps_packed, values_packed" + (
+        ", wall_times_packed" if walls else ""
+    )
+    sql = (
+        f"SELECT {columns} FROM metric_block WHERE {_in_range(m)} ORDER BY first_step LIMIT {BATCH}"
+    )
+    while lo <= hi:
+        rows = conn.exec_driver_sql(sql, _range_params(run_id, key, lo, hi)).all()
+        for row in rows:
+            block = _decode(row, walls).within(lo, hi)
+            if block.steps:
+                yield block
+        if len(rows) < BATCH or rows[-1][1] >= hi:
+            return
+        lo = rows[-1][1] + 1
+
+
+def read_points(
+    conn: Connection,
+    run_id: int,
+    key: str,
+    lo: int,
+    hi: int,
+    limit: int | None = None,
+    walls: bool = False,
+) -> Block:
+    """The first ``limit`` points (all, without one) of (run, key) from ``lo`` to ``hi``."""
+    out = Block()
+    for block in iter_blocks(conn, run_id, key, lo, hi, walls):
+        room = len(block.steps) if limit is None else limit - len(out.steps)
+        out.steps += block.steps[:room]
+        out.values += block.values[:room]
+        out.walls += block.walls[:room]
+        if limit is not None and len(out.steps) >= limit:
+            break
+    return out
+
+
+def block_summaries(conn: Connection, run_id: int, key: str, lo: int, hi: int) -> list[Any]:
+    """(first, last, count, min_step, min_value, max_step, max_value) of the blocks holding
+    steps ``lo`` to ``hi`` and of the block before ``lo`` (where a new point in the gap goes),
+    in step order: no packed array is read."""
+    m = marks(conn)
+    sql = (
+        "SELECT first_step, last_step, count, min_step, min_value, max_step, max_value "
+        f"FROM metric_block WHERE run_id = {m} AND key = {m} AND first_step <= {m} AND "
+        f"first_step >= (SELECT COALESCE(MAX(first_step), {m}) FROM metric_block "
+        f"WHERE run_id = {m} AND key = {m} AND first_step <= {m}) ORDER BY first_step"
+    )
+    return list(conn.exec_driver_sql(sql, (run_id, key, hi, lo, run_id, key, lo)).all())
+
+
+def blocks_at(
+    conn: Connection, run_id: int, key: str, firsts: Sequence[int], walls: bool = False
+) -> dict[int, Block]:
+    """The blocks of (run, key) starting at ``firsts``, whole."""
+    m = marks(conn)
+    columns = "first_step, last_step, steps_packed, values_packed" + (
+        ", wall_times_packed" if walls else ""
+    )
+    found: dict[int, Block] = {}
+    for i in range(0, len(firsts), 500):
+        part = firsts[i : i + 500]
+        sql = (
+            f"SELECT {columns} FROM metric_block WHERE run_id = {m} AND key = {m} "
+            f"AND first_step IN ({', '.join([m] * len(part))})"
+        )
+        for row in conn.exec_driver_sql(sql, (run_id, key, *part)):
+            found[row[0]] = _decode(row, walls)
+    return found
+
+
+def tail_blocks(conn: Connection, run_id: int, keys: Sequence[str]) -> dict[str, Block]:
+    """Each key's last block, whole (what an append extends), in one query."""
+    if not keys:
+        return {}
+    m = marks(conn)
+    key_marks = ", ".join([m] * len(keys))
+    sql = (
+        "SELECT first_step, last_step, steps_packed, values_packed, wall_times_packed, key "
+        f"FROM metric_block WHERE run_id = {m} AND (key, first_step) IN (SELECT key, "
+        f"MAX(first_step) FROM metric_block WHERE run_id = {m} AND key IN ({key_marks}) "
+        "GROUP BY key)"
+    )
+    rows = conn.exec_driver_sql(sql, (run_id, run_id, *keys))
+    return {row[5]: _decode(row, walls=True) for row in rows}
+
+
+def replace_blocks(
+    conn: Connection,
+    run_id: int,
+    removed: Sequence[tuple[str, int]],
+    added: Sequence[tuple[str, Block]],
+    full: int,
+) -> None:
+    """Delete the blocks (key, first step) ``removed`` and write ``added``; those of ``full``
+    points are compressed where that pays (the others are tails, rewritten by appends)."""
+    m = marks(conn)
+    if removed:
+        conn.exec_driver_sql(
+            f"DELETE FROM metric_block WHERE run_id = {m} AND key = {m} AND first_step = {m}",
+            [(run_id, key, first) for key, first in removed],
+        )
+    if added:
+        conn.exec_driver_sql(
+            _INSERT.format(m=m),
+            [(run_id, key, *b.row(len(b.steps) >= full)) for key, b in added],
+        )
+
+
+def points_by_step(
+    conn: Connection, run_id: int, keys: Sequence[str], lo: int, hi: int
+) -> dict[int, dict[str, float]]:
+    """Every point of ``keys`` from step ``lo`` to ``hi``, by step then key, in one query."""
+    if not keys:
+        return {}
+    m = marks(conn)
+    sql = (
+        "SELECT first_step, last_step, steps_packed, values_packed, key FROM metric_block "
+        f"WHERE run_id = {m} AND key IN ({', '.join([m] * len(keys))}) AND last_step >= {m} "
+        f"AND first_step <= {m} ORDER BY key, first_step"
+    )
+    found: dict[int, dict[str, float]] = {}
+    for row in conn.exec_driver_sql(sql, (run_id, *keys, lo, hi)):
+        block = _decode(row, walls=False).within(lo, hi)
+        for step, value in zip(block.steps, block.values, strict=True):
+            found.setdefault(step, {})[row[4]] = value
+    return dict(sorted(found.items()))
+
+
+def whole_series(
+    conn: Connection, series: Sequence[tuple[int, str]]
+) -> dict[tuple[int, str], Block]:
+    """Every point of each (run, key) in ``series``, in one query (short series: a study's
+    per-epoch curves)."""
+    m = marks(conn)
+    found: dict[tuple[int, str], Block] = {}
+    for i in range(0, len(series), 250):
+        part = series[i : i + 250]
+        sql = (
+            "SELECT first_step, last_step, steps_packed, values_packed, run_id, key "
+            f"FROM metric_block WHERE {' OR '.join([f'(run_id = {m} AND key = {m})'] * len(part))} "
+            "ORDER BY run_id, key, first_step"
+        )
+        for row in conn.exec_driver_sql(sql, tuple(v for pair in part for v in pair)):
+            found.setdefault((row[4], row[5]), Block()).extend(_decode(row, walls=False))
+    return found

@@ -20,6 +20,10 @@ class StoreBase:
         self._dialect = engine.dialect.name
         # The driver's placeholder, for the statements hot paths send to the driver directly.
         self._mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        # For reads of one statement (what every poll runs: its token, its grant, its
+        # validator): no transaction begun and rolled back around it, two round trips fewer on
+        # PostgreSQL; one statement sees one snapshot either way (READ COMMITTED, SQLite WAL).
+        self.reader = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

@@ -212,7 +212,7 @@ class DiagnosisStore(StoreBase):
         wanted = sorted(per_epoch, key=lambda k: (k not in FIRST, k))[:MAX_KEYS]
         for key in wanted:
             s = series[key]
-            read = self.metrics.series(session, run_id, s, MAX_POINTS, None, None)
+            read = self.metrics.series(session.connection(), run_id, s, MAX_POINTS, None, None)
             curves[key] = dict(zip(read.steps, read.values, strict=True))
         diverged = session.execute(
             select(col(Run.diverged_epoch)).where(col(Run.id) == run_id)

@@ -9,7 +9,8 @@ three packed arrays:
 - values and wall times: float64, bit for bit (NaN, +-Infinity, -0.0 and 1e308 come back as
   they went in).
 Each array is one codec byte then its bytes: raw little-endian, or zlib when that saves an
-eighth or more (a request's points share one wall time; a constant metric repeats itself).
+eighth or more (the steps' gaps and the wall times of a full block: a request's points share
+one wall time; values stay raw, a curve's noise does not compress and every read unpacks them).
 
 Pure functions: the database work is api.metrics.points.
 """
@@ -47,10 +48,14 @@ def pack(typecode: str, items: Any, compress: bool = True) -> bytes:
     return bytes([_RAW]) + raw
 
 
+def payload(blob: bytes) -> bytes:
+    """A packed array's little-endian bytes, decompressed."""
+    return blob[1:] if blob[0] == _RAW else zlib.decompress(blob[1:])
+
+
 def unpack(typecode: str, blob: bytes) -> list[Any]:
-    body = blob[1:] if blob[0] == _RAW else zlib.decompress(blob[1:])
     data = array(typecode)
-    data.frombytes(body)
+    data.frombytes(payload(blob))
     if _BIG_ENDIAN:
         data.byteswap()
     return data.tolist()
@@ -88,7 +93,8 @@ class Block:
             *(low or (None, None)),
             *(high or (None, None)),
             pack_steps(self.steps, compress),
-            pack("d", self.values, compress),
+            # Values stay raw: a real curve's noise does not compress, and reads unpack them.
+            pack("d", self.values, compress=False),
             pack("d", self.walls, compress),
         )
 

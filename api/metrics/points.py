@@ -1,7 +1,8 @@
 """A series' blocks in and out of the database (the codec: api.metrics.blocks).
 
 Statements go to the driver directly (a handful of rows, most of them packed arrays: SQLAlchemy's
-per-row processing would cost more than the database here). Every read is bounded: blocks are
+per-row processing would cost more than the database here; PostgreSQL's by a binary cursor).
+Every read is bounded: blocks are
 fetched ``BATCH`` at a time and a read of ``limit`` points stops there, so a page or an export
 of any length holds a few batches in memory at most.
 """
@@ -27,6 +28,20 @@ _INSERT = (
 def marks(conn: Connection) -> str:
     """The driver's placeholder."""
     return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
+def fetch(conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+    """Every row of ``sql``, from the driver's own cursor: on PostgreSQL a binary one, which
+    hands bytea over as it is (the text protocol sent each packed array as hex, twice its
+    size, for psycopg to decode: most of a long read's time)."""
+    conn.connection  # noqa: B018 - begins SQLAlchemy's transaction, as exec_driver_sql would
+    dbapi: Any = conn.connection.dbapi_connection
+    cursor = dbapi.cursor(binary=True) if conn.dialect.name == "postgresql" else dbapi.cursor()
+    try:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 def _in_range(m: str) -> str:
@@ -65,7 +80,7 @@ def iter_blocks(
         f"SELECT {columns} FROM metric_block WHERE {_in_range(m)} ORDER BY first_step LIMIT {BATCH}"
     )
     while lo <= hi:
-        rows = conn.exec_driver_sql(sql, _range_params(run_id, key, lo, hi)).all()
+        rows = fetch(conn, sql, _range_params(run_id, key, lo, hi))
         for row in rows:
             block = _decode(row, walls).within(lo, hi)
             if block.steps:
@@ -107,7 +122,7 @@ def block_summaries(conn: Connection, run_id: int, key: str, lo: int, hi: int) -
         f"first_step >= (SELECT COALESCE(MAX(first_step), {m}) FROM metric_block "
         f"WHERE run_id = {m} AND key = {m} AND first_step <= {m}) ORDER BY first_step"
     )
-    return list(conn.exec_driver_sql(sql, (run_id, key, hi, lo, run_id, key, lo)).all())
+    return fetch(conn, sql, (run_id, key, hi, lo, run_id, key, lo))
 
 
 def blocks_at(
@@ -125,9 +140,24 @@ def blocks_at(
             f"SELECT {columns} FROM metric_block WHERE run_id = {m} AND key = {m} "
             f"AND first_step IN ({', '.join([m] * len(part))})"
         )
-        for row in conn.exec_driver_sql(sql, (run_id, key, *part)):
+        for row in fetch(conn, sql, (run_id, key, *part)):
             found[row[0]] = _decode(row, walls)
     return found
+
+
+def blocks_at_raw(conn: Connection, run_id: int, key: str, firsts: Sequence[int]) -> list[Any]:
+    """(first, last, count, steps, values) of the blocks of (run, key) starting at ``firsts``,
+    still packed (for numpy: api.metrics.downsample)."""
+    m = marks(conn)
+    rows: list[Any] = []
+    for i in range(0, len(firsts), 500):
+        part = firsts[i : i + 500]
+        sql = (
+            "SELECT first_step, last_step, count, steps_packed, values_packed FROM metric_block "
+            f"WHERE run_id = {m} AND key = {m} AND first_step IN ({', '.join([m] * len(part))})"
+        )
+        rows += fetch(conn, sql, (run_id, key, *part))
+    return rows
 
 
 def tail_blocks(conn: Connection, run_id: int, keys: Sequence[str]) -> dict[str, Block]:
@@ -142,7 +172,7 @@ def tail_blocks(conn: Connection, run_id: int, keys: Sequence[str]) -> dict[str,
         f"MAX(first_step) FROM metric_block WHERE run_id = {m} AND key IN ({key_marks}) "
         "GROUP BY key)"
     )
-    rows = conn.exec_driver_sql(sql, (run_id, run_id, *keys))
+    rows = fetch(conn, sql, (run_id, run_id, *keys))
     return {row[5]: _decode(row, walls=True) for row in rows}
 
 
@@ -181,7 +211,7 @@ def points_by_step(
         f"AND first_step <= {m} ORDER BY key, first_step"
     )
     found: dict[int, dict[str, float]] = {}
-    for row in conn.exec_driver_sql(sql, (run_id, *keys, lo, hi)):
+    for row in fetch(conn, sql, (run_id, *keys, lo, hi)):
         block = _decode(row, walls=False).within(lo, hi)
         for step, value in zip(block.steps, block.values, strict=True):
             found.setdefault(step, {})[row[4]] = value
@@ -202,6 +232,6 @@ def whole_series(
             f"FROM metric_block WHERE {' OR '.join([f'(run_id = {m} AND key = {m})'] * len(part))} "
             "ORDER BY run_id, key, first_step"
         )
-        for row in conn.exec_driver_sql(sql, tuple(v for pair in part for v in pair)):
+        for row in fetch(conn, sql, tuple(v for pair in part for v in pair)):
             found.setdefault((row[4], row[5]), Block()).extend(_decode(row, walls=False))
     return found

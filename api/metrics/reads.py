@@ -6,11 +6,12 @@ a downsampled read stays cheap: api.metrics.downsample.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from itertools import repeat
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import and_, bindparam, select
-from sqlmodel import Session, col
+from sqlalchemy import Connection, and_, bindparam, select
+from sqlmodel import col
 
 from api.core.exceptions import NotFound
 from api.core.store import StoreBase
@@ -40,7 +41,7 @@ class MetricReads(StoreBase):
         params: dict[str, Any] = {"run_id": run_id}
         if keys:
             params["keys"] = list(keys)
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             rows = conn.execute(query, params).all()
         if not rows:
             raise NotFound(f"run {run_id} not found")
@@ -59,12 +60,14 @@ class MetricReads(StoreBase):
         """Per key, the points from ``start`` to ``end``: downsampled to ``max_points`` when
         there are more, or (``downsample=False``) the first ``max_points`` of them at full
         resolution with ``next_start``, the step a next page starts from."""
-        with Session(self.engine) as session:
-            self.access.run_row(session, run_id)
-            query = select(MetricSeries).where(col(MetricSeries.run_id) == run_id)
-            if keys:
-                query = query.where(col(MetricSeries.key).in_(keys))
-            found = {s.key: s for s in session.execute(query).scalars()}
+        params: dict[str, Any] = {"run_id": run_id}
+        if keys:
+            params["keys"] = list(keys)
+        with self.reader.connect() as conn:
+            rows = conn.execute(_SERIES_ROWS_OF if keys else _SERIES_ROWS, params).all()
+            if not rows:
+                raise NotFound(f"run {run_id} not found")
+            found = {r[0]: Span(*r) for r in rows if r[0] is not None}
             order = list(keys) if keys else sorted(found)
             out = []
             for key in order:
@@ -72,22 +75,22 @@ class MetricReads(StoreBase):
                 if s is None:
                     out.append(_series_of(key, [], [], 0, downsampled=False))
                 elif downsample:
-                    out.append(self.series(session, run_id, s, max_points, start, end))
+                    out.append(self.series(conn, run_id, s, max_points, start, end))
                 else:
-                    out.append(self._page(session, run_id, s, max_points, start, end))
+                    out.append(self._page(conn, run_id, s, max_points, start, end))
             return out
 
     def _page(
         self,
-        session: Session,
+        conn: Connection,
         run_id: int,
-        s: MetricSeries,
+        s: SeriesSpan,
         limit: int,
         start: int | None,
         end: int | None,
     ) -> Series:
         lo, hi = _span(s, start, end)
-        page = read_points(session.connection(), run_id, s.key, lo, hi, limit + 1)
+        page = read_points(conn, run_id, s.key, lo, hi, limit + 1)
         more = len(page.steps) > limit
         if more:
             del page.steps[limit:], page.values[limit:]
@@ -102,9 +105,9 @@ class MetricReads(StoreBase):
 
     def series(
         self,
-        session: Session,
+        conn: Connection,
         run_id: int,
-        s: MetricSeries,
+        s: SeriesSpan,
         max_points: int,
         start: int | None,
         end: int | None,
@@ -112,7 +115,6 @@ class MetricReads(StoreBase):
         lo, hi = _span(s, start, end)
         if hi < lo:
             return _series_of(s.key, [], [], s.count, downsampled=False)
-        conn = session.connection()
         if s.count <= max_points or hi - lo + 1 <= max_points:
             read = read_points(conn, run_id, s.key, lo, hi)
             return _series_of(s.key, read.steps, read.values, s.count, downsampled=False)
@@ -141,7 +143,28 @@ class MetricReads(StoreBase):
                 yield batch
 
 
-def _span(s: MetricSeries, start: int | None, end: int | None) -> tuple[int, int]:
+class SeriesSpan(Protocol):
+    """What a read needs of a series' summary (a MetricSeries, or a row of one)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def count(self) -> int: ...
+    @property
+    def first_step(self) -> int: ...
+    @property
+    def last_step(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    key: str
+    count: int
+    first_step: int
+    last_step: int
+
+
+def _span(s: SeriesSpan, start: int | None, end: int | None) -> tuple[int, int]:
     """The steps a read covers: ``start``..``end`` within the series' own first and last."""
     lo = s.first_step if start is None else max(start, s.first_step)
     hi = s.last_step if end is None else min(end, s.last_step)
@@ -186,3 +209,21 @@ def _series_state(keys: bool) -> Any:
 
 _SERIES_STATE = _series_state(keys=False)
 _SERIES_STATE_OF = _series_state(keys=True)
+
+
+def _series_rows(keys: bool) -> Any:
+    """The run (a row even without series: it exists) and the spans of its series."""
+    on = col(MetricSeries.run_id) == Run.id
+    if keys:
+        on = and_(on, col(MetricSeries.key).in_(bindparam("keys", expanding=True)))
+    columns = [MetricSeries.key, MetricSeries.count, MetricSeries.first_step]
+    return (
+        select(*[col(c) for c in columns], col(MetricSeries.last_step))
+        .select_from(Run)
+        .outerjoin(MetricSeries, on)
+        .where(col(Run.id) == bindparam("run_id"))
+    )
+
+
+_SERIES_ROWS = _series_rows(keys=False)
+_SERIES_ROWS_OF = _series_rows(keys=True)

@@ -33,7 +33,7 @@ class TokenStore(StoreBase):
 
         One indexed query (token, user, memberships, run status joined): it runs on every
         request, including 304 polls."""
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             rows = conn.execute(_AUTHENTICATE, {"token_hash": hash_token(token)}).all()
         if not rows:
             raise Unauthorized("unknown token")

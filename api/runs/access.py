@@ -67,7 +67,7 @@ class RunAccess(StoreBase):
     def grant_run(self, principal: Principal, run_id: int, need: str) -> RunGrant:
         """``authorize_run``, answering also which run this is (its team and creation): what
         a cached answer or a stream is keyed by, besides its id."""
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = conn.execute(_RUN_ACCESS, {"run_id": run_id}).first()
         missing = NotFound(f"run {run_id} not found")
         if row is None:

@@ -321,7 +321,7 @@ class StudyReads(StudyStore):
         for pair, block in whole_series(session.connection(), wanted).items():
             out[pair] = dict(zip(block.steps, block.values, strict=True))
         for s in long:
-            read = self.metrics.series(session, s.run_id, s, max_points, None, None)
+            read = self.metrics.series(session.connection(), s.run_id, s, max_points, None, None)
             out[(s.run_id, s.key)] = dict(zip(read.steps, read.values, strict=True))
         return out
 

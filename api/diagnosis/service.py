@@ -175,6 +175,8 @@ class DiagnosisStore(StoreBase):
         )
         # At most this many epochs have both losses; the stored diagnosis judged ``epochs``.
         epochs = min(counts.get("train_loss", 0), counts.get("val_loss", 0))
+        if kind == "metrics" and counts.get("val_loss", 0) > LIVE_EPOCHS:
+            return False  # too long to judge live (_diagnose): the heartbeat's or the end's turn
         stored = session.execute(
             select(col(RunDiagnosis.epochs), col(RunDiagnosis.computed_at)).where(
                 col(RunDiagnosis.run_id) == run_id

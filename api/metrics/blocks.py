@@ -9,8 +9,9 @@ three packed arrays:
 - values and wall times: float64, bit for bit (NaN, +-Infinity, -0.0 and 1e308 come back as
   they went in).
 Each array is one codec byte then its bytes: raw little-endian, or zlib when that saves an
-eighth or more (the steps' gaps and the wall times of a full block: a request's points share
-one wall time; values stay raw, a curve's noise does not compress and every read unpacks them).
+eighth or more (the steps' gaps and the wall times: a request's points share one wall time,
+and a tail rewritten by every append writes that much less; values stay raw: a curve's noise
+does not compress, and every read unpacks them).
 
 Pure functions: the database work is api.metrics.points.
 """
@@ -61,10 +62,10 @@ def unpack(typecode: str, blob: bytes) -> list[Any]:
     return data.tolist()
 
 
-def pack_steps(steps: list[int], compress: bool = True) -> bytes | None:
+def pack_steps(steps: list[int]) -> bytes | None:
     if steps[-1] - steps[0] + 1 == len(steps):
         return None  # dense: first..last says it all
-    return pack("q", [b - a for a, b in pairwise(steps)], compress)
+    return pack("q", [b - a for a, b in pairwise(steps)])
 
 
 def unpack_steps(first: int, last: int, blob: bytes | None) -> list[int]:
@@ -81,10 +82,9 @@ class Block:
     values: list[float] = field(default_factory=list)
     walls: list[float] = field(default_factory=list)
 
-    def row(self, compress: bool = True) -> tuple[Any, ...]:
+    def row(self) -> tuple[Any, ...]:
         """(first, last, count, min_step, min_value, max_step, max_value, steps, values,
-        wall times): the columns of metric_block after its run and key. ``compress``: try
-        zlib (worth it for a full block, written once; a tail is rewritten by every append)."""
+        wall times): the columns of metric_block after its run and key."""
         low, high = extremes(self.steps, self.values)
         return (
             self.steps[0],
@@ -92,10 +92,10 @@ class Block:
             len(self.steps),
             *(low or (None, None)),
             *(high or (None, None)),
-            pack_steps(self.steps, compress),
+            pack_steps(self.steps),
             # Values stay raw: a real curve's noise does not compress, and reads unpack them.
             pack("d", self.values, compress=False),
-            pack("d", self.walls, compress),
+            pack("d", self.walls),
         )
 
     def part(self, start: int, end: int) -> Block:

@@ -161,18 +161,23 @@ def blocks_at_raw(conn: Connection, run_id: int, key: str, firsts: Sequence[int]
 
 
 def tail_blocks(conn: Connection, run_id: int, keys: Sequence[str]) -> dict[str, Block]:
-    """Each key's last block, whole (what an append extends), in one query."""
+    """Each key's last block, whole (what an append extends), in one query: per key, the
+    primary key's last entry (a backward index step, whatever the series' length; a GROUP BY
+    over the run's blocks grew with them, and PostgreSQL's generic plan for it with the
+    table)."""
     if not keys:
         return {}
     m = marks(conn)
-    key_marks = ", ".join([m] * len(keys))
-    sql = (
-        "SELECT first_step, last_step, steps_packed, values_packed, wall_times_packed, key "
-        f"FROM metric_block WHERE run_id = {m} AND (key, first_step) IN (SELECT key, "
-        f"MAX(first_step) FROM metric_block WHERE run_id = {m} AND key IN ({key_marks}) "
-        "GROUP BY key)"
+    one = (
+        "SELECT * FROM (SELECT first_step, last_step, steps_packed, values_packed, "
+        f"wall_times_packed, key FROM metric_block WHERE run_id = {m} AND key = {m} "
+        "ORDER BY first_step DESC LIMIT 1) AS tail"
     )
-    rows = fetch(conn, sql, (run_id, run_id, *keys))
+    rows: list[Any] = []
+    for i in range(0, len(keys), 200):
+        part = keys[i : i + 200]
+        sql = " UNION ALL ".join([one] * len(part))
+        rows += fetch(conn, sql, tuple(v for key in part for v in (run_id, key)))
     return {row[5]: _decode(row, walls=True) for row in rows}
 
 
@@ -181,10 +186,8 @@ def replace_blocks(
     run_id: int,
     removed: Sequence[tuple[str, int]],
     added: Sequence[tuple[str, Block]],
-    full: int,
 ) -> None:
-    """Delete the blocks (key, first step) ``removed`` and write ``added``; those of ``full``
-    points are compressed where that pays (the others are tails, rewritten by appends)."""
+    """Delete the blocks (key, first step) ``removed`` and write ``added``."""
     m = marks(conn)
     if removed:
         conn.exec_driver_sql(
@@ -194,7 +197,7 @@ def replace_blocks(
     if added:
         conn.exec_driver_sql(
             _INSERT.format(m=m),
-            [(run_id, key, *b.row(len(b.steps) >= full)) for key, b in added],
+            [(run_id, key, *b.row()) for key, b in added],
         )
 
 

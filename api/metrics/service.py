@@ -165,7 +165,7 @@ class MetricStore(MetricReads):
                 written += [(key, chunk) for chunk in stored.chunks(self.block_points)]
             if got.steps:
                 accepted[key] = got
-        replace_blocks(conn, run_id, removed, written, self.block_points)
+        replace_blocks(conn, run_id, removed, written)
         return accepted
 
     @staticmethod

@@ -125,30 +125,27 @@ class MetricStore(MetricReads):
         max_keys: int,
     ) -> dict[str, Block]:
         """Write the points into their series' blocks; per key, the points that were new."""
-        mark = self._mark
-        last: dict[str, int] = dict(
-            conn.exec_driver_sql(
-                f"SELECT key, last_step FROM metric_series WHERE run_id = {mark}", (run_id,)
-            ).all()
-        )
-        added_keys = len(by_key.keys() - last.keys())
-        if added_keys and len(last) + added_keys > max_keys:
-            raise Invalid(
-                "points.key",
-                f"the run has {len(last)} metric keys and this post adds {added_keys}; a run "
-                f"has at most {max_keys} (FITLENS_MAX_METRIC_KEYS)",
-            )
-        # Most posts append: a key whose steps all come after its stored last step goes to the
-        # end of its last block, which one query reads for every such key.
+        # Each key's last block tells its last step: most posts append, to the end of that
+        # block. A key without one is new, and only then are the run's keys counted.
         news = {key: _block_of(points) for key, points in by_key.items()}
-        appends = [k for k, b in news.items() if k not in last or b.steps[0] > last[k]]
-        tails = tail_blocks(conn, run_id, [k for k in appends if k in last])
+        tails = tail_blocks(conn, run_id, list(news))
+        added_keys = len(news.keys() - tails.keys())
+        if added_keys:
+            have = conn.exec_driver_sql(
+                f"SELECT COUNT(*) FROM metric_series WHERE run_id = {self._mark}", (run_id,)
+            ).scalar_one()
+            if have + added_keys > max_keys:
+                raise Invalid(
+                    "points.key",
+                    f"the run has {have} metric keys and this post adds {added_keys}; a run "
+                    f"has at most {max_keys} (FITLENS_MAX_METRIC_KEYS)",
+                )
         removed: list[tuple[str, int]] = []
         written: list[tuple[str, Block]] = []
         accepted: dict[str, Block] = {}
         for key, new in news.items():
-            if key in tails or key not in last:
-                tail = tails.get(key)
+            tail = tails.get(key)
+            if tail is None or new.steps[0] > tail.steps[-1]:  # a new key, or an append
                 if tail is None or len(tail.steps) >= self.block_points:
                     targets: list[tuple[int | None, Block, Block]] = [(None, Block(), new)]
                 else:

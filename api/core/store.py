@@ -23,7 +23,13 @@ class StoreBase:
         # For reads of one statement (what every poll runs: its token, its grant, its
         # validator): no transaction begun and rolled back around it, two round trips fewer on
         # PostgreSQL; one statement sees one snapshot either way (READ COMMITTED, SQLite WAL).
-        self.reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # (SQLite begins no transaction for a read anyway: switching its connections to
+        # autocommit and back would only cost a PRAGMA each time.)
+        self.reader = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self._dialect == "postgresql"
+            else engine
+        )
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

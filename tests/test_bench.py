@@ -69,6 +69,8 @@ def test_ingest_bench_starts_the_real_server_and_prints_a_rate() -> None:
     assert "5,000 points a request: 20,000 points in 4 requests" in out, out
     rates = re.findall(r"ingest rate ([\d,]+) points/s", out)
     assert len(rates) == 2 and all(int(r.replace(",", "")) > 0 for r in rates), out
+    floors = re.findall(r"raw sqlite3 floor at [\d,]+ a request: ([\d,]+) points/s", out)
+    assert len(floors) == 2 and all(int(f.replace(",", "")) > 0 for f in floors), out
 
 
 def test_ingest_bench_compares_mlflow_s_protocol_with_mlflow_s_own_server() -> None:
@@ -114,6 +116,36 @@ def test_read_bench_prints_curve_and_poll_timings() -> None:
         r"metrics.jsonl, 20,000 points streamed: .*?(\d+) MiB before, (\d+) MiB", out
     )
     assert memory and int(memory.group(2)) < int(memory.group(1)) + 50, out
+
+
+def test_read_bench_compares_the_two_reads_with_mlflow_s_own_server() -> None:
+    out = run_module(
+        "bench.read", "--points", "5000", "--repeat", "3", "--csv-points", "3000", "--mlflow"
+    )
+    for read in ("full", "downsampled"):
+        found = re.search(
+            rf"MLflow's own server, {read} read of 3,000 points: ([\d.]+) ms; fitlens ([\d.]+)x",
+            out,
+        )
+        assert found and float(found.group(1)) > 0 and float(found.group(2)) > 0, out
+
+
+def test_blocks_bench_prints_each_block_size_s_figures() -> None:
+    out = run_module(
+        "bench.blocks", "--sizes", "256,1024", "--points", "8000", "--bytes-points", "20000"
+    )
+    rows = re.findall(
+        r"block\s+([\d,]+): ingest ([\d,]+) points/s \(([\d.]+)x\).*?([\d.]+) bytes/point", out
+    )
+    assert [r[0] for r in rows] == ["256", "1,024"], out
+    assert rows[1][2] == "1.00" and all(float(r[3]) > 0 for r in rows), out
+
+
+def test_storage_bench_prints_bytes_per_point_before_and_after() -> None:
+    out = run_module("bench.storage", "--points", "20000", "--before", str(ROOT))
+    sizes = re.findall(r": ([\d.]+) bytes/point", out)
+    assert len(sizes) == 2 and all(float(s) > 0 for s in sizes), out
+    assert re.search(r"before / fitlens: [\d.]+x", out), out
 
 
 def test_study_bench_prints_the_read_figures_of_a_50_member_study() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Self
 
 import httpx
@@ -71,6 +72,18 @@ class Http:
         if response.status_code >= 400:
             raise error_of(response)
         return response.content, response.headers
+
+    def save(self, path: str, target: Path) -> Path:
+        """A download streamed into ``target`` as it arrives (an export of any length in a
+        few chunks of memory); FitlensError with the API's message."""
+        with self.http.stream("GET", path, timeout=None) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise error_of(response)
+            with open(target, "wb") as out:
+                for chunk in response.iter_bytes():
+                    out.write(chunk)
+        return target
 
     def get(self, path: str, **params: Any) -> Any:
         return self.call("GET", path, params={k: v for k, v in params.items() if v is not None})

@@ -4,6 +4,7 @@ and following them until they end."""
 from __future__ import annotations
 
 import io
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -178,17 +179,18 @@ class Run:
         return list(self.client.get(f"/runs/{self.id}/events", kind=kind))
 
     def export(self, path: str | Path, format: str = "csv") -> Path:
-        """Every point (key, step, value, wall_time) as CSV, or as Parquet (needs pyarrow)."""
-        text = self.client.get(f"/runs/{self.id}/metrics.csv")
+        """Every point (key, step, value, wall_time) as CSV, or as Parquet (needs pyarrow),
+        streamed: memory stays flat whatever the run's length. NaN and +-Infinity stay the
+        values they were (not nulls)."""
         path = Path(path)
+        url = f"/runs/{self.id}/metrics.csv"
         if format == "csv":
-            path.write_text(text)
-        elif format == "parquet":
-            import pandas as pd
-
-            pd.read_csv(io.StringIO(text)).to_parquet(path, index=False)
-        else:
+            return self.client.save(url, path)
+        if format != "parquet":
             raise ValueError(f"format must be csv or parquet, not {format!r}")
+        with tempfile.TemporaryDirectory(prefix="fitlens-export-") as tmp:
+            csv_path = self.client.save(url, Path(tmp) / "metrics.csv")
+            _csv_to_parquet(csv_path, path)
         return path
 
     # ---- actions ----
@@ -270,3 +272,20 @@ def list_runs(client: Http, limit: int = 100, **filters: Any) -> list[Run]:
         if not cursor:
             break
     return out
+
+
+def _csv_to_parquet(source: Path, target: Path) -> None:
+    """The export's CSV into Parquet, a batch of rows at a time (pyarrow's streaming reader;
+    "nan", "inf" and "-inf" are numbers here, as the API writes them, never nulls)."""
+    import pyarrow as pa
+    from pyarrow import csv
+    from pyarrow import parquet as pq
+
+    types = {"key": pa.string(), "step": pa.int64(), "value": pa.float64()}
+    types["wall_time"] = pa.float64()
+    reader = csv.open_csv(
+        source, convert_options=csv.ConvertOptions(column_types=types, null_values=[])
+    )
+    with pq.ParquetWriter(target, reader.schema) as writer:
+        for batch in reader:
+            writer.write_batch(batch)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection
 
 from api.metrics.blocks import payload
-from api.metrics.points import block_summaries, blocks_at_raw
+from api.metrics.points import block_summaries
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,16 +37,17 @@ def downsample(
     n_buckets = max(1, max_points // 2)
     width = -(-(hi - lo + 1) // n_buckets)  # ceil
     parts: list[Part] = []
-    across: list[int] = []
-    for first, last, _, min_s, min_v, max_s, max_v in block_summaries(conn, run_id, key, lo, hi):
+    across: list[Any] = []
+    for row in block_summaries(conn, run_id, key, lo, hi, width):
+        first, last, count, min_s, min_v, max_s, max_v, steps, values = row
         if last < lo:
             continue  # the block before lo
-        if lo <= first and last <= hi and (first - lo) // width == (last - lo) // width:
+        if values is None:  # inside one bucket: its summary is its part
             parts.append((first, min_s, min_v, max_s, max_v))
         else:
-            across.append(first)
+            across.append((first, last, count, steps, values))
     if across:
-        parts += bucket_parts(blocks_at_raw(conn, run_id, key, across), lo, hi, width)
+        parts += bucket_parts(across, lo, hi, width)
     return merge_buckets(parts, lo, hi, width, n_buckets)
 
 
@@ -70,7 +71,7 @@ def bucket_parts(rows: Sequence[Any], lo: int, hi: int, width: int) -> list[Part
     ``width`` steps from ``lo``: each piece's extremes (the first of ties; NaN is neither)."""
     import numpy as np
 
-    steps, values = _arrays(sorted(rows, key=lambda r: r[0]))
+    steps, values = _arrays(rows)  # in step order, as the blocks are
     keep = (steps >= lo) & (steps <= hi)
     steps, values = steps[keep], values[keep]
     if not len(steps):

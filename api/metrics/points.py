@@ -111,18 +111,35 @@ def read_points(
     return out
 
 
-def block_summaries(conn: Connection, run_id: int, key: str, lo: int, hi: int) -> list[Any]:
+def block_summaries(
+    conn: Connection, run_id: int, key: str, lo: int, hi: int, width: int | None = None
+) -> list[Any]:
     """(first, last, count, min_step, min_value, max_step, max_value) of the blocks holding
     steps ``lo`` to ``hi`` and of the block before ``lo`` (where a new point in the gap goes),
-    in step order: no packed array is read."""
+    in step order: no packed array is read. With ``width``, each row also holds the packed
+    steps and values of a block that is not inside one bucket of ``width`` steps from ``lo``
+    (NULL for those that are: their summary is all a downsampled read needs), in the same
+    query."""
     m = marks(conn)
+    packed = ""
+    params: tuple[Any, ...] = ()
+    if width is not None:
+        inside = (
+            f"first_step >= {m} AND last_step <= {m} AND "
+            f"(first_step - {m}) / {m} = (last_step - {m}) / {m}"
+        )
+        packed = (
+            f", CASE WHEN {inside} THEN NULL ELSE steps_packed END"
+            f", CASE WHEN {inside} THEN NULL ELSE values_packed END"
+        )
+        params = (lo, hi, lo, width, lo, width) * 2
     sql = (
-        "SELECT first_step, last_step, count, min_step, min_value, max_step, max_value "
+        f"SELECT first_step, last_step, count, min_step, min_value, max_step, max_value{packed} "
         f"FROM metric_block WHERE run_id = {m} AND key = {m} AND first_step <= {m} AND "
         f"first_step >= (SELECT COALESCE(MAX(first_step), {m}) FROM metric_block "
         f"WHERE run_id = {m} AND key = {m} AND first_step <= {m}) ORDER BY first_step"
     )
-    return fetch(conn, sql, (run_id, key, hi, lo, run_id, key, lo))
+    return fetch(conn, sql, (*params, run_id, key, hi, lo, run_id, key, lo))
 
 
 def blocks_at(
@@ -143,21 +160,6 @@ def blocks_at(
         for row in fetch(conn, sql, (run_id, key, *part)):
             found[row[0]] = _decode(row, walls)
     return found
-
-
-def blocks_at_raw(conn: Connection, run_id: int, key: str, firsts: Sequence[int]) -> list[Any]:
-    """(first, last, count, steps, values) of the blocks of (run, key) starting at ``firsts``,
-    still packed (for numpy: api.metrics.downsample)."""
-    m = marks(conn)
-    rows: list[Any] = []
-    for i in range(0, len(firsts), 500):
-        part = firsts[i : i + 500]
-        sql = (
-            "SELECT first_step, last_step, count, steps_packed, values_packed FROM metric_block "
-            f"WHERE run_id = {m} AND key = {m} AND first_step IN ({', '.join([m] * len(part))})"
-        )
-        rows += fetch(conn, sql, (run_id, key, *part))
-    return rows
 
 
 def tail_blocks(conn: Connection, run_id: int, keys: Sequence[str]) -> dict[str, Block]:

@@ -87,6 +87,28 @@ def test_your_own_loop_logs_non_finite_values_and_failures(
         assert viewer.run(run.id).status == "succeeded"
 
 
+def test_exports_stream_every_point_and_keep_non_finite_values(
+    client: Client, tmp_path: Path
+) -> None:
+    special = [math.nan, math.inf, -math.inf, -0.0, 1e308, 5e-324]
+    with client.start_run(project="client", name="exported") as logged:
+        for step in range(3_000):  # three blocks' worth
+            value = special[step % 6] if step % 10 == 0 else 1.0 / (step + 1)
+            logged.log({"loss": value, "acc": step / 3_000}, step=step)
+    run = client.run(logged.id)
+    exported = pd.read_parquet(run.export(tmp_path / "run.parquet", "parquet"))
+    written = pd.read_csv(run.export(tmp_path / "run.csv"))
+    assert len(exported) == len(written) == 6_000 and exported["value"].notna().sum() < 6_000
+    loss = exported[exported["key"] == "loss"].set_index("step")["value"]
+    for step in range(0, 3_000, 10):
+        want = special[step % 6]
+        got = loss[step]
+        assert (math.isnan(got) and math.isnan(want)) or (
+            got == want and math.copysign(1, got) == math.copysign(1, want)
+        ), (step, got, want)
+    assert list(exported["step"][exported["key"] == "acc"]) == list(range(3_000))
+
+
 def test_your_own_loops_run_ends_at_its_last_step_and_records_its_environment(
     client: Client, api: httpx.Client
 ) -> None:

@@ -203,7 +203,13 @@ def mlflow_reads(points: int, repeat: int) -> dict[str, float]:
     sample (get-history-bulk-interval), as round trips (ms), the client's parse included."""
     workdir = Path(tempfile.mkdtemp(prefix="fitlens-bench-mlflow-"))
     api = "/api/2.0/mlflow"
-    with mlflow_server(workdir) as url, httpx.Client(base_url=url, timeout=600) as http:
+    # A connection a request: MLflow's server closes idle keep-alive connections, and a read
+    # sent on one as it closed came back as "Server disconnected".
+    fresh = httpx.Limits(max_keepalive_connections=0)
+    with (
+        mlflow_server(workdir) as url,
+        httpx.Client(base_url=url, timeout=600, limits=fresh) as http,
+    ):
         made = http.post(f"{api}/runs/create", json={"experiment_id": "0"}).raise_for_status()
         run_id = made.json()["run"]["info"]["run_id"]
         now = int(time.time() * 1000)

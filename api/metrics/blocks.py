@@ -32,7 +32,7 @@ from typing import Any
 BLOCK_POINTS = 1024
 MAX_STEP = 2**63 - 1  # the largest step: int64's
 
-_RAW, _ZLIB = 0, 1
+RAW, _ZLIB = 0, 1  # a packed array's codec byte
 _BIG_ENDIAN = sys.byteorder == "big"
 _COMPRESS_FROM = 256  # bytes: smaller arrays are not worth a try
 
@@ -46,12 +46,12 @@ def pack(typecode: str, items: Any, compress: bool = True) -> bytes:
         packed = zlib.compress(raw, 1)
         if len(packed) <= len(raw) - len(raw) // 8:
             return bytes([_ZLIB]) + packed
-    return bytes([_RAW]) + raw
+    return bytes([RAW]) + raw
 
 
 def payload(blob: bytes) -> bytes:
     """A packed array's little-endian bytes, decompressed."""
-    return blob[1:] if blob[0] == _RAW else zlib.decompress(blob[1:])
+    return blob[1:] if blob[0] == RAW else zlib.decompress(blob[1:])
 
 
 def unpack(typecode: str, blob: bytes) -> list[Any]:

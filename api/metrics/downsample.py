@@ -1,141 +1,131 @@
 """Curves of any length, read cheaply from the blocks' summaries.
 
 A downsampled read splits the steps asked for into ``max_points / 2`` buckets and keeps each
-bucket's minimum and its maximum point: a one-step spike survives any zoom level, which stride
-or random sampling cannot promise. A block that lies inside one bucket gives its stored
-minimum and maximum (no packed array is read); the blocks across buckets are unpacked and cut
-at their edges, so every bucket's extremes are its own points, exactly.
+bucket's minimum and its maximum point (the first of ties; NaN is neither, and a bucket of NaN
+only shows one NaN): a one-step spike survives any zoom level, which stride or random sampling
+cannot promise.
 
-The unpacked points are bucketed with numpy (a 100,000-point read unpacks them all: a Python
-loop over them cost 15 ms, numpy's reductions a tenth of that); numpy is imported on the first
-such read, so a server that never reads a long curve never loads it.
+A block that lies inside one bucket is read as its summary alone: its stored minimum and
+maximum stand for it, two points (no packed array is read). The blocks across buckets are
+unpacked. Both go, in step order, into one array that numpy cuts at the buckets' edges and
+reduces, so every bucket's extremes are its own points, exactly: a Python loop over a
+100,000-point read cost 15 ms, numpy's reductions a tenth of that. numpy is imported on the
+first such read, so a server that never reads a long curve never loads it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
-from api.metrics.blocks import payload
+from api.metrics.blocks import MAX_STEP, RAW, payload
 from api.metrics.points import block_summaries
 
 if TYPE_CHECKING:
     import numpy as np
-
-# (first step, min step, min, max step, max): a block's or a bucket's part; None: only NaN.
-Part = tuple[int, int | None, float | None, int | None, float | None]
 
 
 def downsample(
     conn: Connection, run_id: int, key: str, lo: int, hi: int, max_points: int
 ) -> tuple[list[int], list[float]]:
     """About ``max_points`` points of (run, key) from ``lo`` to ``hi``: each bucket's minimum
-    and maximum, in step order (a bucket of NaN only: one NaN)."""
+    and maximum, in step order."""
     n_buckets = max(1, max_points // 2)
-    width = -(-(hi - lo + 1) // n_buckets)  # ceil
-    parts: list[Part] = []
-    across: list[Any] = []
-    for row in block_summaries(conn, run_id, key, lo, hi, width):
-        first, last, count, min_s, min_v, max_s, max_v, steps, values = row
-        if last < lo:
-            continue  # the block before lo
-        if values is None:  # inside one bucket: its summary is its part
-            parts.append((first, min_s, min_v, max_s, max_v))
-        else:
-            across.append((first, last, count, steps, values))
-    if across:
-        parts += bucket_parts(across, lo, hi, width)
-    return merge_buckets(parts, lo, hi, width, n_buckets)
+    width = -(-(hi - lo + 1) // n_buckets)  # ceil; 2**63 for one bucket over every step
+    rows = block_summaries(conn, run_id, key, lo, hi, min(width, MAX_STEP))
+    steps, values = _points([row for row in rows if row[1] >= lo], lo, hi)
+    return bucket_extremes(steps, values, lo, width, n_buckets)
 
 
-def _arrays(rows: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
-    """The steps and values of packed blocks' rows (first, last, count, steps, values)."""
+def _points(rows: Sequence[Any], lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """The points from ``lo`` to ``hi`` that can be a bucket's extreme, in step order: every
+    point of a block across buckets, the minimum and maximum of one inside a bucket (its first
+    step, as NaN, where it holds NaN only)."""
     import numpy as np
 
-    steps, values = [], []
-    for first, _, count, packed_steps, packed_values in rows:
-        if packed_steps is None:
-            steps.append(first + np.arange(count, dtype=np.int64))
-        else:
-            gaps = np.frombuffer(payload(packed_steps), dtype="<i8")
-            steps.append(first + np.concatenate(([0], np.cumsum(gaps))))
-        values.append(np.frombuffer(payload(packed_values), dtype="<f8"))
-    return np.concatenate(steps), np.concatenate(values)
-
-
-def bucket_parts(rows: Sequence[Any], lo: int, hi: int, width: int) -> list[Part]:
-    """The points of the packed blocks ``rows`` from ``lo`` to ``hi`` cut into the buckets of
-    ``width`` steps from ``lo``: each piece's extremes (the first of ties; NaN is neither)."""
-    import numpy as np
-
-    steps, values = _arrays(rows)  # in step order, as the blocks are
-    keep = (steps >= lo) & (steps <= hi)
-    steps, values = steps[keep], values[keep]
-    if not len(steps):
-        return []
-    bucket = (steps - lo) // width
-    starts = np.flatnonzero(np.diff(bucket, prepend=-1))
-    segment = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(steps))))
-    nan = np.isnan(values)
-    low_at = _first_extreme(np.where(nan, np.inf, values), np.minimum, starts, segment, nan)
-    high_at = _first_extreme(np.where(nan, -np.inf, values), np.maximum, starts, segment, nan)
-    found = low_at >= 0
-    low_at, high_at = np.where(found, low_at, 0), np.where(found, high_at, 0)
-    return [
-        (first, min_s, min_v, max_s, max_v) if ok else (first, None, None, None, None)
-        for first, ok, min_s, min_v, max_s, max_v in zip(
-            steps[starts].tolist(),
-            found.tolist(),
-            steps[low_at].tolist(),
-            values[low_at].tolist(),
-            steps[high_at].tolist(),
-            values[high_at].tolist(),
-            strict=True,
-        )
-    ]
-
-
-def _first_extreme(
-    values: np.ndarray, reduce: Any, starts: np.ndarray, segment: np.ndarray, nan: np.ndarray
-) -> np.ndarray:
-    """Per segment, the index of its first extreme value that is not NaN; -1 if none."""
-    import numpy as np
-
-    best = reduce.reduceat(values, starts)
-    hits = np.flatnonzero((values == best[segment]) & ~nan)
-    found = np.full(len(starts), -1, dtype=np.int64)
-    owners, first_hit = np.unique(segment[hits], return_index=True)
-    found[owners] = hits[first_hit]
-    return found
-
-
-def merge_buckets(
-    parts: Iterable[Part], lo: int, hi: int, width: int, n_buckets: int
-) -> tuple[list[int], list[float]]:
-    """Merge parts into output buckets of ``width`` steps; each bucket yields its min and max
-    point, in step order."""
-    mins: dict[int, tuple[float, int]] = {}
-    maxs: dict[int, tuple[float, int]] = {}
-    empty: dict[int, int] = {}  # buckets holding only NaN points: shown as one NaN
-    for first, min_s, min_v, max_s, max_v in parts:
-        b = min(max((first - lo) // width, 0), n_buckets - 1)
-        if min_v is None or min_s is None or max_s is None or max_v is None:
-            if lo <= first <= hi:
-                empty.setdefault(b, first)
+    steps: list[np.ndarray] = []
+    values: list[np.ndarray] = []
+    summary_steps: list[int] = []  # of blocks inside a bucket, since the last block across
+    summary_values: list[float] = []
+    for first, _last, count, min_s, min_v, max_s, max_v, packed_steps, packed_values in rows:
+        if packed_values is None:
+            if min_s is None:
+                summary_steps.append(first)
+                summary_values.append(math.nan)
+            else:
+                low, high = sorted([(min_s, min_v), (max_s, max_v)])
+                summary_steps += [low[0], high[0]] if low[0] != high[0] else [low[0]]
+                summary_values += [low[1], high[1]] if low[0] != high[0] else [low[1]]
             continue
-        if lo <= min_s <= hi and (b not in mins or min_v < mins[b][0]):
-            mins[b] = (min_v, min_s)
-        if lo <= max_s <= hi and (b not in maxs or max_v > maxs[b][0]):
-            maxs[b] = (max_v, max_s)
-    points: dict[int, float] = {}
-    for b, step in empty.items():
-        if b not in mins and b not in maxs:
-            points[step] = math.nan
-    for table in (mins, maxs):
-        for value, step in table.values():
-            points[step] = value
-    steps = sorted(points)
-    return steps, [points[s] for s in steps]
+        if summary_steps:
+            steps.append(np.array(summary_steps, dtype=np.int64))
+            values.append(np.array(summary_values, dtype=np.float64))
+            summary_steps, summary_values = [], []
+        steps.append(_block_steps(np, first, count, packed_steps))
+        values.append(_block_values(np, packed_values))
+    steps.append(np.array(summary_steps, dtype=np.int64))
+    values.append(np.array(summary_values, dtype=np.float64))
+    all_steps, all_values = np.concatenate(steps), np.concatenate(values)
+    cut = slice(np.searchsorted(all_steps, lo), np.searchsorted(all_steps, hi, side="right"))
+    return all_steps[cut], all_values[cut]
+
+
+def _block_steps(np: Any, first: int, count: int, packed: bytes | None) -> np.ndarray:
+    if packed is None:  # dense
+        return first + np.arange(count, dtype=np.int64)
+    gaps = np.frombuffer(payload(packed), dtype="<i8")
+    return first + np.concatenate(([0], np.cumsum(gaps)))
+
+
+def _block_values(np: Any, packed: bytes) -> np.ndarray:
+    if packed[0] == RAW:  # as values are written: read in place, no copy
+        return np.frombuffer(packed, dtype="<f8", offset=1)
+    return np.frombuffer(payload(packed), dtype="<f8")
+
+
+def bucket_extremes(
+    steps: np.ndarray, values: np.ndarray, lo: int, width: int, n_buckets: int
+) -> tuple[list[int], list[float]]:
+    """Per bucket of ``width`` steps from ``lo`` holding points (``steps`` ascending), its
+    minimum and maximum point, or its first step as NaN when it holds NaN only; in step
+    order."""
+    import numpy as np
+
+    if not len(steps):
+        return [], []
+    # Bucket k holds the steps from lo + k * width (each edge fits int64: it is below hi).
+    edges = np.array([width * k for k in range(1, n_buckets)], dtype=np.int64)
+    cuts = np.searchsorted(steps - lo, edges)
+    starts, ends = np.concatenate(([0], cuts)), np.concatenate((cuts, [len(steps)]))
+    held = starts < ends
+    starts, ends = starts[held], ends[held]
+    low_at = _first_equal(values, np.fmin.reduceat(values, starts), starts, ends)
+    high_at = _first_equal(values, np.fmax.reduceat(values, starts), starts, ends)
+    found = low_at >= 0
+    kept_steps = np.concatenate(
+        (steps[low_at[found]], steps[high_at[found]], steps[starts[~found]])
+    )
+    kept_values = np.concatenate(
+        (values[low_at[found]], values[high_at[found]], np.full(int((~found).sum()), np.nan))
+    )
+    ordered, first = np.unique(kept_steps, return_index=True)
+    return ordered.tolist(), kept_values[first].tolist()
+
+
+def _first_equal(
+    values: np.ndarray, best: np.ndarray, starts: np.ndarray, ends: np.ndarray
+) -> np.ndarray:
+    """Per segment ``starts[i]:ends[i]``, the index of its first value equal to ``best[i]``
+    (fmin's or fmax's: NaN only where the segment is all NaN, which nothing equals); -1 if
+    none."""
+    import numpy as np
+
+    hits = np.flatnonzero(values == np.repeat(best, ends - starts))
+    if not len(hits):
+        return np.full(len(starts), -1, dtype=np.int64)
+    at = np.searchsorted(hits, starts)
+    first = hits[np.minimum(at, len(hits) - 1)]
+    return np.where((at < len(hits)) & (first < ends), first, -1)

@@ -32,21 +32,18 @@ class MetricReads(StoreBase):
         super().__init__(access.engine)
         self.access = access
 
-    def curves_validator(self, run_id: int, keys: Sequence[str] | None) -> str:
-        """What a curves read's ETag is made of: the run's attempt and, per key asked for, how
-        many points it has and its last step. Points are never rewritten (a repeat is
-        ignored), so these change exactly when the curves do: a heartbeat, or a point of
-        another key, leaves them alone (and a poll gets its 304)."""
-        query = _SERIES_STATE if not keys else _SERIES_STATE_OF
+    def curves_state(self, run_id: int, keys: Sequence[str] | None) -> CurvesState:
+        """The state of a run's curves (all, or ``keys``): its attempt and each series' span,
+        in one query; its validator is what a curves read's ETag is made of."""
         params: dict[str, Any] = {"run_id": run_id}
         if keys:
             params["keys"] = list(keys)
         with self.reader.connect() as conn:
-            rows = conn.execute(query, params).all()
+            rows = conn.execute(_SERIES_STATE_OF if keys else _SERIES_STATE, params).all()
         if not rows:
             raise NotFound(f"run {run_id} not found")
-        state = ";".join(f"{k}:{n}:{s}" for _, k, n, s in sorted(rows, key=lambda r: r[1] or ""))
-        return f"a{rows[0][0]}|{state}"
+        spans = {r[1]: Span(*r[1:]) for r in rows if r[1] is not None}
+        return CurvesState(rows[0][0], spans)
 
     def get_curves(
         self,
@@ -56,19 +53,16 @@ class MetricReads(StoreBase):
         start: int | None = None,
         end: int | None = None,
         downsample: bool = True,
+        state: CurvesState | None = None,
     ) -> list[Series]:
         """Per key, the points from ``start`` to ``end``: downsampled to ``max_points`` when
         there are more, or (``downsample=False``) the first ``max_points`` of them at full
-        resolution with ``next_start``, the step a next page starts from."""
-        params: dict[str, Any] = {"run_id": run_id}
-        if keys:
-            params["keys"] = list(keys)
+        resolution with ``next_start``, the step a next page starts from. ``state``: the
+        curves' state as read for the ETag (read again without it); the points read are the
+        ones up to its last steps."""
+        found = (state or self.curves_state(run_id, keys)).spans
+        order = list(keys) if keys else sorted(found)
         with self.reader.connect() as conn:
-            rows = conn.execute(_SERIES_ROWS_OF if keys else _SERIES_ROWS, params).all()
-            if not rows:
-                raise NotFound(f"run {run_id} not found")
-            found = {r[0]: Span(*r) for r in rows if r[0] is not None}
-            order = list(keys) if keys else sorted(found)
             out = []
             for key in order:
                 s = found.get(key)
@@ -164,6 +158,23 @@ class Span:
     last_step: int
 
 
+@dataclass(frozen=True, slots=True)
+class CurvesState:
+    """A run's attempt and the spans of its series (all, or the keys asked for)."""
+
+    attempt: int
+    spans: dict[str, Span]
+
+    @property
+    def validator(self) -> str:
+        """The run's attempt and, per key, how many points it has and its last step. Points
+        are never rewritten (a repeat is ignored), so these change exactly when the curves
+        do: a heartbeat, or a point of another key, leaves them alone (and a poll gets its
+        304)."""
+        state = ";".join(f"{k}:{s.count}:{s.last_step}" for k, s in sorted(self.spans.items()))
+        return f"a{self.attempt}|{state}"
+
+
 def _span(s: SeriesSpan, start: int | None, end: int | None) -> tuple[int, int]:
     """The steps a read covers: ``start``..``end`` within the series' own first and last."""
     lo = s.first_step if start is None else max(start, s.first_step)
@@ -190,7 +201,8 @@ def _series_of(
     )
 
 
-# Built once (they run on every poll): the run's attempt and its series' sizes, all keys or some.
+# Built once (they run on every poll): the run (a row even without series: it exists), its
+# attempt and the spans of its series, all keys or some.
 def _series_state(keys: bool) -> Any:
     on = col(MetricSeries.run_id) == Run.id
     if keys:
@@ -200,8 +212,10 @@ def _series_state(keys: bool) -> Any:
             col(Run.attempt),
             col(MetricSeries.key),
             col(MetricSeries.count),
+            col(MetricSeries.first_step),
             col(MetricSeries.last_step),
         )
+        .select_from(Run)
         .outerjoin(MetricSeries, on)
         .where(col(Run.id) == bindparam("run_id"))
     )
@@ -209,21 +223,3 @@ def _series_state(keys: bool) -> Any:
 
 _SERIES_STATE = _series_state(keys=False)
 _SERIES_STATE_OF = _series_state(keys=True)
-
-
-def _series_rows(keys: bool) -> Any:
-    """The run (a row even without series: it exists) and the spans of its series."""
-    on = col(MetricSeries.run_id) == Run.id
-    if keys:
-        on = and_(on, col(MetricSeries.key).in_(bindparam("keys", expanding=True)))
-    columns = [MetricSeries.key, MetricSeries.count, MetricSeries.first_step]
-    return (
-        select(*[col(c) for c in columns], col(MetricSeries.last_step))
-        .select_from(Run)
-        .outerjoin(MetricSeries, on)
-        .where(col(Run.id) == bindparam("run_id"))
-    )
-
-
-_SERIES_ROWS = _series_rows(keys=False)
-_SERIES_ROWS_OF = _series_rows(keys=True)

@@ -126,16 +126,17 @@ async def curves(
     ``start``), so a curve of any length reads at full resolution, page by page."""
     wanted = csv_list(keys, "keys") or None
     # The ETag follows the curves asked for, not the run: heartbeats and other keys' points
-    # leave it alone (docs/api.md, "Polling").
+    # leave it alone (docs/api.md, "Polling"). The state it is made of says what to read.
+    state = store.curves_state(run_id, wanted)
     return await conditional_answer(
         request,
         answers,
         grant.identity,
-        store.curves_validator(run_id, wanted),
+        state.validator,
         lambda: Curves(
             run_id=run_id,
             revision=grant.revision,
-            series=store.get_curves(run_id, wanted, max_points, start, end, downsample),
+            series=store.get_curves(run_id, wanted, max_points, start, end, downsample, state),
         ),
     )
 

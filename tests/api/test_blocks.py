@@ -156,6 +156,35 @@ def test_a_downsampled_read_keeps_each_bucket_s_own_extremes(client: TestClient)
     assert all(got[s] == values[s] for s in expected)
 
 
+def test_each_bucket_keeps_its_first_extremes_among_ties_and_nan() -> None:
+    """The bucketing by hand: per bucket, its first minimum and first maximum by step (NaN is
+    neither; a bucket of NaN only shows its first step as NaN), with ties, infinities and
+    -0.0 common."""
+    import numpy as np
+
+    from api.metrics.downsample import bucket_extremes
+
+    rng = random.Random(5)
+    for _ in range(200):
+        steps = sorted(rng.sample(range(3_000), rng.randrange(1, 600)))
+        values = [rng.choice([*SPECIAL, 1.0, 1.0]) for _ in steps]
+        lo = rng.randrange(0, steps[0] + 1)
+        n_buckets = rng.choice([1, 2, 7, 50, 400])
+        width = -(-(steps[-1] - lo + 1) // n_buckets)
+        expected: dict[int, float] = {}
+        for b in range(n_buckets):
+            held = [(s, v) for s, v in zip(steps, values, strict=True) if b == (s - lo) // width]
+            real = [(s, v) for s, v in held if not math.isnan(v)]
+            if held and not real:
+                expected[held[0][0]] = math.nan
+            for best in (min, max) if real else ():
+                value = best(v for _, v in real)
+                expected |= [(s, v) for s, v in real if v == value][:1]
+        got = bucket_extremes(np.array(steps), np.array(values), lo, width, n_buckets)
+        assert got[0] == sorted(expected)
+        assert [bits(v) for v in got[1]] == [bits(expected[s]) for s in got[0]]
+
+
 def test_steps_up_to_the_largest_int64(client: TestClient) -> None:
     run_id = submit(client)["id"]
     start(client, run_id)
@@ -168,6 +197,11 @@ def test_steps_up_to_the_largest_int64(client: TestClient) -> None:
     ).json()["series"][0]
     assert zoom["steps"] == [MAX_STEP - 1, MAX_STEP]
     assert full_read(client, run_id, "far", page=2) == {s: s / 3 for s in steps}
+    # One bucket over every step (2**63 of them: wider than int64) keeps its min and max:
+    # (MAX_STEP - 1) / 3 and MAX_STEP / 3 are one float64, and the first of ties is kept.
+    one_bucket = client.get(f"{API}/runs/{run_id}/curves", params={"max_points": 2})
+    assert one_bucket.status_code == 200
+    assert one_bucket.json()["series"][0]["steps"] == [0, MAX_STEP - 1]
     too_far = [{"key": "far", "step": MAX_STEP + 1, "value": 1.0}]
     refused = client.post(f"{API}/runs/{run_id}/metrics", json={"points": too_far})
     assert refused.status_code == 422 and "points.0.step" in refused.text

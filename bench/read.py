@@ -152,7 +152,6 @@ def reads(args: argparse.Namespace) -> dict[str, float]:
             f"p50 {p(wall, 50):.1f} ms (p95 {p(wall, 95):.1f} ms); "
             f"server p50 {p(server, 50):.1f} ms"
         )
-        figures["downsampled_long"] = p(wall, 50)
 
         mid = args.points // 2
         zoom = f"/api/v1/runs/{run_id}/curves?keys=train_loss&start={mid}&end={mid + 999}"

@@ -20,7 +20,7 @@ from dataclasses import asdict
 from datetime import UTC
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlmodel import Session, col
 
 from api.core.db import utcnow
@@ -51,6 +51,15 @@ FIRST = frozenset(
 MAX_KEYS = 50
 # Longer series are read downsampled (each bucket's minimum and maximum), enough for the rules.
 MAX_POINTS = 20_000
+
+# Built once: _due runs them on every post of losses (building a select cost more than
+# running it).
+_LOSS_COUNTS = select(col(MetricSeries.key), col(MetricSeries.count)).where(
+    col(MetricSeries.run_id) == bindparam("run_id"), col(MetricSeries.key).in_(sorted(LOSSES))
+)
+_JUDGED = select(col(RunDiagnosis.epochs), col(RunDiagnosis.computed_at)).where(
+    col(RunDiagnosis.run_id) == bindparam("run_id")
+)
 
 
 class DiagnosisStore(StoreBase):
@@ -166,22 +175,12 @@ class DiagnosisStore(StoreBase):
 
     def _due(self, session: Session, run_id: int, kind: str) -> bool:
         """Whether new epochs should be judged now (see the module's docstring)."""
-        counts: dict[str, int] = dict(
-            session.execute(
-                select(col(MetricSeries.key), col(MetricSeries.count)).where(
-                    col(MetricSeries.run_id) == run_id, col(MetricSeries.key).in_(LOSSES)
-                )
-            ).all()
-        )
+        counts: dict[str, int] = dict(session.execute(_LOSS_COUNTS, {"run_id": run_id}).all())
         # At most this many epochs have both losses; the stored diagnosis judged ``epochs``.
         epochs = min(counts.get("train_loss", 0), counts.get("val_loss", 0))
         if kind == "metrics" and counts.get("val_loss", 0) > LIVE_EPOCHS:
             return False  # too long to judge live (_diagnose): the heartbeat's or the end's turn
-        stored = session.execute(
-            select(col(RunDiagnosis.epochs), col(RunDiagnosis.computed_at)).where(
-                col(RunDiagnosis.run_id) == run_id
-            )
-        ).first()
+        stored = session.execute(_JUDGED, {"run_id": run_id}).first()
         if stored is None:
             return epochs > 0
         if stored.epochs >= epochs:

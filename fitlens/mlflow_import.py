@@ -42,11 +42,23 @@ class SourceError(Exception):
     """The MLflow server refused, or could not be reached."""
 
 
+# MLflow's server closes idle keep-alive connections; a request sent on one as it closes comes
+# back as "Server disconnected" (or a read or write error). Every call here only reads, so it
+# is sent again, on a fresh connection, at once.
+_STALE_CONNECTION = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+_TRIES = 3
+
+
 def _call(http: httpx.Client, method: str, path: str, **kw: Any) -> dict[str, Any]:
-    try:
-        response = http.request(method, path, **kw)
-    except httpx.TransportError as exc:
-        raise SourceError(f"cannot reach MLflow at {http.base_url}: {exc}") from None
+    for attempt in range(1, _TRIES + 1):
+        try:
+            response = http.request(method, path, **kw)
+            break
+        except _STALE_CONNECTION as exc:
+            if attempt == _TRIES:
+                raise SourceError(f"cannot reach MLflow at {http.base_url}: {exc}") from None
+        except httpx.TransportError as exc:
+            raise SourceError(f"cannot reach MLflow at {http.base_url}: {exc}") from None
     if response.status_code >= 400:
         try:
             said = response.json()

@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -196,6 +197,18 @@ def reads(args: argparse.Namespace) -> dict[str, float]:
     return figures
 
 
+def _get_json(http: httpx.Client, url: str, params: dict[str, Any]) -> Any:
+    """A read from MLflow's server, sent again (up to 3 times) when the server drops the
+    connection without answering, as it does now and then even on a fresh one."""
+    for attempt in range(3):
+        try:
+            return http.get(url, params=params).json()
+        except httpx.RemoteProtocolError:
+            if attempt == 2:
+                raise
+    return None
+
+
 def mlflow_reads(points: int, repeat: int) -> dict[str, float]:
     """The same two reads from MLflow's own server (SQLite, its defaults): every point of a
     ``points``-point metric by metrics/get-history, page by page, and its UI's 1,000-point
@@ -227,7 +240,7 @@ def mlflow_reads(points: int, repeat: int) -> dict[str, float]:
                 params = {"run_id": run_id, "metric_key": "train_loss", "max_results": 25_000}
                 if token:
                     params["page_token"] = token
-                body = http.get(f"{api}/metrics/get-history", params=params).json()
+                body = _get_json(http, f"{api}/metrics/get-history", params)
                 got += len(body.get("metrics", []))
                 token = body.get("next_page_token")
                 if not token:
@@ -239,7 +252,7 @@ def mlflow_reads(points: int, repeat: int) -> dict[str, float]:
         figures = {}
         for name, read in (
             ("full", full),
-            ("downsampled", lambda: http.get(interval, params=sample).json()),
+            ("downsampled", lambda: _get_json(http, interval, sample)),
         ):
             times = []
             for _ in range(max(3, repeat // 5)):

@@ -32,7 +32,7 @@ from typing import Any
 BLOCK_POINTS = 1024
 MAX_STEP = 2**63 - 1  # the largest step: int64's
 
-RAW, _ZLIB = 0, 1  # a packed array's codec byte
+_RAW, _ZLIB = 0, 1
 _BIG_ENDIAN = sys.byteorder == "big"
 _COMPRESS_FROM = 256  # bytes: smaller arrays are not worth a try
 
@@ -46,12 +46,13 @@ def pack(typecode: str, items: Any, compress: bool = True) -> bytes:
         packed = zlib.compress(raw, 1)
         if len(packed) <= len(raw) - len(raw) // 8:
             return bytes([_ZLIB]) + packed
-    return bytes([RAW]) + raw
+    return bytes([_RAW]) + raw
 
 
-def payload(blob: bytes) -> bytes:
-    """A packed array's little-endian bytes, decompressed."""
-    return blob[1:] if blob[0] == RAW else zlib.decompress(blob[1:])
+def payload(blob: bytes) -> bytes | memoryview:
+    """A packed array's little-endian bytes, decompressed; a raw one's in place, not copied
+    (a long read unpacks a hundred blocks per 100,000 points)."""
+    return memoryview(blob)[1:] if blob[0] == _RAW else zlib.decompress(blob[1:])
 
 
 def unpack(typecode: str, blob: bytes) -> list[Any]:

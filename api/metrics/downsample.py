@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
-from api.metrics.blocks import MAX_STEP, RAW, payload
+from api.metrics.blocks import MAX_STEP, payload
 from api.metrics.points import block_summaries
 
 if TYPE_CHECKING:
@@ -65,10 +65,7 @@ def _points(rows: Sequence[Any], lo: int, hi: int) -> tuple[np.ndarray, np.ndarr
             gapped.append((len(firsts), first, packed_steps))
         firsts.append(first)
         counts.append(count)
-        # Values are written raw: their bytes are read in place, after the codec byte.
-        chunks.append(
-            memoryview(packed_values)[1:] if packed_values[0] == RAW else payload(packed_values)
-        )
+        chunks.append(payload(packed_values))
     values = np.frombuffer(b"".join(chunks), dtype="<f8")
     sizes = np.array(counts, dtype=np.int64)
     offsets = np.cumsum(sizes) - sizes

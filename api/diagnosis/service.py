@@ -52,13 +52,26 @@ MAX_KEYS = 50
 # Longer series are read downsampled (each bucket's minimum and maximum), enough for the rules.
 MAX_POINTS = 20_000
 
-# Built once: _due runs them on every post of losses (building a select cost more than
-# running it).
-_LOSS_COUNTS = select(col(MetricSeries.key), col(MetricSeries.count)).where(
-    col(MetricSeries.run_id) == bindparam("run_id"), col(MetricSeries.key).in_(sorted(LOSSES))
-)
-_JUDGED = select(col(RunDiagnosis.epochs), col(RunDiagnosis.computed_at)).where(
-    col(RunDiagnosis.run_id) == bindparam("run_id")
+
+def _loss_count(key: str) -> Any:
+    return (
+        select(col(MetricSeries.count))
+        .where(col(MetricSeries.run_id) == bindparam("run_id"), col(MetricSeries.key) == key)
+        .scalar_subquery()
+    )
+
+
+def _judged(column: Any) -> Any:
+    return select(column).where(col(RunDiagnosis.run_id) == bindparam("run_id")).scalar_subquery()
+
+
+# What _due needs, in one row of one statement (each read is a round trip on PostgreSQL, on
+# every post of losses), built once (building a select cost more than running it).
+_DUE_FACTS = select(
+    _loss_count("train_loss").label("train_loss"),
+    _loss_count("val_loss").label("val_loss"),
+    _judged(col(RunDiagnosis.epochs)).label("epochs"),
+    _judged(col(RunDiagnosis.computed_at)).label("computed_at"),
 )
 
 
@@ -175,19 +188,18 @@ class DiagnosisStore(StoreBase):
 
     def _due(self, session: Session, run_id: int, kind: str) -> bool:
         """Whether new epochs should be judged now (see the module's docstring)."""
-        counts: dict[str, int] = dict(session.execute(_LOSS_COUNTS, {"run_id": run_id}).all())
+        facts = session.execute(_DUE_FACTS, {"run_id": run_id}).one()
         # At most this many epochs have both losses; the stored diagnosis judged ``epochs``.
-        epochs = min(counts.get("train_loss", 0), counts.get("val_loss", 0))
-        if kind == "metrics" and counts.get("val_loss", 0) > LIVE_EPOCHS:
+        epochs = min(facts.train_loss or 0, facts.val_loss or 0)
+        if kind == "metrics" and (facts.val_loss or 0) > LIVE_EPOCHS:
             return False  # too long to judge live (_diagnose): the heartbeat's or the end's turn
-        stored = session.execute(_JUDGED, {"run_id": run_id}).first()
-        if stored is None:
+        if facts.epochs is None:
             return epochs > 0
-        if stored.epochs >= epochs:
+        if facts.epochs >= epochs:
             return False  # no epoch came since
         if epochs <= EAGER_EPOCHS:
             return True
-        judged = stored.computed_at
+        judged = facts.computed_at
         judged = judged if judged.tzinfo is not None else judged.replace(tzinfo=UTC)
         return (utcnow() - judged).total_seconds() >= LIVE_INTERVAL
 

@@ -1,7 +1,8 @@
 """A series' blocks in and out of the database (the codec: api.metrics.blocks).
 
 Statements go to the driver directly (a handful of rows, most of them packed arrays: SQLAlchemy's
-per-row processing would cost more than the database here; PostgreSQL's by a binary cursor).
+per-row processing would cost more than the database here; PostgreSQL's by a binary cursor), and
+an ingest's several at once (``run_together``: one round trip on PostgreSQL).
 Every read is bounded: blocks are
 fetched ``BATCH`` at a time and a read of ``limit`` points stops there, so a page or an export
 of any length holds a few batches in memory at most.
@@ -10,6 +11,8 @@ of any length holds a few batches in memory at most.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection
@@ -30,18 +33,58 @@ def marks(conn: Connection) -> str:
     return "?" if conn.dialect.paramstyle == "qmark" else "%s"
 
 
-def fetch(conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
-    """Every row of ``sql``, from the driver's own cursor: on PostgreSQL a binary one, which
-    hands bytea over as it is (the text protocol sent each packed array as hex, twice its
-    size, for psycopg to decode: most of a long read's time)."""
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """A statement for ``run_together``: with ``many``, ``params`` holds one tuple a row."""
+
+    sql: str
+    params: Sequence[Any]
+    many: bool = False
+    rows: bool = False  # it answers rows
+
+
+def _cursor(conn: Connection) -> Any:
+    """The driver's own cursor: on PostgreSQL a binary one, which hands bytea over as it is
+    (the text protocol sent each packed array as hex, twice its size, for psycopg to decode:
+    most of a long read's time)."""
     conn.connection  # noqa: B018 - begins SQLAlchemy's transaction, as exec_driver_sql would
     dbapi: Any = conn.connection.dbapi_connection
-    cursor = dbapi.cursor(binary=True) if conn.dialect.name == "postgresql" else dbapi.cursor()
+    return dbapi.cursor(binary=True) if conn.dialect.name == "postgresql" else dbapi.cursor()
+
+
+def fetch(conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+    """Every row of ``sql``, from the driver's own cursor."""
+    cursor = _cursor(conn)
     try:
         cursor.execute(sql, params)
         return list(cursor.fetchall())
     finally:
         cursor.close()
+
+
+def run_together(conn: Connection, statements: Sequence[Statement]) -> list[list[Any]]:
+    """Run ``statements`` in order, in the connection's transaction; the rows of each (empty
+    for one without ``rows``). On PostgreSQL in one round trip, psycopg's pipeline: each
+    statement still runs after the one before it is done, and (READ COMMITTED) sees what was
+    committed when it starts, after the locks those before it took."""
+    pipeline: Any = nullcontext()
+    if conn.dialect.name == "postgresql":
+        conn.connection  # noqa: B018 - begins SQLAlchemy's transaction
+        dbapi: Any = conn.connection.dbapi_connection
+        pipeline = dbapi.pipeline()
+    cursors = []
+    try:
+        with pipeline:
+            for statement in statements:
+                cursor = _cursor(conn)
+                cursors.append(cursor)
+                run = cursor.executemany if statement.many else cursor.execute
+                run(statement.sql, statement.params)
+            answers = zip(cursors, statements, strict=True)
+            return [list(c.fetchall()) if s.rows else [] for c, s in answers]
+    finally:
+        for cursor in cursors:
+            cursor.close()
 
 
 def _in_range(m: str) -> str:
@@ -162,45 +205,53 @@ def blocks_at(
     return found
 
 
-def tail_blocks(conn: Connection, run_id: int, keys: Sequence[str]) -> dict[str, Block]:
-    """Each key's last block, whole (what an append extends), in one query: per key, the
-    primary key's last entry (a backward index step, whatever the series' length; a GROUP BY
-    over the run's blocks grew with them, and PostgreSQL's generic plan for it with the
-    table)."""
-    if not keys:
-        return {}
+def tail_statements(conn: Connection, run_id: int, keys: Sequence[str]) -> list[Statement]:
+    """What reads each key's last block, whole (what an append extends), for ``tails``: per
+    key, the primary key's last entry (a backward index step, whatever the series' length; a
+    GROUP BY over the run's blocks grew with them, and PostgreSQL's generic plan for it with
+    the table)."""
     m = marks(conn)
     one = (
         "SELECT * FROM (SELECT first_step, last_step, steps_packed, values_packed, "
         f"wall_times_packed, key FROM metric_block WHERE run_id = {m} AND key = {m} "
         "ORDER BY first_step DESC LIMIT 1) AS tail"
     )
-    rows: list[Any] = []
-    for i in range(0, len(keys), 200):
-        part = keys[i : i + 200]
-        sql = " UNION ALL ".join([one] * len(part))
-        rows += fetch(conn, sql, tuple(v for key in part for v in (run_id, key)))
-    return {row[5]: _decode(row, walls=True) for row in rows}
+    return [
+        Statement(
+            " UNION ALL ".join([one] * len(part)),
+            tuple(v for key in part for v in (run_id, key)),
+            rows=True,
+        )
+        for part in (keys[i : i + 200] for i in range(0, len(keys), 200))
+    ]
 
 
-def replace_blocks(
+def tails(answers: Sequence[Sequence[Any]]) -> dict[str, Block]:
+    """Each key's last block, from the rows of ``tail_statements``."""
+    return {row[5]: _decode(row, walls=True) for rows in answers for row in rows}
+
+
+def block_writes(
     conn: Connection,
     run_id: int,
     removed: Sequence[tuple[str, int]],
     added: Sequence[tuple[str, Block]],
-) -> None:
-    """Delete the blocks (key, first step) ``removed`` and write ``added``."""
+) -> list[Statement]:
+    """What deletes the blocks (key, first step) ``removed`` and writes ``added``."""
     m = marks(conn)
+    writes = []
     if removed:
-        conn.exec_driver_sql(
-            f"DELETE FROM metric_block WHERE run_id = {m} AND key = {m} AND first_step = {m}",
-            [(run_id, key, first) for key, first in removed],
+        writes.append(
+            Statement(
+                f"DELETE FROM metric_block WHERE run_id = {m} AND key = {m} AND first_step = {m}",
+                [(run_id, key, first) for key, first in removed],
+                many=True,
+            )
         )
     if added:
-        conn.exec_driver_sql(
-            _INSERT.format(m=m),
-            [(run_id, key, *b.row()) for key, b in added],
-        )
+        rows = [(run_id, key, *b.row()) for key, b in added]
+        writes.append(Statement(_INSERT.format(m=m), rows, many=True))
+    return writes
 
 
 def points_by_step(

@@ -8,17 +8,24 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, case, or_, select
-from sqlmodel import Session, SQLModel, col
+from sqlalchemy import Connection, select
+from sqlmodel import Session, col
 
 from api.core.exceptions import Conflict, Invalid, NotFound
 from api.core.schemas import IngestResult
 from api.metrics.blocks import BLOCK_POINTS, Block, extremes, place
 from api.metrics.models import MetricSeries
-from api.metrics.points import block_summaries, blocks_at, replace_blocks, tail_blocks
+from api.metrics.points import (
+    Statement,
+    block_summaries,
+    block_writes,
+    blocks_at,
+    run_together,
+    tail_statements,
+    tails,
+)
 from api.metrics.reads import MetricReads
 from api.metrics.schemas import CompareRun, MetricPointDict, RunSummary
 from api.runs.models import FINISHED
@@ -30,21 +37,44 @@ def _block_of(points: dict[int, tuple[float, float]]) -> Block:
     return Block(steps, [points[s][0] for s in steps], [points[s][1] for s in steps])
 
 
-def _series_row(block: Block) -> dict[str, Any]:
-    """A series summary of ``block``'s points (NaN: NULL in the summary columns)."""
+def _series_row(block: Block) -> tuple[Any, ...]:
+    """A series summary of ``block``'s points, in _SERIES_UPSERT's order after run and key
+    (NaN: NULL in the summary columns)."""
     low, high = extremes(block.steps, block.values)
     last = block.values[-1]
-    return {
-        "count": len(block.steps),
-        "first_step": block.steps[0],
-        "last_step": block.steps[-1],
-        "last_value": None if math.isnan(last) else last,
-        "last_wall_time": block.walls[-1],
-        "min_step": low[0] if low else None,
-        "min_value": low[1] if low else None,
-        "max_step": high[0] if high else None,
-        "max_value": high[1] if high else None,
-    }
+    return (
+        len(block.steps),
+        block.steps[0],
+        block.steps[-1],
+        None if math.isnan(last) else last,
+        block.walls[-1],
+        *(low or (None, None)),
+        *(high or (None, None)),
+    )
+
+
+# The series summaries' upsert, merging the new points' summary into the stored one. Every
+# right-hand side sees the row as it was (SQL's UPDATE; both databases).
+_LOWER = (
+    "excluded.min_value IS NOT NULL AND (s.min_value IS NULL OR excluded.min_value < s.min_value)"
+)
+_HIGHER = (
+    "excluded.max_value IS NOT NULL AND (s.max_value IS NULL OR excluded.max_value > s.max_value)"
+)
+_LATER = "excluded.last_step > s.last_step"
+_SERIES_UPSERT = f"""INSERT INTO metric_series AS s (run_id, key, count, first_step, last_step,
+last_value, last_wall_time, min_step, min_value, max_step, max_value)
+VALUES ({{m}}, {{m}}, {{m}}, {{m}}, {{m}}, {{m}}, {{m}}, {{m}}, {{m}}, {{m}}, {{m}})
+ON CONFLICT (run_id, key) DO UPDATE SET
+count = s.count + excluded.count,
+first_step = {{least}}(s.first_step, excluded.first_step),
+last_step = {{greatest}}(s.last_step, excluded.last_step),
+last_value = CASE WHEN {_LATER} THEN excluded.last_value ELSE s.last_value END,
+last_wall_time = CASE WHEN {_LATER} THEN excluded.last_wall_time ELSE s.last_wall_time END,
+min_step = CASE WHEN {_LOWER} THEN excluded.min_step ELSE s.min_step END,
+min_value = CASE WHEN {_LOWER} THEN excluded.min_value ELSE s.min_value END,
+max_step = CASE WHEN {_HIGHER} THEN excluded.max_step ELSE s.max_step END,
+max_value = CASE WHEN {_HIGHER} THEN excluded.max_value ELSE s.max_value END"""
 
 
 def _null_to_nan(value: float | None) -> float:
@@ -84,20 +114,23 @@ class MetricStore(MetricReads):
             if p["step"] not in steps:
                 wall = p.get("wall_time")
                 steps[p["step"]] = (p["value"], now if wall is None else wall)
+        news = {key: _block_of(points) for key, points in by_key.items()}
         with Session(self.engine) as session:
             conn = session.connection()
             # One statement takes the run's row lock (SQLite: the write lock), bumps its
             # revision and reads what the checks need. The lock serialises ingestion per run,
-            # so the blocks read below stay as they are until commit.
-            mark = self._mark
-            row = conn.exec_driver_sql(
-                f"UPDATE run SET revision = revision + 1 WHERE id = {mark} "
+            # so the blocks read after it (each key's last block: most posts append to it)
+            # stay as they are until commit.
+            lock = Statement(
+                f"UPDATE run SET revision = revision + 1 WHERE id = {self._mark} "
                 "RETURNING status, attempt, revision",
                 (run_id,),
-            ).first()
-            if row is None:
+                rows=True,
+            )
+            locked, *tail_rows = run_together(conn, [lock, *tail_statements(conn, run_id, [*news])])
+            if not locked:
                 raise NotFound(f"run {run_id} not found")
-            status, run_attempt, revision = row
+            status, run_attempt, revision = locked[0]
             if status == "failed" and self.access.revive_silent_client(session, run_id):
                 status, revision = "running", revision + 1
             if status in FINISHED:
@@ -106,12 +139,13 @@ class MetricStore(MetricReads):
                 raise Conflict(
                     f"run {run_id} is on attempt {run_attempt}; attempt {attempt} is stale"
                 )
-            accepted = self._store_points(conn, run_id, by_key, max_keys)
+            accepted, writes = self._store_points(conn, run_id, news, tails(tail_rows), max_keys)
             if not accepted:
                 # Nothing new (a retried post) leaves the revision, and every ETag, unchanged.
                 session.rollback()
                 return IngestResult(accepted=0, duplicates=len(points), revision=revision - 1)
-            self._update_series(conn, run_id, accepted)
+            series = [(run_id, k, *_series_row(b)) for k, b in accepted.items()]
+            run_together(conn, [*writes, Statement(self._series_upsert, series, many=True)])
             self.access.data_changed(session, run_id, "metrics", set(accepted))
             session.commit()
         count = sum(len(b.steps) for b in accepted.values())
@@ -121,14 +155,13 @@ class MetricStore(MetricReads):
         self,
         conn: Connection,
         run_id: int,
-        by_key: dict[str, dict[int, tuple[float, float]]],
+        news: dict[str, Block],
+        tails: dict[str, Block],
         max_keys: int,
-    ) -> dict[str, Block]:
-        """Write the points into their series' blocks; per key, the points that were new."""
-        # Each key's last block tells its last step: most posts append, to the end of that
-        # block. A key without one is new, and only then are the run's keys counted.
-        news = {key: _block_of(points) for key, points in by_key.items()}
-        tails = tail_blocks(conn, run_id, list(news))
+    ) -> tuple[dict[str, Block], list[Statement]]:
+        """Place the new points in their series' blocks: per key, the points that were new,
+        and the statements that write the blocks they changed."""
+        # A key without a last block is new, and only then are the run's keys counted.
         added_keys = len(news.keys() - tails.keys())
         if added_keys:
             have = conn.exec_driver_sql(
@@ -162,8 +195,7 @@ class MetricStore(MetricReads):
                 written += [(key, chunk) for chunk in stored.chunks(self.block_points)]
             if got.steps:
                 accepted[key] = got
-        replace_blocks(conn, run_id, removed, written)
-        return accepted
+        return accepted, block_writes(conn, run_id, removed, written)
 
     @staticmethod
     def _targets(
@@ -180,32 +212,10 @@ class MetricStore(MetricReads):
             for first, start, end in placed
         ]
 
-    def _update_series(self, conn: Connection, run_id: int, accepted: dict[str, Block]) -> None:
-        conn.execute(
-            self._series_upsert,
-            [{"run_id": run_id, "key": k, **_series_row(b)} for k, b in accepted.items()],
-        )
-
-    @cached_property
-    def _series_upsert(self) -> Any:
-        """The series summaries' upsert, built once per store: building it (CASE expressions,
-        an ON CONFLICT clause) cost more than running it, on every ingest."""
-        least, greatest = self._least_greatest()
-        s_ins = self._insert(_table(MetricSeries))
-        s_ex = s_ins.excluded
-        t = _table(MetricSeries).c
-        later = s_ex.last_step > t.last_step
-        return s_ins.on_conflict_do_update(
-            index_elements=["run_id", "key"],
-            set_={
-                "count": t["count"] + s_ex["count"],
-                "first_step": least(t.first_step, s_ex.first_step),
-                "last_step": greatest(t.last_step, s_ex.last_step),
-                "last_value": case((later, s_ex.last_value), else_=t.last_value),
-                "last_wall_time": case((later, s_ex.last_wall_time), else_=t.last_wall_time),
-                **minmax_set(t, s_ex),
-            },
-        )
+    @property
+    def _series_upsert(self) -> str:
+        least, greatest = ("LEAST", "GREATEST") if self._dialect == "postgresql" else ("MIN", "MAX")
+        return _SERIES_UPSERT.format(m=self._mark, least=least, greatest=greatest)
 
     def compare(
         self, run_ids: Sequence[int], keys: Sequence[str], max_points: int
@@ -246,23 +256,3 @@ class MetricStore(MetricReads):
                 )
             )
         return result
-
-
-def minmax_set(t: Any, ex: Any) -> dict[str, Any]:
-    """ON CONFLICT updates that merge an incoming min/max into the stored one."""
-    lower = or_(t.min_value.is_(None), ex.min_value < t.min_value)
-    higher = or_(t.max_value.is_(None), ex.max_value > t.max_value)
-    lower = and_(ex.min_value.is_not(None), lower)
-    higher = and_(ex.max_value.is_not(None), higher)
-    return {
-        "min_value": case((lower, ex.min_value), else_=t.min_value),
-        "min_step": case((lower, ex.min_step), else_=t.min_step),
-        "max_value": case((higher, ex.max_value), else_=t.max_value),
-        "max_step": case((higher, ex.max_step), else_=t.max_step),
-    }
-
-
-def _table(model: type[SQLModel]) -> Table:
-    """A model's table (SQLModel sets ``__table__`` when the class is made; its stubs do not
-    say so)."""
-    return SQLModel.metadata.tables[str(model.__tablename__)]

@@ -9,6 +9,7 @@ import json
 import math
 import random
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -218,3 +219,32 @@ def test_appends_fill_blocks_and_leave_full_ones_alone(client: TestClient) -> No
     ]
     post(client, run_id, [{"key": "acc", "step": s, "value": 0.0} for s in range(0, 2000, 7)])
     assert full_read(client, run_id, "acc", page=10_000)[7] == 0.7  # a repeat changed nothing
+
+
+def test_writers_posting_to_one_run_at_once_lose_no_point(client: TestClient) -> None:
+    """The run's lock serialises ingestion: a writer reads the blocks it extends only once it
+    holds the lock (on PostgreSQL in the same round trip as taking it), so writers racing on
+    the same keys, appending and filling each other's gaps, store every point once."""
+    run_id = submit(client)["id"]
+    start(client, run_id)
+    store = client.app.state.store.metrics  # type: ignore[attr-defined]
+    writers, posts, per_post = 4, 12, 40
+
+    def write(writer: int) -> int:
+        accepted = 0
+        for n in range(posts):
+            steps = range(n * per_post * writers + writer, (n + 1) * per_post * writers, writers)
+            points = [{"key": key, "step": s, "value": s / 7} for s in steps for key in "ab"]
+            accepted += store.add_metrics(run_id, points).accepted
+            accepted += store.add_metrics(run_id, points[:5]).accepted  # a retry: nothing
+        return accepted
+
+    with ThreadPoolExecutor(writers) as pool:
+        accepted = sum(pool.map(write, range(writers)))
+    total = writers * posts * per_post
+    assert accepted == 2 * total
+    for key in "ab":
+        got = full_read(client, run_id, key, page=10_000)
+        assert sorted(got) == list(range(total)) and all(got[s] == s / 7 for s in got)
+    series = client.get(f"{API}/runs/{run_id}/curves", params={"max_points": 2}).json()["series"]
+    assert sorted((s["key"], s["total_points"]) for s in series) == [("a", total), ("b", total)]

@@ -49,16 +49,22 @@ _STALE_CONNECTION = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteErro
 _TRIES = 3
 
 
-def _call(http: httpx.Client, method: str, path: str, **kw: Any) -> dict[str, Any]:
-    for attempt in range(1, _TRIES + 1):
+def read_again_if_dropped(http: httpx.Client, method: str, path: str, **kw: Any) -> httpx.Response:
+    """``http.request``, sent again (``_TRIES`` times in all) while the server drops the
+    connection unanswered. For reads only: a read sent twice changes nothing."""
+    for _ in range(_TRIES - 1):
         try:
-            response = http.request(method, path, **kw)
-            break
-        except _STALE_CONNECTION as exc:
-            if attempt == _TRIES:
-                raise SourceError(f"cannot reach MLflow at {http.base_url}: {exc}") from None
-        except httpx.TransportError as exc:
-            raise SourceError(f"cannot reach MLflow at {http.base_url}: {exc}") from None
+            return http.request(method, path, **kw)
+        except _STALE_CONNECTION:
+            continue
+    return http.request(method, path, **kw)
+
+
+def _call(http: httpx.Client, method: str, path: str, **kw: Any) -> dict[str, Any]:
+    try:
+        response = read_again_if_dropped(http, method, path, **kw)
+    except httpx.TransportError as exc:
+        raise SourceError(f"cannot reach MLflow at {http.base_url}: {exc}") from None
     if response.status_code >= 400:
         try:
             said = response.json()

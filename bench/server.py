@@ -82,9 +82,12 @@ MLFLOW_VENV = Path(os.environ.get("FITLENS_MLFLOW_VENV", ROOT / ".venv-mlflow"))
 
 
 @contextlib.contextmanager
-def mlflow_server(workdir: Path, timeout: float = 120) -> Iterator[str]:
-    """MLflow's own tracking server (``mlflow server``, its defaults, a SQLite file in
-    ``workdir``) on a free port: its URL. ``scripts/setup.sh --tests`` installs it."""
+def mlflow_server(
+    workdir: Path, timeout: float = 120, database_url: str | None = None
+) -> Iterator[str]:
+    """MLflow's own tracking server (``mlflow server``, its defaults; its store a SQLite file
+    in ``workdir``, or ``database_url``'s PostgreSQL database, through psycopg2) on a free
+    port: its URL. ``scripts/setup.sh --tests`` installs it."""
     import subprocess
     import time
 
@@ -97,7 +100,7 @@ def mlflow_server(workdir: Path, timeout: float = 120) -> Iterator[str]:
         str(mlflow),
         "server",
         "--backend-store-uri",
-        f"sqlite:///{workdir / 'mlflow.db'}",
+        _mlflow_store(workdir, database_url),
         "--host",
         "127.0.0.1",
         "--port",
@@ -116,6 +119,12 @@ def mlflow_server(workdir: Path, timeout: float = 120) -> Iterator[str]:
             yield url
         finally:
             stop(proc, grace=10)
+
+
+def _mlflow_store(workdir: Path, database_url: str | None) -> str:
+    if database_url is None:
+        return f"sqlite:///{workdir / 'mlflow.db'}"
+    return database_url.replace("+psycopg://", "+psycopg2://", 1)
 
 
 def _healthy(url: str) -> bool:

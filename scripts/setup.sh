@@ -36,15 +36,16 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 
 # With --tests (scripts/test.sh): MLflow's own server, which the import test reads from and
-# bench.ingest measures, in a venv of its own (mlflow's pins, pyarrow<26 among them, cannot
-# share .venv's).
+# bench.ingest measures (on SQLite, and on PostgreSQL through psycopg2), in a venv of its own
+# (mlflow's pins, pyarrow<26 among them, cannot share .venv's).
 MLFLOW_VENV=${FITLENS_MLFLOW_VENV:-.venv-mlflow}
-mlflow_want="mlflow==3.17.2"
+mlflow_want="mlflow==3.17.2 psycopg2-binary==2.9.13"
 if [ "${1:-}" = "--tests" ] &&
    [ "$(cat "$MLFLOW_VENV/.fitlens-installed" 2>/dev/null)" != "$mlflow_want" ]; then
   echo "installing MLflow's own server into $MLFLOW_VENV (for the import test and a benchmark)..."
   [ -x "$MLFLOW_VENV/bin/python" ] || "$PYTHON" -m venv "$MLFLOW_VENV"
-  "$MLFLOW_VENV/bin/python" -m pip install --quiet "$mlflow_want" 2>&1 | grep -v "is ignored" || true
+  # shellcheck disable=SC2086 # the packages, one word each
+  "$MLFLOW_VENV/bin/python" -m pip install --quiet $mlflow_want 2>&1 | grep -v "is ignored" || true
   "$MLFLOW_VENV/bin/mlflow" --version >/dev/null
   echo "$mlflow_want" > "$MLFLOW_VENV/.fitlens-installed"
 fi

@@ -74,13 +74,23 @@ def test_ingest_bench_starts_the_real_server_and_prints_a_rate() -> None:
 
 
 def test_ingest_bench_compares_mlflow_s_protocol_with_mlflow_s_own_server() -> None:
-    out = run_module("bench.ingest", "--points", "8000", "--protocols", "mlflow")
-    assert "MLflow's protocol (log-batch of 1,000, SQLite), 8,000 points:" in out, out
+    out = run_module(
+        "bench.ingest",
+        *("--points", "8000", "--batches", "1000", "--other-runs", "0"),
+        *("--databases", "sqlite", "--protocols", "fitlens,mlflow"),
+    )
+    assert "MLflow's protocol (log-batch of 1,000, sqlite), 8,000 points:" in out, out
     ours = re.search(r"fitlens /mlflow: ([\d,]+) points/s", out)
     theirs = re.search(r"MLflow's own server: ([\d,]+) points/s", out)
-    assert ours and theirs, out
-    ratio = int(ours.group(1).replace(",", "")) / int(theirs.group(1).replace(",", ""))
+    native = re.search(r"ingest rate ([\d,]+) points/s", out)
+    assert ours and theirs and native, out
+    mlflow = int(theirs.group(1).replace(",", ""))
+    ratio = int(ours.group(1).replace(",", "")) / mlflow
     assert abs(ratio - _ratio(out)) < 0.1, out  # the printed ratio is of the printed rates
+    # fitlens's own ingest against MLflow's server, of the rates this run printed
+    native_ratio = re.search(r"sqlite, 1,000 a request: ([\d.]+)x \(target 25x\)", out)
+    assert native_ratio, out
+    assert abs(float(native_ratio.group(1)) - int(native.group(1).replace(",", "")) / mlflow) < 0.1
 
 
 def _ratio(out: str) -> float:

@@ -63,6 +63,8 @@ def test_ingest_bench_starts_the_real_server_and_prints_a_rate() -> None:
         "sqlite",
         "--protocols",
         "fitlens",
+        "--formats",
+        "points",
     )
     assert "holding 1 other runs of 25,000 points" in out, out
     assert "1,000 points a request: 20,000 points in 20 requests" in out, out
@@ -88,9 +90,12 @@ def test_ingest_bench_compares_mlflow_s_protocol_with_mlflow_s_own_server() -> N
     ratio = int(ours.group(1).replace(",", "")) / mlflow
     assert abs(ratio - _ratio(out)) < 0.1, out  # the printed ratio is of the printed rates
     # fitlens's own ingest against MLflow's server, of the rates this run printed
-    native_ratio = re.search(r"sqlite, 1,000 a request: ([\d.]+)x \(target 25x\)", out)
+    native_ratio = re.search(r"sqlite, 1,000 points a request: ([\d.]+)x \(target 25x\)", out)
     assert native_ratio, out
     assert abs(float(native_ratio.group(1)) - int(native.group(1).replace(",", "")) / mlflow) < 0.1
+    # ... and as fitlens's client sends them: columns, every point read back
+    assert "1,000 points a request as columns: 8,000 points in 8 requests" in out, out
+    assert re.search(r"sqlite, 1,000 points a request as columns: [\d.]+x \(target 25x\)", out)
 
 
 def _ratio(out: str) -> float:

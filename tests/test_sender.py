@@ -55,9 +55,12 @@ def test_posts_go_in_the_order_logged_with_points_batched() -> None:
     s.close()
     paths = [p.rsplit("/", 1)[-1] for _, p, _, _ in api.requests]
     assert paths == ["metrics", "histograms", "metrics", "metrics"]
-    first = api.requests[0][3]["points"]
-    assert [p["value"] for p in first] == [0.5, "NaN", "Infinity"]
-    assert [len(b["points"]) for b in api.posts("/metrics")] == [3, BATCH, 5]
+    # Points go as one series a key (columns), each key's in the order logged.
+    first = {s["key"]: s for s in api.requests[0][3]["series"]}
+    assert first["loss"]["steps"] == [1, 2] and first["loss"]["values"] == [0.5, "Infinity"]
+    assert first["acc"]["values"] == ["NaN"] and first["loss"]["wall_times"] == [10.0, 11.0]
+    sizes = [sum(len(s["steps"]) for s in b["series"]) for b in api.posts("/metrics")]
+    assert sizes == [3, BATCH, 5]
     assert all(params == {"attempt": "2"} for _, _, params, _ in api.requests)
 
 

@@ -34,8 +34,26 @@ class MetricPointIn(In):
         return v
 
 
+WallTime = Annotated[float, Field(allow_inf_nan=False, description="unix seconds")]
+
+
+class MetricSeriesIn(In):
+    """One key's points as columns: ``steps[i]``, ``values[i]`` (and ``wall_times[i]``) are
+    one point. What a logger holds anyway: half the bytes of the same points one by one, a
+    seventh of the time to validate (fitlens's client sends these)."""
+
+    key: MetricKey
+    steps: list[MetricStep]
+    values: list[float]  # NaN and +-Infinity as in MetricPointIn
+    wall_times: list[WallTime] | None = Field(default=None, description="default: now")
+
+
 class MetricBatch(In):
-    points: list[MetricPointIn]
+    """Points one by one, a series' points as columns, or both (points first): a step
+    repeated in one batch keeps its first value."""
+
+    points: list[MetricPointIn] = Field(default_factory=list)
+    series: list[MetricSeriesIn] = Field(default_factory=list)
 
 
 # The ingest hot path validates with TypedDicts straight from the JSON bytes: the same rules as
@@ -45,15 +63,35 @@ class MetricPointDict(TypedDict):
     key: MetricKey
     step: MetricStep
     value: float
-    wall_time: NotRequired[Annotated[float, Field(allow_inf_nan=False)] | None]
+    wall_time: NotRequired[WallTime | None]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class MetricSeriesDict(TypedDict):
+    key: MetricKey
+    steps: list[MetricStep]
+    values: list[float]
+    wall_times: NotRequired[list[WallTime] | None]
 
 
 @with_config(ConfigDict(extra="forbid"))
 class MetricBatchDict(TypedDict):
-    points: list[MetricPointDict]
+    points: NotRequired[list[MetricPointDict]]
+    series: NotRequired[list[MetricSeriesDict]]
 
 
 METRIC_BATCH = TypeAdapter(MetricBatchDict)
+
+
+def series_problem(series: list[MetricSeriesDict]) -> tuple[str, str] | None:
+    """(field, message) of the first series whose columns differ in length; None if none."""
+    for i, one in enumerate(series):
+        n = len(one["steps"])
+        walls = one.get("wall_times")
+        for name, column in (("values", one["values"]), ("wall_times", walls)):
+            if column is not None and len(column) != n:
+                return f"series.{i}.{name}", f"{len(column)} {name} for {n} steps"
+    return None
 
 
 class Series(BaseModel):

@@ -27,12 +27,41 @@ from api.metrics.points import (
     tails,
 )
 from api.metrics.reads import MetricReads
-from api.metrics.schemas import CompareRun, MetricPointDict, RunSummary
+from api.metrics.schemas import CompareRun, MetricPointDict, MetricSeriesDict, RunSummary
 from api.runs.models import FINISHED
 from api.runs.schemas import DiagnosisOut
 
+Steps = dict[int, tuple[float, float]]  # step -> (value, wall time)
 
-def _block_of(points: dict[int, tuple[float, float]]) -> Block:
+
+def _by_key(
+    points: Sequence[MetricPointDict], series: Sequence[MetricSeriesDict], now: float
+) -> dict[str, Steps]:
+    """Each key's new points; a step repeated in the post keeps its first value."""
+    by_key: dict[str, Steps] = {}
+    for p in points:
+        steps = by_key.get(p["key"])
+        if steps is None:
+            steps = by_key[p["key"]] = {}
+        if p["step"] not in steps:
+            wall = p.get("wall_time")
+            steps[p["step"]] = (p["value"], now if wall is None else wall)
+    for one in series:
+        if not one["steps"]:
+            continue
+        walls = one.get("wall_times") or [now] * len(one["steps"])
+        # Built backwards, so that the first of a repeated step is the one kept.
+        pairs = zip(reversed(one["values"]), reversed(walls), strict=True)
+        columns = zip(reversed(one["steps"]), pairs, strict=True)
+        fresh: Steps = dict(columns)
+        held = by_key.setdefault(one["key"], fresh)
+        if held is not fresh:
+            for step, point in fresh.items():
+                held.setdefault(step, point)
+    return by_key
+
+
+def _block_of(points: Steps) -> Block:
     steps = sorted(points)
     return Block(steps, [points[s][0] for s in steps], [points[s][1] for s in steps])
 
@@ -102,19 +131,14 @@ class MetricStore(MetricReads):
         points: Sequence[MetricPointDict],
         attempt: int | None = None,
         max_keys: int = 1_000,
+        series: Sequence[MetricSeriesDict] = (),
     ) -> IngestResult:
-        """Store new points; (run, key, step) already stored are kept as they were. A run has
-        at most ``max_keys`` keys (a 422 for a post that would add more, nothing stored)."""
-        now = time.time()
-        by_key: dict[str, dict[int, tuple[float, float]]] = {}
-        for p in points:
-            steps = by_key.get(p["key"])
-            if steps is None:
-                steps = by_key[p["key"]] = {}
-            if p["step"] not in steps:
-                wall = p.get("wall_time")
-                steps[p["step"]] = (p["value"], now if wall is None else wall)
-        news = {key: _block_of(points) for key, points in by_key.items()}
+        """Store new points (``points``, then ``series``' columns); (run, key, step) already
+        stored are kept as they were. A run has at most ``max_keys`` keys (a 422 for a post
+        that would add more, nothing stored)."""
+        by_key = _by_key(points, series, time.time())
+        posted = len(points) + sum(len(s["steps"]) for s in series)
+        news = {key: _block_of(steps) for key, steps in by_key.items()}
         with Session(self.engine) as session:
             conn = session.connection()
             # One statement takes the run's row lock (SQLite: the write lock), bumps its
@@ -143,13 +167,14 @@ class MetricStore(MetricReads):
             if not accepted:
                 # Nothing new (a retried post) leaves the revision, and every ETag, unchanged.
                 session.rollback()
-                return IngestResult(accepted=0, duplicates=len(points), revision=revision - 1)
-            series = [(run_id, k, *_series_row(b)) for k, b in accepted.items()]
-            run_together(conn, [*writes, Statement(self._series_upsert, series, many=True)])
+                return IngestResult(accepted=0, duplicates=posted, revision=revision - 1)
+            summaries = [(run_id, k, *_series_row(b)) for k, b in accepted.items()]
+            upsert = Statement(self._series_upsert, summaries, many=True)
+            run_together(conn, [*writes, upsert])
             self.access.data_changed(session, run_id, "metrics", set(accepted))
             session.commit()
         count = sum(len(b.steps) for b in accepted.values())
-        return IngestResult(accepted=count, duplicates=len(points) - count, revision=revision)
+        return IngestResult(accepted=count, duplicates=posted - count, revision=revision)
 
     def _store_points(
         self,

@@ -35,10 +35,11 @@ from api.core.deps import (
     run_ids,
 )
 from api.core.errors import error
+from api.core.exceptions import Invalid
 from api.core.http import GuardedRoute, count_values
 from api.core.schemas import IngestResult
 from api.metrics.blocks import MAX_STEP
-from api.metrics.schemas import METRIC_BATCH, Comparison, Curves
+from api.metrics.schemas import METRIC_BATCH, Comparison, Curves, series_problem
 from api.metrics.service import MetricStore
 from api.people.deps import UserDep
 from api.runs.deps import AccessDep, RunRead, RunReport
@@ -72,33 +73,41 @@ async def post_metrics(
     _: RunReport,
     attempt: AttemptQuery = None,
 ) -> IngestResult | JSONResponse:
-    """A batch of (key, step, value, wall_time) points (body: MetricBatch). Re-posting a
-    (key, step) keeps one. NaN and +-Infinity are accepted as JSON tokens or strings."""
+    """A batch of (key, step, value, wall_time) points, one by one or as a series' columns
+    (body: MetricBatch). Re-posting a (key, step) keeps one. NaN and +-Infinity are accepted
+    as JSON tokens or strings."""
     body = await request.body()
-    # Every point names its "key" and holds 5 JSON values: counting them costs a scan of the
-    # bytes, while parsing an oversized batch first would cost hundreds of MB, and validating
-    # a million empty objects tens of seconds (bodies are bounded; their points too).
+    # A point holds 5 JSON values at most, and at least 2 (as columns): counting them costs a
+    # scan of the bytes, while parsing an oversized batch first would cost hundreds of MB, and
+    # validating a million empty objects tens of seconds (bodies are bounded; their points too).
     limit = settings.max_metric_batch
     if body.count(b'"key"') > limit or count_values(body) > 5 * limit + 3:
-        return error(
-            413,
-            f"points: more than {limit} points in one request",
-            [{"field": "points", "message": f"at most {limit} points"}],
-        )
+        return _too_many(limit)
     try:
         batch = METRIC_BATCH.validate_json(body)
     except ValidationError as exc:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         ) from None
-    points = batch["points"]
-    if len(points) > settings.max_metric_batch:
-        return error(
-            413, f"points: {len(points)} points in one request; at most {settings.max_metric_batch}"
-        )
+    if "points" not in batch and "series" not in batch:
+        raise Invalid("points", "a batch holds points, series or both")
+    points, series = batch.get("points", []), batch.get("series", [])
+    if len(points) + sum(len(s["steps"]) for s in series) > limit:
+        return _too_many(limit)
+    problem = series_problem(series)
+    if problem is not None:
+        raise Invalid(*problem)
     # The database work is blocking: keep it off the event loop.
     return await run_in_threadpool(
-        store.add_metrics, run_id, points, attempt, settings.max_metric_keys
+        store.add_metrics, run_id, points, attempt, settings.max_metric_keys, series
+    )
+
+
+def _too_many(limit: int) -> JSONResponse:
+    return error(
+        413,
+        f"points: more than {limit} points in one request",
+        [{"field": "points", "message": f"at most {limit} points"}],
     )
 
 

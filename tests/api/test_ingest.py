@@ -253,3 +253,76 @@ def test_lr_changes_are_events_on_the_run(client: TestClient) -> None:
     events = client.get(url, params={"kind": "lr_change"}).json()
     assert [(e["step"], e["payload"]["new_lr"]) for e in events] == [(3, 5e-4)]
     assert math.isclose(events[0]["payload"]["old_lr"], 1e-3)
+
+
+def exported_points(client: TestClient, run_id: int) -> list[tuple[str, int, str, float]]:
+    lines = client.get(f"{API}/runs/{run_id}/metrics.jsonl").text.splitlines()
+    return [(p["key"], p["step"], str(p["value"]), p["wall_time"]) for p in map(json.loads, lines)]
+
+
+def test_a_series_posted_as_columns_is_stored_as_its_points_would_be(client: TestClient) -> None:
+    """The same points as columns and one by one (out of order, a repeated step, NaN and
+    Infinity, wall times given and not) store the same points; the first of a repeat wins."""
+    steps = [3, 1, 2, 2, 5]
+    values = [0.3, "NaN", 0.2, 9.9, "Infinity"]
+    walls = [1003.0, 1001.0, 1002.0, 1009.0, 1005.0]
+    as_points = submit(client)["id"]
+    as_columns = submit(client)["id"]
+    for run_id in (as_points, as_columns):
+        start(client, run_id)
+    points = [
+        {"key": "loss", "step": s, "value": v, "wall_time": w}
+        for s, v, w in zip(steps, values, walls, strict=True)
+    ] + [{"key": "acc", "step": s, "value": 0.5, "wall_time": 7.0} for s in (0, 1)]
+    one_by_one = post_points(client, as_points, points)
+    columns = {
+        "series": [
+            {"key": "loss", "steps": steps, "values": values, "wall_times": walls},
+            {"key": "empty", "steps": [], "values": []},
+        ],
+        "points": [{"key": "acc", "step": 0, "value": 0.5, "wall_time": 7.0}],
+    }
+    response = client.post(f"{API}/runs/{as_columns}/metrics", json=columns)
+    assert response.status_code == 200, response.text
+    assert (response.json()["accepted"], response.json()["duplicates"]) == (5, 1)
+    more = {"series": [{"key": "acc", "steps": [1, 0], "values": [0.5, 0.1]}], "points": []}
+    extra = client.post(f"{API}/runs/{as_columns}/metrics", json=more).json()
+    assert (extra["accepted"], extra["duplicates"]) == (1, 1)  # a series gets no wall time: now
+    assert one_by_one["accepted"] == 6
+    by_points, by_columns = exported_points(client, as_points), exported_points(client, as_columns)
+    assert [p[:3] for p in by_points] == [p[:3] for p in by_columns]
+    assert ("loss", 2, "0.2", 1002.0) in by_columns and (
+        "loss",
+        5,
+        "Infinity",
+        1005.0,
+    ) in by_columns
+    assert [p[3] for p in by_columns if p[0] == "loss"] == [1001.0, 1002.0, 1003.0, 1005.0]
+
+
+def test_bad_series_are_rejected_with_the_field_and_count_toward_the_limit(
+    client: TestClient,
+) -> None:
+    run_id = submit(client)["id"]
+    start(client, run_id)
+    url = f"{API}/runs/{run_id}/metrics"
+    for one, field in [
+        ({"key": "a b", "steps": [1], "values": [1.0]}, "series.0.key"),
+        ({"key": "loss", "steps": [1, -1], "values": [1.0, 2.0]}, "series.0.steps.1"),
+        ({"key": "loss", "steps": [1], "values": ["high"]}, "series.0.values.0"),
+        ({"key": "loss", "steps": [1, 2], "values": [1.0]}, "series.0.values"),
+        ({"key": "loss", "steps": [1], "values": [1.0], "wall_times": []}, "series.0.wall_times"),
+        (
+            {"key": "loss", "steps": [1], "values": [1.0], "wall_times": ["NaN"]},
+            "series.0.wall_times.0",
+        ),
+        ({"key": "loss", "steps": [1]}, "series.0.values"),
+    ]:
+        response = client.post(url, json={"series": [one]})
+        assert response.status_code == 422, one
+        assert field in [e["field"] for e in response.json()["errors"]], response.text
+    assert client.post(url, json={}).status_code == 422
+    over = {"key": "loss", "steps": list(range(6_000)), "values": [1.0] * 6_000}
+    response = client.post(url, json={"series": [over, {**over, "key": "acc"}]})
+    assert response.status_code == 413 and "10000" in response.json()["detail"]
+    assert client.get(f"{API}/runs/{run_id}/curves").json()["series"] == []

@@ -39,6 +39,7 @@ from pathlib import Path
 import httpx
 
 from bench.server import api_client, mlflow_server, throwaway_postgres
+from fitlens.sender import Point, as_columns
 
 KEYS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
 LABELS = {"sqlite": "sqlite (file, WAL)"}
@@ -49,7 +50,19 @@ def start_run(http: httpx.Client, name: str) -> int:
     return int(run.raise_for_status().json()["id"])
 
 
-def send(http: httpx.Client, run_id: int, points: int, batch: int) -> tuple[float, list[float]]:
+def encode(pending: list[Point], columns: bool) -> bytes:
+    """A request's body: points one by one (as MLflow's client sends them), or as fitlens's
+    client sends them, one series a key in columns (with the wall times it logs)."""
+    if columns:
+        return json.dumps({"series": as_columns(pending)}).encode()
+    return json.dumps(
+        {"points": [{"key": k, "step": s, "value": v} for k, s, v, _ in pending]}
+    ).encode()
+
+
+def send(
+    http: httpx.Client, run_id: int, points: int, batch: int, columns: bool = False
+) -> tuple[float, list[float]]:
     """Seconds to send ``points`` points in requests of ``batch``, encoding included."""
     steps = points // len(KEYS)
     values = [1.0 / (s + 1) for s in range(steps)]  # the user's numbers, before the timer
@@ -57,14 +70,14 @@ def send(http: httpx.Client, run_id: int, points: int, batch: int) -> tuple[floa
     headers = {"content-type": "application/json"}
     latencies = []
     started = time.perf_counter()
-    pending: list[dict[str, object]] = []
+    pending: list[Point] = []
     for step in range(steps):
+        now = time.time()
         for key in KEYS:
-            pending.append({"key": key, "step": step, "value": values[step]})
+            pending.append((key, step, values[step], now))
         if len(pending) >= batch or step == steps - 1:
             t0 = time.perf_counter()
-            body = json.dumps({"points": pending}).encode()
-            http.post(url, content=body, headers=headers).raise_for_status()
+            http.post(url, content=encode(pending, columns), headers=headers).raise_for_status()
             latencies.append(time.perf_counter() - t0)
             pending = []
     return time.perf_counter() - started, latencies
@@ -75,31 +88,41 @@ def stored(http: httpx.Client, run_id: int) -> int:
     return sum(s["total_points"] for s in series)
 
 
-def bench(label: str, url: str | None, args: argparse.Namespace) -> dict[int, float]:
-    """Points per second at each batch size, printed."""
+def bench(label: str, url: str | None, args: argparse.Namespace) -> dict[str, float]:
+    """Points per second at each batch size and body format, printed."""
     rates = {}
     with api_client(url) as http:
         for i in range(args.other_runs):
             send(http, start_run(http, f"other {i}"), 25_000, 10_000)
         print(f"database: {label}, holding {args.other_runs} other runs of 25,000 points")
         for batch in args.batches:
-            run_id = start_run(http, f"ingest {batch}")
-            elapsed, latencies = send(http, run_id, args.points, batch)
-            assert stored(http, run_id) == args.points
-            rates[batch] = args.points / elapsed
-            print(
-                f"  {batch:,} points a request: {args.points:,} points in {len(latencies)} "
-                f"requests, {elapsed:.2f}s: ingest rate {args.points / elapsed:,.0f} points/s "
-                f"(request p50 {1000 * statistics.median(latencies):.1f} ms, "
-                f"max {1000 * max(latencies):.1f} ms)"
-            )
+            for form in args.formats:
+                run_id = start_run(http, f"ingest {batch} {form}")
+                elapsed, latencies = send(http, run_id, args.points, batch, form == "columns")
+                assert stored(http, run_id) == args.points
+                case = _case(batch, form)
+                rates[case] = args.points / elapsed
+                print(
+                    f"  {case}: {args.points:,} points in {len(latencies)} requests, "
+                    f"{elapsed:.2f}s: ingest rate {args.points / elapsed:,.0f} points/s "
+                    f"(request p50 {1000 * statistics.median(latencies):.1f} ms, "
+                    f"max {1000 * max(latencies):.1f} ms)"
+                )
             if label.startswith("sqlite"):
                 floor = sqlite_floor(args.points, batch)
                 print(
                     f"  raw sqlite3 floor at {batch:,} a request: {floor:,.0f} points/s; "
-                    f"fitlens at {100 * args.points / elapsed / floor:.0f}% of it"
+                    + "; ".join(
+                        f"fitlens{' (columns)' if form == 'columns' else ''} at "
+                        f"{100 * rates[_case(batch, form)] / floor:.0f}% of it"
+                        for form in args.formats
+                    )
                 )
     return rates
+
+
+def _case(batch: int, form: str) -> str:
+    return f"{batch:,} points a request" + (" as columns" if form == "columns" else "")
 
 
 def sqlite_floor(points: int, batch: int) -> float:
@@ -211,18 +234,15 @@ def database(name: str, admin_url: str) -> Iterator[str | None]:
         yield url
 
 
-def print_ratios(native: dict[str, dict[int, float]], mlflow: dict[str, float]) -> None:
+def print_ratios(native: dict[str, dict[str, float]], mlflow: dict[str, float]) -> None:
     """fitlens's own ingest against MLflow's server on the same database, in this run (issue
     29's targets: >= 25x at 1,000 points a request, >= 40x at 10,000)."""
     print("fitlens (POST .../metrics) / MLflow's own server (log-batch), same database, this run:")
     for label, rates in native.items():
         if label in mlflow:
-            for batch, rate in rates.items():
-                target = 25 if batch <= 1_000 else 40
-                print(
-                    f"  {label}, {batch:,} a request: {rate / mlflow[label]:.1f}x "
-                    f"(target {target}x)"
-                )
+            for case, rate in rates.items():
+                target = 25 if case.startswith("1,000 ") else 40
+                print(f"  {label}, {case}: {rate / mlflow[label]:.1f}x (target {target}x)")
 
 
 def main() -> None:
@@ -233,6 +253,12 @@ def main() -> None:
     )
     parser.add_argument("--other-runs", type=int, default=4)
     parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument(
+        "--formats",
+        type=lambda v: v.split(","),
+        default=["points", "columns"],
+        help="points: one by one (as MLflow's client); columns: as fitlens's client sends them",
+    )
     parser.add_argument(
         "--protocols",
         default="fitlens,mlflow",
@@ -245,7 +271,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     protocols = args.protocols.split(",")
-    native: dict[str, dict[int, float]] = {}
+    native: dict[str, dict[str, float]] = {}
     mlflow: dict[str, float] = {}
     for name in args.databases.split(","):
         if "fitlens" in protocols:

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 
 from bench.server import NO_ANSWER_CACHE, api_server, mlflow_server
-from fitlens.mlflow_import import read_again_if_dropped
+from fitlens.mlflow_import import send_again_if_dropped
 
 
 def server_ms(response: httpx.Response) -> float:
@@ -201,7 +201,7 @@ def reads(args: argparse.Namespace) -> dict[str, float]:
 def _get_json(http: httpx.Client, url: str, params: dict[str, Any]) -> Any:
     """A read from MLflow's server, sent again when the server drops the connection without
     answering, as it does now and then even on a fresh one (as fitlens's importer does)."""
-    return read_again_if_dropped(http, "GET", url, params=params).json()
+    return send_again_if_dropped(http, "GET", url, params=params).json()
 
 
 def mlflow_reads(points: int, repeat: int) -> dict[str, float]:

@@ -49,9 +49,10 @@ _STALE_CONNECTION = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteErro
 _TRIES = 3
 
 
-def read_again_if_dropped(http: httpx.Client, method: str, path: str, **kw: Any) -> httpx.Response:
+def send_again_if_dropped(http: httpx.Client, method: str, path: str, **kw: Any) -> httpx.Response:
     """``http.request``, sent again (``_TRIES`` times in all) while the server drops the
-    connection unanswered. For reads only: a read sent twice changes nothing."""
+    connection unanswered. Only for a request that may arrive twice: a read, or a write that
+    stores the same thing once (MLflow's log-batch of the same metrics)."""
     for _ in range(_TRIES - 1):
         try:
             return http.request(method, path, **kw)
@@ -62,7 +63,7 @@ def read_again_if_dropped(http: httpx.Client, method: str, path: str, **kw: Any)
 
 def _call(http: httpx.Client, method: str, path: str, **kw: Any) -> dict[str, Any]:
     try:
-        response = read_again_if_dropped(http, method, path, **kw)
+        response = send_again_if_dropped(http, method, path, **kw)
     except httpx.TransportError as exc:
         raise SourceError(f"cannot reach MLflow at {http.base_url}: {exc}") from None
     if response.status_code >= 400:

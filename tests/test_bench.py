@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import sys
@@ -88,11 +89,13 @@ def test_ingest_bench_compares_mlflow_s_protocol_with_mlflow_s_own_server() -> N
     assert ours and theirs and native, out
     mlflow = int(theirs.group(1).replace(",", ""))
     ratio = int(ours.group(1).replace(",", "")) / mlflow
-    assert abs(ratio - _ratio(out)) < 0.1, out  # the printed ratio is of the printed rates
+    # The printed ratio is of the printed rates (rounded to whole points/s: relative slack).
+    assert math.isclose(ratio, _ratio(out), rel_tol=0.01, abs_tol=0.05), out
     # fitlens's own ingest against MLflow's server, of the rates this run printed
     native_ratio = re.search(r"sqlite, 1,000 points a request: ([\d.]+)x \(target 25x\)", out)
     assert native_ratio, out
-    assert abs(float(native_ratio.group(1)) - int(native.group(1).replace(",", "")) / mlflow) < 0.1
+    ours_native = int(native.group(1).replace(",", "")) / mlflow
+    assert math.isclose(float(native_ratio.group(1)), ours_native, rel_tol=0.01, abs_tol=0.05)
     # ... and as fitlens's client sends them: columns, every point read back
     assert "1,000 points a request as columns: 8,000 points in 8 requests" in out, out
     assert re.search(r"sqlite, 1,000 points a request as columns: [\d.]+x \(target 25x\)", out)

@@ -8,11 +8,17 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import BigInteger, CursorResult, Engine, Integer, Result, create_engine, event
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DisconnectionError
 
 # Ids, steps and counts are 64-bit on PostgreSQL (the API accepts up to 2**62 everywhere); on
 # SQLite INTEGER is 64-bit already and only "INTEGER PRIMARY KEY" auto-increments.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def placeholder(dialect: Dialect) -> str:
+    """The driver's placeholder, for statements sent to the driver directly (hot paths)."""
+    return "?" if dialect.paramstyle == "qmark" else "%s"
 
 
 def utcnow() -> datetime:

@@ -13,13 +13,14 @@ from typing import Any
 from sqlalchemy import Engine, func, text
 from sqlalchemy.dialects import postgresql, sqlite
 
+from api.core.db import placeholder
+
 
 class StoreBase:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._dialect = engine.dialect.name
-        # The driver's placeholder, for the statements hot paths send to the driver directly.
-        self._mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self._mark = placeholder(engine.dialect)
         # For reads of one statement (what every poll runs: its token, its grant, its
         # validator): no transaction begun and rolled back around it, two round trips fewer on
         # PostgreSQL; one statement sees one snapshot either way (READ COMMITTED, SQLite WAL).

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from api.core.db import placeholder
 from api.metrics.blocks import Block, unpack, unpack_steps
 
 BATCH = 64  # blocks a query
@@ -26,11 +27,6 @@ _INSERT = (
     "max_step, max_value, steps_packed, values_packed, wall_times_packed) "
     "VALUES ({m}, {m}, {m}, {m}, {m}, {m}, {m}, {m}, {m}, {m}, {m}, {m})"
 )
-
-
-def marks(conn: Connection) -> str:
-    """The driver's placeholder."""
-    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +111,7 @@ def iter_blocks(
 ) -> Iterator[Block]:
     """The points of (run, key) from step ``lo`` to ``hi``, block by block in step order (wall
     times only with ``walls``)."""
-    m = marks(conn)
+    m = placeholder(conn.dialect)
     columns = "first_step, last_step, steps_packed, values_packed" + (
         ", wall_times_packed" if walls else ""
     )
@@ -163,7 +159,7 @@ def block_summaries(
     steps and values of a block that is not inside one bucket of ``width`` steps from ``lo``
     (NULL for those that are: their summary is all a downsampled read needs), in the same
     query."""
-    m = marks(conn)
+    m = placeholder(conn.dialect)
     packed = ""
     params: tuple[Any, ...] = ()
     if width is not None:
@@ -189,7 +185,7 @@ def blocks_at(
     conn: Connection, run_id: int, key: str, firsts: Sequence[int], walls: bool = False
 ) -> dict[int, Block]:
     """The blocks of (run, key) starting at ``firsts``, whole."""
-    m = marks(conn)
+    m = placeholder(conn.dialect)
     columns = "first_step, last_step, steps_packed, values_packed" + (
         ", wall_times_packed" if walls else ""
     )
@@ -210,7 +206,7 @@ def tail_statements(conn: Connection, run_id: int, keys: Sequence[str]) -> list[
     key, the primary key's last entry (a backward index step, whatever the series' length; a
     GROUP BY over the run's blocks grew with them, and PostgreSQL's generic plan for it with
     the table)."""
-    m = marks(conn)
+    m = placeholder(conn.dialect)
     one = (
         "SELECT * FROM (SELECT first_step, last_step, steps_packed, values_packed, "
         f"wall_times_packed, key FROM metric_block WHERE run_id = {m} AND key = {m} "
@@ -238,7 +234,7 @@ def block_writes(
     added: Sequence[tuple[str, Block]],
 ) -> list[Statement]:
     """What deletes the blocks (key, first step) ``removed`` and writes ``added``."""
-    m = marks(conn)
+    m = placeholder(conn.dialect)
     writes = []
     if removed:
         writes.append(
@@ -260,7 +256,7 @@ def points_by_step(
     """Every point of ``keys`` from step ``lo`` to ``hi``, by step then key, in one query."""
     if not keys:
         return {}
-    m = marks(conn)
+    m = placeholder(conn.dialect)
     sql = (
         "SELECT first_step, last_step, steps_packed, values_packed, key FROM metric_block "
         f"WHERE run_id = {m} AND key IN ({', '.join([m] * len(keys))}) AND last_step >= {m} "
@@ -279,7 +275,7 @@ def whole_series(
 ) -> dict[tuple[int, str], Block]:
     """Every point of each (run, key) in ``series``, in one query (short series: a study's
     per-epoch curves)."""
-    m = marks(conn)
+    m = placeholder(conn.dialect)
     found: dict[tuple[int, str], Block] = {}
     for i in range(0, len(series), 250):
         part = series[i : i + 250]

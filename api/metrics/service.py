@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -237,7 +238,7 @@ class MetricStore(MetricReads):
             for first, start, end in placed
         ]
 
-    @property
+    @cached_property
     def _series_upsert(self) -> str:
         least, greatest = ("LEAST", "GREATEST") if self._dialect == "postgresql" else ("MIN", "MAX")
         return _SERIES_UPSERT.format(m=self._mark, least=least, greatest=greatest)
